@@ -1,0 +1,3 @@
+from modelshield.cli import main
+
+main()

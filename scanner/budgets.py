@@ -1,0 +1,54 @@
+"""Analysis budgets. Exhausting any of them ends in an inconclusive finding (MS-GEN-005), never clean."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Budgets:
+    """Limits on work per artefact; users may raise them in the policy file's [budgets] table."""
+
+    max_opcodes: int = 50_000_000  # pickle opcodes per stream
+    max_memo: int = 5_000_000  # memo entries per stream
+    max_stack_depth: int = 100_000  # nesting of MARK frames and stack items
+    max_pickle_bytes: int = 4 << 30  # bytes of pickle opcodes read per artefact
+    max_nested_depth: int = 3  # pickle.loads inside pickle inside ...
+    max_container_depth: int = 5  # archive inside archive inside ...
+    max_members: int = 200_000  # entries per archive
+    max_decompressed: int = 8 << 30  # decompressed bytes per artefact
+    max_ratio: int = 1_000  # decompressed/compressed ratio, checked past `ratio_floor` bytes
+    ratio_floor: int = 64 << 20
+    max_seconds: float = 600.0  # wall time per artefact
+    max_header_bytes: int = 100 << 20  # format headers (safetensors reference cap)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> "Budgets":
+        """Build from a policy [budgets] table; unknown keys are an error."""
+        names = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ValueError(f"unknown budget(s): {', '.join(sorted(unknown))}")
+        out = cls()
+        for key, value in data.items():
+            setattr(out, key, float(value) if key == "max_seconds" else int(value))
+        return out
+
+
+class BudgetExceeded(Exception):
+    """Raised inside a format module when a budget runs out; the engine turns it into MS-GEN-005."""
+
+    def __init__(self, budget: str, limit: Any) -> None:
+        super().__init__(f"{budget} budget ({limit}) exhausted")
+        self.budget, self.limit = budget, limit
+
+
+class FormatError(Exception):
+    """Malformed input a format module cannot analyse further; the engine makes it inconclusive.
+
+    Raise it with a short, precise reason (no traceback reaches the user).
+    """
+
+    def __init__(self, reason: str, offset: int | None = None, rule_id: str = "MS-GEN-006") -> None:
+        super().__init__(reason)
+        self.reason, self.offset, self.rule_id = reason, offset, rule_id

@@ -1,0 +1,97 @@
+"""Per-artefact analysis state that format modules receive: findings sink, member path, budgets."""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .budgets import BudgetExceeded, Budgets
+from .findings import Artefact, Finding, Location
+from .rules import RuleTable, load_rules
+
+if TYPE_CHECKING:
+    from .blob import Blob
+    from .policy import Policy
+
+
+@dataclass
+class ScanContext:
+    """What a format module gets besides its bytes.
+
+    Modules report through `add`, descend into members through `member` + `dispatch`, and charge
+    budgets through `charge_decompressed` / `check_time`. The member path and depth are kept here so
+    findings in nested content carry their full location.
+    """
+
+    artefact: Artefact
+    policy: "Policy"
+    budgets: Budgets = field(default_factory=Budgets)
+    rules: RuleTable = field(default_factory=load_rules)
+    members: list[str] = field(default_factory=list)
+    container_depth: int = 0
+    nested_depth: int = 0
+    decompressed: int = 0
+    deadline: float = 0.0
+    # Name hints from the enclosing container (e.g. a torch zip passes its record layout down).
+    hints: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.deadline:
+            self.deadline = time.monotonic() + self.budgets.max_seconds
+
+    @property
+    def member(self) -> str | None:
+        return "!/".join(self.members) if self.members else None
+
+    def loc(self, offset: int | None = None, position: int | None = None, stream: int | None = None,
+            line: int | None = None) -> Location:
+        """A location at the current member path."""
+        return Location(path=self.artefact.path, member=self.member, offset=offset, position=position,
+                        stream=stream, line=line)
+
+    def add(self, rule_id: str, *, offset: int | None = None, position: int | None = None,
+            stream: int | None = None, line: int | None = None, **kw: Any) -> Finding:
+        """Record a finding of `rule_id` at the current member (kw: callable, args, severity, evidence)."""
+        finding = self.rules.finding(rule_id, self.loc(offset, position, stream, line), **kw)
+        self.artefact.findings.append(finding)
+        return finding
+
+    @contextlib.contextmanager
+    def enter(self, member: str, *, container: bool = False, nested: bool = False) -> Iterator["ScanContext"]:
+        """Descend into a member (container member or nested payload), under the depth budgets."""
+        if container and self.container_depth >= self.budgets.max_container_depth:
+            raise BudgetExceeded("max_container_depth", self.budgets.max_container_depth)
+        if nested and self.nested_depth >= self.budgets.max_nested_depth:
+            raise BudgetExceeded("max_nested_depth", self.budgets.max_nested_depth)
+        self.members.append(member)
+        self.container_depth += container
+        self.nested_depth += nested
+        try:
+            yield self
+        finally:
+            self.members.pop()
+            self.container_depth -= container
+            self.nested_depth -= nested
+
+    def dispatch(self, blob: "Blob", name: str, *, container: bool = True) -> str:
+        """Identify `blob` (a member called `name`) by content and analyse it; returns the format name."""
+        from .engine import analyse_blob  # local import: engine imports this module
+
+        with self.enter(name, container=container):
+            if self.member and self.member not in self.artefact.members:
+                self.artefact.members.append(self.member)
+            return analyse_blob(blob, self, name)
+
+    def charge_decompressed(self, n: int, compressed: int | None = None) -> None:
+        """Account for `n` more decompressed bytes; raise BudgetExceeded past the caps."""
+        self.decompressed += n
+        if self.decompressed > self.budgets.max_decompressed:
+            raise BudgetExceeded("max_decompressed", self.budgets.max_decompressed)
+        if compressed and self.decompressed > self.budgets.ratio_floor and \
+                self.decompressed > compressed * self.budgets.max_ratio:
+            raise BudgetExceeded("max_ratio", self.budgets.max_ratio)
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise BudgetExceeded("max_seconds", self.budgets.max_seconds)

@@ -1,0 +1,86 @@
+"""The one sequential read of a file: SHA-256 and SHA-512 in two threads, overlapping the analysis.
+
+The reader thread reads fixed-size chunks with os.pread and hashes SHA-512 itself; a second
+thread hashes SHA-256 from a bounded queue. hashlib releases the GIL on large updates, so the two
+digests run on both cores while the format module does its few positioned reads in the caller's
+thread. Memory is bounded by QUEUE_DEPTH chunks.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+CHUNK = 8 << 20
+QUEUE_DEPTH = 4
+
+
+@dataclass
+class Digests:
+    sha256: str | None = None
+    sha512: str | None = None
+
+
+@contextlib.contextmanager
+def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterator[Digests]:
+    """Hash the file behind `fd` in the background while the body runs; digests filled on exit.
+
+    Raises OSError on exit if the read failed.
+    """
+    out = Digests()
+    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hash256() -> None:
+        while (chunk := chunks.get()) is not None:
+            sha256.update(chunk)
+
+    def read() -> None:
+        offset = 0
+        try:
+            while not stop.is_set():
+                chunk = os.pread(fd, CHUNK, offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                chunks.put(chunk)
+                sha512.update(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+        finally:
+            chunks.put(None)
+
+    t256 = threading.Thread(target=hash256, name="sha256", daemon=True)
+    reader = threading.Thread(target=read, name="read+sha512", daemon=True)
+    t256.start()
+    reader.start()
+    try:
+        yield out
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        reader.join()
+        t256.join()
+    if errors:
+        raise errors[0]
+    out.sha256, out.sha512 = sha256.hexdigest(), sha512.hexdigest()
+
+
+def hash_file(path: str) -> Digests:
+    """SHA-256 and SHA-512 of a file (same single read), without analysis."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with hash_while(fd) as digests:
+            pass
+    finally:
+        os.close(fd)
+    return digests

@@ -1,0 +1,284 @@
+"""The scan result model: the one contract between the engine and every renderer.
+
+Nothing here knows about formats, the CLI or output syntaxes. A `Report` holds one `TargetResult`
+per scanned target (a path, an `hf://` repo, a URL); each holds one `Artefact` per file, and each
+artefact its `Finding`s. Verdicts are derived from findings, never stored separately.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REPORT_SCHEMA_VERSION = "1.0"
+
+
+class Severity(enum.IntEnum):
+    """Finding severity; ordered so that comparisons (`>=`) express `--fail-on`."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """Parse a severity name (case-insensitive); raise ValueError on anything else."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r} (critical, high, medium, low, info)") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Kind(str, enum.Enum):
+    """What a finding says about the artefact."""
+
+    THREAT = "threat"  # the artefact can do something harmful when loaded -> unsafe
+    INCONCLUSIVE = "inconclusive"  # part of the artefact could not be analysed -> never clean
+    INFO = "info"  # an observation (inventory, custom op domain...) -> verdict unaffected
+
+
+class Verdict(str, enum.Enum):
+    """Three-valued verdict per artefact (and per report): never `clean` on an incomplete scan."""
+
+    CLEAN = "clean"
+    UNSAFE = "unsafe"
+    INCONCLUSIVE = "inconclusive"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """How far the scanner got with a file."""
+
+    ANALYSED = "analysed"  # a format module analysed the content
+    INVENTORIED = "inventoried"  # recognised or unknown data with nothing to execute: hashed only
+    SKIPPED = "skipped"  # not read at all (filtered, unreadable, outside the target); has a reason
+
+
+@dataclass
+class Location:
+    """Where a finding is: the file, the member path inside containers, byte offset, opcode index."""
+
+    path: str
+    member: str | None = None  # "archive/data.pkl", nested members joined with "!/"
+    offset: int | None = None  # byte offset inside the member (or file when member is None)
+    position: int | None = None  # opcode index inside the pickle stream
+    stream: int | None = None  # which pickle stream of a file with several (0-based)
+    line: int | None = None  # for source code and templates
+
+
+@dataclass
+class Suppression:
+    """A policy waiver that matched a finding."""
+
+    reason: str
+    expires: str | None = None
+    path_glob: str = "*"
+    vex_state: str = "not_affected"
+    vex_justification: str | None = None
+
+
+@dataclass
+class Finding:
+    """One observation with a stable rule id. Severity and kind come from the rule table."""
+
+    rule_id: str
+    severity: Severity
+    kind: Kind
+    message: str
+    location: Location
+    title: str = ""
+    callable: str | None = None  # e.g. "os.system"
+    args: list[Any] | None = None  # constant-folded arguments where known (repr-safe values)
+    cwe: list[str] = field(default_factory=list)
+    atlas: list[str] = field(default_factory=list)
+    cve: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # URLs
+    recommendation: str = ""
+    suppressed: Suppression | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)  # extra rule-specific facts
+
+    @property
+    def active(self) -> bool:
+        """False when a policy suppression waived this finding."""
+        return self.suppressed is None
+
+
+@dataclass
+class Artefact:
+    """One file of a target, with its identity (size, hashes), format and findings."""
+
+    path: str  # path relative to the target root ("." separators are "/")
+    size: int = 0
+    sha256: str | None = None
+    sha512: str | None = None
+    format: str = "unknown"  # the format module that took it ("pickle", "zip", "torch-zip"...)
+    status: Status = Status.ANALYSED
+    reason: str | None = None  # why skipped / inventoried
+    findings: list[Finding] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # container members seen
+    properties: dict[str, Any] = field(default_factory=dict)  # format facts for the BOM (dtype counts, metadata...)
+    absolute_path: str | None = None  # where it was read from on disk (not rendered in JSON by default)
+
+    @property
+    def verdict(self) -> Verdict:
+        """unsafe if an active threat finding exists, else inconclusive if analysis was incomplete."""
+        active = [f for f in self.findings if f.active]
+        if any(f.kind is Kind.THREAT for f in active):
+            return Verdict.UNSAFE
+        if any(f.kind is Kind.INCONCLUSIVE for f in active):
+            return Verdict.INCONCLUSIVE
+        return Verdict.CLEAN
+
+    @property
+    def max_severity(self) -> Severity | None:
+        sev = [f.severity for f in self.findings if f.active and f.kind is not Kind.INCONCLUSIVE]
+        return max(sev) if sev else None
+
+
+@dataclass
+class TargetResult:
+    """A scanned target: where it came from (provenance) and the artefacts it holds."""
+
+    target: str  # as the user gave it
+    kind: str = "local"  # local | hf | hf-cache | url
+    root: str | None = None  # local folder the artefact paths are relative to
+    artefacts: list[Artefact] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # target-level (e.g. hash mismatch vs Hub, error)
+    provenance: dict[str, Any] = field(default_factory=dict)  # repo id, commit, published hashes, card data...
+    error: str | None = None  # one-line reason when the target could not be scanned at all
+
+    @property
+    def verdict(self) -> Verdict:
+        return combine([a.verdict for a in self.artefacts] + [_own_verdict(self.findings)] +
+                       ([Verdict.INCONCLUSIVE] if self.error else []))
+
+
+@dataclass
+class Report:
+    """Everything one scan produced. Renderers read this and nothing else."""
+
+    targets: list[TargetResult] = field(default_factory=list)
+    tool: str = "modelshield"
+    tool_version: str = ""
+    schema_version: str = REPORT_SCHEMA_VERSION
+    started: str = ""  # ISO 8601 UTC
+    finished: str = ""
+    fail_on: Severity = Severity.HIGH
+    policy: dict[str, Any] = field(default_factory=dict)  # policy source and digest
+
+    @property
+    def verdict(self) -> Verdict:
+        return combine([t.verdict for t in self.targets])
+
+    @property
+    def artefacts(self) -> list[Artefact]:
+        return [a for t in self.targets for a in t.artefacts]
+
+    def all_findings(self) -> list[tuple[TargetResult, Artefact | None, Finding]]:
+        """Every finding with the target and artefact it belongs to (artefact None: target-level)."""
+        out: list[tuple[TargetResult, Artefact | None, Finding]] = []
+        for t in self.targets:
+            out += [(t, None, f) for f in t.findings]
+            out += [(t, a, f) for a in t.artefacts for f in a.findings]
+        return out
+
+    def blocking(self) -> list[Finding]:
+        """Active threat/info findings at or above the fail-on threshold."""
+        return [f for _, _, f in self.all_findings()
+                if f.active and f.kind is Kind.THREAT and f.severity >= self.fail_on]
+
+    def exit_code(self, inconclusive_ok: bool = False) -> int:
+        """0 passed; 1 blocked by findings at or above fail-on; 2 scan incomplete or error."""
+        if self.blocking():
+            return 1
+        if self.verdict is Verdict.INCONCLUSIVE and not inconclusive_ok:
+            return 2
+        if any(t.error for t in self.targets):
+            return 2
+        return 0
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by status, verdict and severity, and skip reasons."""
+        arts = self.artefacts
+        out: dict[str, Any] = {
+            "artefacts": len(arts),
+            "analysed": sum(a.status is Status.ANALYSED for a in arts),
+            "inventoried": sum(a.status is Status.INVENTORIED for a in arts),
+            "skipped": sum(a.status is Status.SKIPPED for a in arts),
+            "verdicts": {v.value: sum(a.verdict is v for a in arts) for v in Verdict},
+            "findings": {str(s): 0 for s in sorted(Severity, reverse=True)},
+            "suppressed": 0,
+            "bytes": sum(a.size for a in arts),
+            "skip_reasons": {},
+        }
+        for _, _, f in self.all_findings():
+            if f.active:
+                out["findings"][str(f.severity)] += 1
+            else:
+                out["suppressed"] += 1
+        for a in arts:
+            if a.status is Status.SKIPPED:
+                key = a.reason or "unspecified"
+                out["skip_reasons"][key] = out["skip_reasons"].get(key, 0) + 1
+        return out
+
+
+def _own_verdict(findings: list[Finding]) -> Verdict:
+    active = [f for f in findings if f.active]
+    if any(f.kind is Kind.THREAT for f in active):
+        return Verdict.UNSAFE
+    if any(f.kind is Kind.INCONCLUSIVE for f in active):
+        return Verdict.INCONCLUSIVE
+    return Verdict.CLEAN
+
+
+def combine(verdicts: list[Verdict]) -> Verdict:
+    """unsafe beats inconclusive beats clean."""
+    if Verdict.UNSAFE in verdicts:
+        return Verdict.UNSAFE
+    if Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.INCONCLUSIVE
+    return Verdict.CLEAN
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data view of any result object (enums as their names/values), for JSON renderers."""
+    if isinstance(obj, Report):
+        d = asdict(obj)
+        d["verdict"] = obj.verdict.value
+        d["summary"] = obj.summary()
+        d["fail_on"] = str(obj.fail_on)
+        d["targets"] = [to_dict(t) for t in obj.targets]
+        return _plain(d)
+    if isinstance(obj, TargetResult):
+        d = asdict(obj)
+        d["verdict"] = obj.verdict.value
+        d["artefacts"] = [to_dict(a) for a in obj.artefacts]
+        return _plain(d)
+    if isinstance(obj, Artefact):
+        d = asdict(obj)
+        d.pop("absolute_path", None)
+        d["verdict"] = obj.verdict.value
+        return _plain(d)
+    return _plain(asdict(obj))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Severity):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value

@@ -1,0 +1,12 @@
+"""chat_template format module (not implemented yet: recognises nothing)."""
+from __future__ import annotations
+
+NAME = "chat_template"
+
+
+def sniff(head: bytes, blob, name: str) -> bool:
+    return False
+
+
+def analyse(blob, ctx) -> None:
+    raise NotImplementedError

@@ -1,0 +1,12 @@
+"""hdf5 format module (not implemented yet: recognises nothing)."""
+from __future__ import annotations
+
+NAME = "hdf5"
+
+
+def sniff(head: bytes, blob, name: str) -> bool:
+    return False
+
+
+def analyse(blob, ctx) -> None:
+    raise NotImplementedError

@@ -1,0 +1,12 @@
+"""torch_legacy format module (not implemented yet: recognises nothing)."""
+from __future__ import annotations
+
+NAME = "torch_legacy"
+
+
+def sniff(head: bytes, blob, name: str) -> bool:
+    return False
+
+
+def analyse(blob, ctx) -> None:
+    raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Renderers: each turns a `Report` into one output syntax and reads nothing else."""

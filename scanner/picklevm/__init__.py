@@ -1,0 +1,39 @@
+"""The symbolic, inert pickle VM (protocols 0-5), the engine every pickle-bearing format calls.
+
+API used by other format modules (keep it stable):
+
+    analyse_pickle(blob, ctx, *, start=0, end=None, flavour="plain", max_streams=None) -> PickleResult
+
+- Emulates CPython `_pickle` over the bytes [start, end) of `blob`, stream after stream (keeps going
+  after STOP to `end`, like torch legacy / joblib readers), reporting findings through `ctx.add`
+  with byte offsets and opcode positions. Never imports or calls anything from the artefact.
+- `flavour` tells what the loader does with persistent ids and inline data:
+    "plain"        pickle.load
+    "torch-zip"    torch.load of a zip checkpoint's .pkl member (persistent ids are storages)
+    "torch-legacy" torch.load legacy format stream (persistent ids are storages)
+    "joblib"       joblib.load (NumpyArrayWrapper raw array bytes between pickle opcodes)
+    "numpy"        the object-array pickle after a .npy header
+- `max_streams=1` stops after one stream (torch legacy reads a fixed number of pickles, then raw
+  storages) and `PickleResult.end` tells where it stopped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PickleResult:
+    """What one call saw: stream spans, imports, call sites, persistent ids, where it stopped."""
+
+    end: int = 0  # offset just past the last byte consumed
+    streams: list[tuple[int, int]] = field(default_factory=list)  # (start, end) offsets
+    globals: list[str] = field(default_factory=list)  # "module.name" in import order
+    calls: list[str] = field(default_factory=list)  # callables invoked (REDUCE/INST/OBJ/NEWOBJ/BUILD)
+    persistent_ids: list[Any] = field(default_factory=list)  # constant-folded persistent id payloads
+    complete: bool = True  # False if the stream ended in an error or budget
+
+
+def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour: str = "plain",
+                   max_streams: int | None = None) -> PickleResult:
+    raise NotImplementedError

@@ -1,0 +1,115 @@
+"""The rule table: stable ids with severity, kind, CWE/ATLAS/CVE references and message templates.
+
+Rules are data (`data/rules/*.toml`, one file per area) loaded once. Code creates findings only
+through `Rules.finding(rule_id, ...)`, so every finding carries its rule's metadata.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from .findings import Finding, Kind, Location, Severity
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rule table."""
+
+    id: str
+    title: str
+    severity: Severity
+    kind: Kind
+    message: str  # str.format template over the finding's fields
+    recommendation: str = ""
+    cwe: tuple[str, ...] = ()
+    atlas: tuple[str, ...] = ()
+    cve: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    area: str = ""
+
+
+class _SafeDict(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass
+class RuleTable:
+    """All rules by id."""
+
+    rules: dict[str, Rule] = field(default_factory=dict)
+
+    def __getitem__(self, rule_id: str) -> Rule:
+        return self.rules[rule_id]
+
+    def __iter__(self):
+        return iter(sorted(self.rules.values(), key=lambda r: r.id))
+
+    def finding(self, rule_id: str, location: Location, *, severity: Severity | None = None,
+                callable: str | None = None, args: list[Any] | None = None,
+                cve: list[str] | None = None, **evidence: Any) -> Finding:
+        """Build a finding for `rule_id`; `evidence` fills the message template and is kept."""
+        rule = self.rules[rule_id]
+        fmt = _SafeDict(evidence, callable=callable or "", args=args if args is not None else "")
+        return Finding(
+            rule_id=rule.id, severity=severity if severity is not None else rule.severity,
+            kind=rule.kind, title=rule.title, message=rule.message.format_map(fmt),
+            location=location, callable=callable, args=args, cwe=list(rule.cwe),
+            atlas=list(rule.atlas), cve=sorted(set(rule.cve) | set(cve or ())),
+            references=list(rule.references), recommendation=rule.recommendation.format_map(fmt),
+            evidence=evidence,
+        )
+
+
+def _parse(area: str, raw: dict[str, Any]) -> Rule:
+    return Rule(
+        id=raw["id"], title=raw["title"], severity=Severity.parse(raw["severity"]),
+        kind=Kind(raw["kind"]), message=raw["message"], recommendation=raw.get("recommendation", ""),
+        cwe=tuple(raw.get("cwe", ())), atlas=tuple(raw.get("atlas", ())), cve=tuple(raw.get("cve", ())),
+        references=tuple(raw.get("references", ())), area=area,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def load_rules() -> RuleTable:
+    """Load every `data/rules/*.toml` file shipped in the package (cached)."""
+    table = RuleTable()
+    folder = resources.files("modelshield.scanner") / "data" / "rules"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        data = tomllib.loads(entry.read_text(encoding="utf-8"))
+        area = entry.name[:-5]
+        for raw in data.get("rule", []):
+            rule = _parse(area, raw)
+            if rule.id in table.rules:
+                raise ValueError(f"duplicate rule id {rule.id} in {entry.name}")
+            table.rules[rule.id] = rule
+    return table
+
+
+RULES = load_rules
+
+
+def markdown_table() -> str:
+    """docs/rules.md, generated from the data: `python -m modelshield.scanner.rules > docs/rules.md`."""
+    lines = ["# Rules", "",
+             "Generated from `scanner/data/rules/*.toml` by `python -m modelshield.scanner.rules`; "
+             "do not edit by hand. Rule ids are stable: a retired id is never reused.", "",
+             "| id | severity | kind | title | CWE | MITRE ATLAS | CVE |", "|---|---|---|---|---|---|---|"]
+    for r in load_rules():
+        lines.append(f"| {r.id} | {r.severity} | {r.kind.value} | {r.title} | {', '.join(r.cwe)} | "
+                     f"{', '.join(r.atlas)} | {', '.join(r.cve)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table())

@@ -1,0 +1,30 @@
+"""Targets -> files on disk plus provenance. One module per kind of source.
+
+`resolve(target)` picks the source by the target's form: `hf://...` (Hub repo), `http(s)://...`
+(single file URL), an HF cache folder, or a local path.
+"""
+from __future__ import annotations
+
+from .interface import Resolved, SourceOptions
+
+
+def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
+    """Turn a target string into files to scan (errors become `result.error`, never exceptions)."""
+    from . import local
+
+    for name in ("hf", "url", "hf_cache"):
+        module = _optional(name)
+        if module is not None and module.accepts(target):
+            return module.resolve(target, options or SourceOptions())
+    return local.resolve(target)
+
+
+def _optional(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(f"sources.{name}"):
+            return None
+        raise

@@ -1,0 +1,28 @@
+"""What every source returns: the files to scan and a TargetResult carrying provenance."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..findings import TargetResult
+
+
+@dataclass
+class SourceOptions:
+    """How remote sources fetch: filters, size cap, cache location, offline mode."""
+
+    include: list[str] = field(default_factory=list)  # globs; empty = everything
+    exclude: list[str] = field(default_factory=list)
+    max_download: int | None = None  # bytes
+    cache_dir: str | None = None  # default: the standard HF cache / a temp folder for URLs
+    offline: bool | None = None  # None: follow HF_HUB_OFFLINE
+
+
+@dataclass
+class Resolved:
+    """Files of a target: (path relative to the target root, absolute path, size)."""
+
+    result: TargetResult
+    files: list[tuple[str, str, int]] = field(default_factory=list)
+    # Called after every file was scanned (e.g. compare our hashes with the Hub's, clean temp files).
+    finish: Callable[[TargetResult], None] | None = None

@@ -1,0 +1,39 @@
+"""The gate end to end on the simplest inputs: exit codes, missing targets, unknown content."""
+from __future__ import annotations
+
+from conftest import run_cli, scan_json
+
+from modelshield import Verdict, scan
+
+
+def test_unknown_text_file_is_inventoried_and_passes(tmp_path):
+    (tmp_path / "notes.txt").write_text("just words\n")
+    code, report = scan_json(str(tmp_path))
+    assert code == 0
+    [art] = report["targets"][0]["artefacts"]
+    assert art["status"] == "inventoried" and art["verdict"] == "clean"
+    assert len(art["sha256"]) == 64 and len(art["sha512"]) == 128
+
+
+def test_missing_target_is_one_line_error_exit_2(tmp_path):
+    proc = run_cli("scan", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unrecognised_file_a_loader_opens_is_inconclusive(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"\x00\x01garbage that no module knows")
+    report = scan(str(tmp_path))
+    assert report.verdict is Verdict.INCONCLUSIVE
+    assert report.exit_code() == 2
+
+
+def test_symlink_outside_target_is_a_finding(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("x")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "weights.bin").symlink_to(outside)
+    report = scan(str(repo))
+    ids = [f.rule_id for _, _, f in report.all_findings()]
+    assert "MS-GEN-004" in ids and report.verdict is Verdict.UNSAFE
