@@ -22,6 +22,7 @@ ORDER = (
     "torch_legacy",   # legacy torch.save: magic-number pickle + storages
     "pickle",         # binary pickles, protocols 2-5 (and joblib / concatenated streams)
     "chat_template",  # standalone Jinja chat templates
+    "model_card",     # README.md model cards (YAML front matter -> card data for the BOM)
     "hf_config",      # config.json / tokenizer_config.json / processor configs (auto_map, templates)
     "python_source",  # remote code and dataset loading scripts (ast analysis)
     "keras_config",   # bare Keras JSON configs

@@ -1,0 +1,1 @@
+"""modelshield.advisories: OSV advisories for the loaders that open an artefact."""
