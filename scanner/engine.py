@@ -122,10 +122,14 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
     result = resolved.result
     if result.error:
         return result
-    total = sum(size for _, _, size in resolved.files)
+    files = resolved.files
+    if isinstance(files, list):
+        total = sum(size for _, _, size in files)
+    else:
+        total = resolved.total_bytes or 0
     if progress:
         progress("start", target, total)
-    for relpath, abspath, _size in resolved.files:
+    for relpath, abspath, _size in files:
         result.artefacts.append(scan_file(abspath, relpath, policy, progress))
     repo_checks.check_target(result, load_rules())
     for artefact in result.artefacts:

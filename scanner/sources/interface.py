@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..findings import TargetResult
 
@@ -20,9 +20,14 @@ class SourceOptions:
 
 @dataclass
 class Resolved:
-    """Files of a target: (path relative to the target root, absolute path, size)."""
+    """Files of a target: (path relative to the target root, absolute path, size).
+
+    `files` may be a lazy iterator (e.g. yielding each file as soon as its download finished, so
+    scanning starts before the whole repo is fetched); set `total_bytes` for progress when known.
+    """
 
     result: TargetResult
-    files: list[tuple[str, str, int]] = field(default_factory=list)
+    files: Iterable[tuple[str, str, int]] = field(default_factory=list)
+    total_bytes: int | None = None
     # Called after every file was scanned (e.g. compare our hashes with the Hub's, clean temp files).
     finish: Callable[[TargetResult], None] | None = None
