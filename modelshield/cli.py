@@ -124,10 +124,13 @@ def scan(
 
 
 @app.command()
-def rules() -> None:
+def rules(markdown: bool = typer.Option(False, "--markdown", help="Print docs/rules.md.")) -> None:
     """List the rule table (id, severity, kind, title)."""
-    from modelshield.scanner.rules import load_rules
+    from modelshield.scanner.rules import load_rules, markdown_table
 
+    if markdown:
+        sys.stdout.write(markdown_table())
+        return
     for rule in load_rules():
         typer.echo(f"{rule.id:<12} {str(rule.severity):<8} {rule.kind.value:<12} {rule.title}")
 

@@ -198,11 +198,10 @@ class Report:
         """0 passed; 1 blocked by findings at or above fail-on; 2 scan incomplete or error."""
         if self.blocking():
             return 1
-        if self.verdict is Verdict.INCONCLUSIVE and not inconclusive_ok:
-            return 2
         if any(t.error for t in self.targets):
             return 2
-        return 0
+        incomplete = any(f.active and f.kind is Kind.INCONCLUSIVE for _, _, f in self.all_findings())
+        return 2 if incomplete and not inconclusive_ok else 0
 
     def summary(self) -> dict[str, Any]:
         """Counts by status, verdict and severity, and skip reasons."""

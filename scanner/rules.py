@@ -100,9 +100,9 @@ RULES = load_rules
 
 
 def markdown_table() -> str:
-    """docs/rules.md, generated from the data: `python -m modelshield.scanner.rules > docs/rules.md`."""
+    """docs/rules.md, generated from the data: `modelshield rules --markdown > docs/rules.md`."""
     lines = ["# Rules", "",
-             "Generated from `scanner/data/rules/*.toml` by `python -m modelshield.scanner.rules`; "
+             "Generated from `scanner/data/rules/*.toml` by `modelshield rules --markdown > docs/rules.md`; "
              "do not edit by hand. Rule ids are stable: a retired id is never reused.", "",
              "| id | severity | kind | title | CWE | MITRE ATLAS | CVE |", "|---|---|---|---|---|---|---|"]
     for r in load_rules():
@@ -110,6 +110,3 @@ def markdown_table() -> str:
                      f"{', '.join(r.atlas)} | {', '.join(r.cve)} |")
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown_table())

@@ -1,0 +1,49 @@
+"""The wheel installs the card folders under the modelshield namespace, never as top-level packages."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [whl] = out.glob("modelshield-*.whl")
+    return whl
+
+
+def test_wheel_maps_folders_into_the_namespace(wheel: Path):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert tops == {"modelshield"}, tops
+    for required in ("modelshield/scanner/engine.py", "modelshield/sbom/__init__.py",
+                     "modelshield/advisories/__init__.py", "modelshield/scanner/data/rules/core.toml",
+                     "modelshield/scanner/schemas/report.schema.json", "modelshield/cli.py"):
+        assert required in names, required
+
+
+def test_wheel_imports_outside_the_source_tree(wheel: Path, tmp_path: Path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False, system_site_packages=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    # Install without deps into the venv (deps come from the system site); the source tree is not on sys.path.
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target",
+                    str(tmp_path / "site"), str(wheel)], check=True, timeout=300)
+    code = ("import sys, importlib.util, modelshield, modelshield.scanner.rules as r;"
+            "assert modelshield.__file__.startswith(sys.argv[1]), modelshield.__file__;"
+            "assert importlib.util.find_spec('scanner') is None and importlib.util.find_spec('sbom') is None;"
+            "print(len(list(r.load_rules())))")
+    proc = subprocess.run([str(py), "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); " + code,
+                           str(tmp_path / "site")], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 8
