@@ -1,0 +1,131 @@
+"""Speed and memory of `modelshield scan` against `sha512sum` on the same files, in the same run.
+
+Builds (once, under bench/out/, git-ignored) a folder of >= 2 GB of real-format model files:
+safetensors shards written by the safetensors library, a torch zip checkpoint written by
+torch.save, a GGUF file written by gguf's GGUFWriter, an ONNX model with external data and
+configs. Then times, alternating, warm-cache runs of:
+  - sha512sum over the files (the reference),
+  - the floor: SHA-256 and SHA-512 of the same bytes in two threads (what the file pass cannot beat),
+  - modelshield scan --format json.
+Prints median wall times, the ratios against sha512sum, and the scanner's peak RSS.
+
+    python bench/bench_scan.py [--size-gb 2.2] [--runs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out" / "model"
+FLOOR = """
+import hashlib, os, sys, threading
+def run(path):
+    fd = os.open(path, os.O_RDONLY); h1, h2 = hashlib.sha256(), hashlib.sha512(); off = 0
+    import queue; q = queue.Queue(4)
+    def w():
+        while (c := q.get()) is not None: h1.update(c)
+    t = threading.Thread(target=w); t.start()
+    while (c := os.pread(fd, 8 << 20, off)):
+        off += len(c); q.put(c); h2.update(c)
+    q.put(None); t.join(); os.close(fd)
+for p in sys.argv[1:]: run(p)
+"""
+
+
+def build(size_gb: float) -> list[Path]:
+    """Write the benchmark folder once; returns its files."""
+    marker = OUT / ".complete"
+    if marker.exists() and float(marker.read_text()) >= size_gb:
+        return sorted(p for p in OUT.rglob("*") if p.is_file() and p.name != ".complete")
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    import numpy as np
+    import torch
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    shard_bytes = 512 << 20
+    shards = max(1, int(size_gb * (1 << 30) * 0.8) // shard_bytes)
+    for i in range(shards):
+        tensors = {f"layer{i}.w{j}": rng.standard_normal((4096, 4096), dtype=np.float32) for j in range(8)}
+        save_file(tensors, str(OUT / f"model-{i + 1:05d}-of-{shards:05d}.safetensors"), metadata={"format": "pt"})
+    state = {f"block{j}.weight": torch.randn(2048, 2048) for j in range(12)}  # ~200 MB torch zip
+    torch.save(state, OUT / "pytorch_model.bin")
+    try:
+        import gguf
+
+        writer = gguf.GGUFWriter(str(OUT / "model.gguf"), "llama")
+        writer.add_name("bench")
+        writer.add_chat_template("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
+        for j in range(4):
+            writer.add_tensor(f"blk.{j}.w", rng.standard_normal((4096, 4096), dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    except ImportError:
+        print("gguf not installed: no GGUF file in the benchmark", file=sys.stderr)
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        weight = numpy_helper.from_array(rng.standard_normal((4096, 4096), dtype=np.float32), "W")
+        graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "bench",
+                                  [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4096])],
+                                  [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4096])], [weight])
+        onnx.save(helper.make_model(graph), str(OUT / "model.onnx"))
+    except ImportError:
+        print("onnx not installed: no ONNX file in the benchmark", file=sys.stderr)
+    (OUT / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    (OUT / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages[0]['content'] }}"}))
+    marker.write_text(str(size_gb))
+    return sorted(p for p in OUT.rglob("*") if p.is_file() and p.name != ".complete")
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gb", type=float, default=2.2)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    files = build(args.size_gb)
+    total = sum(p.stat().st_size for p in files)
+    names = [str(p) for p in files]
+    commands = {
+        "sha512sum": ["sha512sum", *names],
+        "floor (sha256+sha512, 2 threads)": [sys.executable, "-c", FLOOR, *names],
+        "modelshield scan": [sys.executable, "-m", "modelshield", "scan", "--format", "json", str(OUT)],
+    }
+    timed(commands["sha512sum"])  # warm the page cache
+    results: dict[str, list[tuple[float, int]]] = {k: [] for k in commands}
+    for _ in range(args.runs):
+        for name, cmd in commands.items():
+            results[name].append(timed(cmd))
+    ref = statistics.median(w for w, _ in results["sha512sum"])
+    print(f"files: {len(files)}, {total / 1e9:.2f} GB, cores: {os.cpu_count()}, runs: {args.runs} (warm cache)")
+    for name, runs in results.items():
+        wall = statistics.median(w for w, _ in runs)
+        rss = max(r for _, r in runs) / 1024
+        print(f"{name:<36} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  peak RSS {rss:6.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
