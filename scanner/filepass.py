@@ -1,7 +1,8 @@
 """The one sequential read of a file: SHA-256 and SHA-512 in two threads, overlapping the analysis.
 
-The reader thread reads fixed-size chunks with os.pread and hashes SHA-512 itself; a second
-thread hashes SHA-256 from a bounded queue. hashlib releases the GIL on large updates, so the two
+The reader thread reads fixed-size chunks with os.pread and hashes SHA-256 itself; a second
+thread hashes SHA-512 from a bounded queue (SHA-512 is the slower digest on CPUs with SHA
+extensions, so it gets a thread of its own and the read goes with the faster one). hashlib releases the GIL on large updates, so the two
 digests run on both cores while the format module does its few positioned reads in the caller's
 thread. Memory is bounded by QUEUE_DEPTH chunks.
 """
@@ -37,9 +38,9 @@ def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterat
     errors: list[BaseException] = []
     stop = threading.Event()
 
-    def hash256() -> None:
+    def hash512() -> None:
         while (chunk := chunks.get()) is not None:
-            sha256.update(chunk)
+            sha512.update(chunk)
 
     def read() -> None:
         offset = 0
@@ -50,7 +51,7 @@ def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterat
                     break
                 offset += len(chunk)
                 chunks.put(chunk)
-                sha512.update(chunk)
+                sha256.update(chunk)
                 if on_bytes:
                     on_bytes(len(chunk))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
@@ -58,9 +59,9 @@ def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterat
         finally:
             chunks.put(None)
 
-    t256 = threading.Thread(target=hash256, name="sha256", daemon=True)
-    reader = threading.Thread(target=read, name="read+sha512", daemon=True)
-    t256.start()
+    t512 = threading.Thread(target=hash512, name="sha512", daemon=True)
+    reader = threading.Thread(target=read, name="read+sha256", daemon=True)
+    t512.start()
     reader.start()
     try:
         yield out
@@ -69,7 +70,7 @@ def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterat
         raise
     finally:
         reader.join()
-        t256.join()
+        t512.join()
     if errors:
         raise errors[0]
     out.sha256, out.sha512 = sha256.hexdigest(), sha512.hexdigest()

@@ -37,3 +37,16 @@ def test_symlink_outside_target_is_a_finding(tmp_path):
     report = scan(str(repo))
     ids = [f.rule_id for _, _, f in report.all_findings()]
     assert "MS-GEN-004" in ids and report.verdict is Verdict.UNSAFE
+
+
+def test_hashes_match_coreutils(tmp_path):
+    import subprocess
+
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)) * 70_000)  # 17.9 MB: several chunks
+    report = scan(str(blob))
+    [art] = report.artefacts
+    for tool, digest in (("sha256sum", art.sha256), ("sha512sum", art.sha512)):
+        out = subprocess.run([tool, str(blob)], capture_output=True, text=True, check=True).stdout
+        assert out.split()[0] == digest
+    assert art.size == blob.stat().st_size
