@@ -32,6 +32,7 @@ class ScanContext:
     container_depth: int = 0
     nested_depth: int = 0
     decompressed: int = 0
+    compressed: int = 0
     deadline: float = 0.0
     # Name hints from the enclosing container (e.g. a torch zip passes its record layout down).
     hints: dict[str, Any] = field(default_factory=dict)
@@ -83,13 +84,18 @@ class ScanContext:
                 self.artefact.members.append(self.member)
             return analyse_blob(blob, self, name)
 
-    def charge_decompressed(self, n: int, compressed: int | None = None) -> None:
-        """Account for `n` more decompressed bytes; raise BudgetExceeded past the caps."""
+    def charge_decompressed(self, n: int, compressed: int = 0) -> None:
+        """Account for `n` more decompressed bytes produced from `compressed` more input bytes.
+
+        Raises BudgetExceeded past the total cap, or when the artefact's cumulative ratio
+        (all decompressed / all compressed input) exceeds max_ratio past `ratio_floor` bytes.
+        """
         self.decompressed += n
+        self.compressed += compressed
         if self.decompressed > self.budgets.max_decompressed:
             raise BudgetExceeded("max_decompressed", self.budgets.max_decompressed)
-        if compressed and self.decompressed > self.budgets.ratio_floor and \
-                self.decompressed > compressed * self.budgets.max_ratio:
+        if self.compressed and self.decompressed > self.budgets.ratio_floor and \
+                self.decompressed > self.compressed * self.budgets.max_ratio:
             raise BudgetExceeded("max_ratio", self.budgets.max_ratio)
 
     def check_time(self) -> None:

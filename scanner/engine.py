@@ -106,7 +106,9 @@ def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | N
         on_bytes = (lambda n: progress("advance", relpath, n)) if progress else None
         try:
             with hash_while(blob.fd, on_bytes) as digests:
-                artefact.format = analyse_blob(blob, ctx, os.path.basename(relpath))
+                name = analyse_blob(blob, ctx, os.path.basename(relpath))
+                if artefact.format == "unknown":  # a module may have named a flavour ("torch-zip")
+                    artefact.format = name
         except OSError as exc:
             ctx.add("MS-GEN-003", error=exc.strerror or str(exc))
         else:

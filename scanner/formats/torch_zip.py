@@ -1,0 +1,125 @@
+"""The PyTorch zip flavour (`torch.save` since 1.6, `torch.jit.save`), a zip flavour module.
+
+`torch.load` reads `<archive>/data.pkl` with persistent ids naming storages stored raw under
+`<archive>/data/<key>`; TorchScript archives add `constants.pkl` and a `code/` tree of serialized
+Python that `torch.jit.load` compiles. Here every `.pkl` member (not only `data.pkl`) goes through
+the pickle VM with the `torch-zip` flavour; storages are inventoried by size, never read; other
+members go back through the sniffer.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..budgets import BudgetExceeded, FormatError
+from .zip import CRC_CHECK_MAX, add_at, dispatch_member
+
+if TYPE_CHECKING:
+    from ..context import ScanContext
+    from .interface import Archive, Member
+
+FLAVOUR = "torch-zip"
+_MARKERS = ("data.pkl", "constants.pkl")
+_VERSION_RECORDS = ("version", ".data/version")
+
+
+def _split(name: str) -> tuple[str, str]:
+    """("archive", "data.pkl") for "archive/data.pkl"; ("", name) without a folder."""
+    head, sep, rest = name.partition("/")
+    return (head, rest) if sep else ("", name)
+
+
+def matches(names: list[str]) -> bool:
+    """A `<prefix>/data.pkl` or `<prefix>/constants.pkl` record next to a version record."""
+    records = {_split(n) for n in names}
+    prefixes = {p for p, rest in records if rest in _MARKERS}
+    return any((p, v) in records for p in prefixes for v in _VERSION_RECORDS) or \
+        any(rest == "data.pkl" for _, rest in records)
+
+
+def _is_storage(rest: str) -> bool:
+    return rest.startswith("data/") and "/" not in rest[5:]
+
+
+def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
+    """Pickles through the VM, storages inventoried, the rest dispatched; TorchScript noted."""
+    members = archive.members()
+    storages = 0
+    storage_bytes = 0
+    pickles: list[str] = []
+    code_files = 0
+    prefixes: list[str] = []
+    records: dict[str, str] = {}
+    for m in members:
+        ctx.check_time()
+        prefix, rest = _split(m.name)
+        if prefix not in prefixes:
+            prefixes.append(prefix)
+        if m.kind != "file":
+            continue
+        if rest.startswith("code/"):
+            code_files += rest.endswith(".py")
+        if _is_storage(rest):
+            storages += 1
+            storage_bytes += m.size
+            if m.encrypted:
+                add_at(ctx, m.name, "MS-ARC-005", name=m.name, how="zip encryption")
+            continue
+        if m.name.endswith(".pkl") and not m.encrypted:
+            pickles.append(m.name)
+            _analyse_pickle_member(archive, m, ctx)
+            continue
+        if rest in ("version", ".data/version", "byteorder", ".format_version", ".storage_alignment") and \
+                not m.encrypted and m.size <= 64 and m.method == 0:
+            data = archive.open(m)
+            if data is not None:
+                records[rest] = data.read_at(0, 64).decode("ascii", "replace").strip()
+        dispatch_member(archive, m, ctx)
+    torchscript = code_files > 0 or any(_split(n)[1] == "constants.pkl" for n in pickles)
+    if code_files:
+        ctx.add("MS-ARC-016", code_files=code_files)
+    if not ctx.members:
+        ctx.artefact.properties["torch_zip"] = {
+            "archive_name": prefixes[0] if prefixes else "", "pickles": pickles, "storages": storages,
+            "storage_bytes": storage_bytes, "torchscript": torchscript, "code_files": code_files,
+            "version": records.get("version") or records.get(".data/version"),
+            "byteorder": records.get("byteorder"),
+        }
+
+
+def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext") -> None:
+    from ..picklevm import analyse_pickle
+
+    blob = archive.open(member)
+    if blob is None:
+        return
+    try:
+        with ctx.enter(member.name, container=True):
+            if ctx.member and ctx.member not in ctx.artefact.members:
+                ctx.artefact.members.append(ctx.member)
+            if member.method == 0 and blob.size > CRC_CHECK_MAX and hasattr(archive, "check_crc"):
+                archive.check_crc(member, blob)  # smaller stored members were checked by open()
+            _run(analyse_pickle, blob, ctx)
+    except BudgetExceeded as exc:
+        if exc.budget not in ("max_container_depth", "max_nested_depth"):
+            raise
+        add_at(ctx, member.name, "MS-GEN-005", budget=exc.budget, limit=exc.limit)
+    finally:
+        blob.close()
+
+
+def _run(analyse_pickle: Any, blob: Any, ctx: "ScanContext") -> None:
+    """The VM call with the engine's error mapping, located at the member."""
+    try:
+        analyse_pickle(blob, ctx, flavour="torch-zip")
+    except BudgetExceeded as exc:
+        if exc.budget == "max_seconds":
+            raise
+        ctx.add("MS-GEN-005", budget=exc.budget, limit=exc.limit)
+    except FormatError as exc:
+        ctx.add(exc.rule_id, offset=exc.offset, format="pickle", error=exc.reason)
+    except NotImplementedError:
+        ctx.add("MS-GEN-006", format="pickle", error="the pickle VM is not available yet")
+    except RecursionError:
+        ctx.add("MS-GEN-005", budget="recursion", limit="interpreter recursion limit")
+    except Exception as exc:  # noqa: BLE001 - a VM bug must never pass the checkpoint as clean
+        ctx.add("MS-GEN-006", format="pickle", error=f"internal error {type(exc).__name__}: {exc}")
