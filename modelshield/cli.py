@@ -96,16 +96,24 @@ def scan(
     include: list[str] = typer.Option([], "--include", help="Remote repos: only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Remote repos: skip files matching this glob (repeatable)."),
     max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: refuse to download more than this (e.g. 5GB)."),
+    offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
     sbom: Optional[Path] = typer.Option(None, "--sbom", help="Also write a CycloneDX ML-BOM built from this same scan."),
     phase: str = typer.Option("development", "--phase", help="BOM phase for --sbom: development or deployment."),
     spec_version: str = typer.Option("1.6", "--spec-version", help="CycloneDX version for --sbom: 1.6 or 1.7."),
+    from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="--sbom deployment phase: the development BOM to link and compare with."),
+    reproducible: bool = typer.Option(False, "--reproducible", help="--sbom: byte-identical output for the same input (also SOURCE_DATE_EPOCH)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
     pol = load_policy(policy, fail_on)
     try:
-        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download))
+        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download),
+                                offline=True if offline else None,
+                                cache_dir=str(cache_dir) if cache_dir else None)
     except ValueError as exc:
         fail(str(exc))
+    if quiet or not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
     bar, on_event = progress_printer(quiet)
     if bar is not None:
         with bar:
@@ -116,7 +124,8 @@ def scan(
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
 
-        write_bom_from_report(report, sbom, phase=phase, spec_version=spec_version)
+        write_bom_from_report(report, sbom, phase=phase, spec_version=spec_version, from_bom=from_bom,
+                              reproducible=reproducible)
     for target in report.targets:
         if target.error:
             typer.echo(f"modelshield: error: {target.error}", err=True)

@@ -75,11 +75,14 @@ class ScanContext:
             self.container_depth -= container
             self.nested_depth -= nested
 
-    def dispatch(self, blob: "Blob", name: str, *, container: bool = True) -> str:
-        """Identify `blob` (a member called `name`) by content and analyse it; returns the format name."""
+    def dispatch(self, blob: "Blob", name: str, *, container: bool = True, nested: bool = False) -> str:
+        """Identify `blob` (a member called `name`) by content and analyse it; returns the format name.
+
+        `container`: charge the container-depth budget; `nested`: charge the nested-payload budget.
+        """
         from .engine import analyse_blob  # local import: engine imports this module
 
-        with self.enter(name, container=container):
+        with self.enter(name, container=container, nested=nested):
             if self.member and self.member not in self.artefact.members:
                 self.artefact.members.append(self.member)
             return analyse_blob(blob, self, name)

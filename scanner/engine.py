@@ -133,12 +133,12 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
         progress("start", target, total)
     for relpath, abspath, _size in files:
         result.artefacts.append(scan_file(abspath, relpath, policy, progress))
+    if resolved.finish:
+        resolved.finish(result)
     repo_checks.check_target(result, load_rules())
     for artefact in result.artefacts:
         policy.apply_suppressions(artefact.findings, artefact.path)
     policy.apply_suppressions(result.findings, ".")
-    if resolved.finish:
-        resolved.finish(result)
     if progress:
         progress("done", target, total)
     return result

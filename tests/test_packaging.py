@@ -28,7 +28,9 @@ def test_wheel_maps_folders_into_the_namespace(wheel: Path):
     assert tops == {"modelshield"}, tops
     for required in ("modelshield/scanner/engine.py", "modelshield/sbom/__init__.py",
                      "modelshield/advisories/__init__.py", "modelshield/scanner/data/rules/core.toml",
-                     "modelshield/scanner/schemas/report.schema.json", "modelshield/cli.py"):
+                     "modelshield/scanner/schemas/report.schema.json", "modelshield/cli.py",
+                     "modelshield/scanner/data/template_rules.toml", "modelshield/scanner/data/policy/deny.toml",
+                     "modelshield/sbom/data/loaders.toml"):
         assert required in names, required
 
 

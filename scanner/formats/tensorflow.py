@@ -1,12 +1,231 @@
-"""tensorflow format module (not implemented yet: recognises nothing)."""
+"""TensorFlow SavedModel (`saved_model.pb`) and frozen GraphDef (`.pb`) without TensorFlow.
+
+Both are bare protobuf; the bounded wire walker visits every NodeDef of the graph and of its
+function library (and the meta graph's stripped op list) and reports operations that reach outside
+the graph: Python callbacks (PyFunc...), file I/O, native library loading. The op table with
+severities is data (`data/tensorflow_ops.toml`). Const tensors are skipped by offset.
+"""
 from __future__ import annotations
+
+import functools
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+
+from ..blob import Blob
+from ..budgets import BudgetExceeded, FormatError
+from ..context import ScanContext
+from ..findings import Severity
+from ..protowire import LEN, VARINT, Limits, ProtoError, Reader
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 NAME = "tensorflow"
 
+_GRAPHDEF_FIELDS = {1: LEN, 2: LEN, 3: VARINT, 4: LEN}
+_NODEDEF_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
+_OP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_>.\-]{0,255}")
+_NODE_NAME = re.compile(r"[A-Za-z0-9_.>\-/\[\]:]{1,1024}")
+_SNIFF_FIELDS = 64
 
-def sniff(head: bytes, blob, name: str) -> bool:
+
+@functools.lru_cache(maxsize=1)
+def dangerous_ops() -> dict[str, dict]:
+    """Op name -> {severity, why, checkpoint} from data/tensorflow_ops.toml."""
+    text = (resources.files("modelshield.scanner") / "data" / "tensorflow_ops.toml").read_text("utf-8")
+    return tomllib.loads(text)["op"]
+
+
+def sniff(head: bytes, blob: Blob, name: str) -> bool:
+    """Bounded trial parse: SavedModel (1: schema version, 2: MetaGraphDef) or GraphDef (1: NodeDef...)."""
+    if len(head) < 2:
+        return False
+    try:
+        if head[0] == 0x08:
+            return _looks_like_saved_model(blob)
+        if head[0] in (0x0A, 0x12, 0x22):
+            return _looks_like_graphdef(Reader(blob, limits=Limits(max_fields=_SNIFF_FIELDS * 64)))
+    except (FormatError, BudgetExceeded):
+        return False
     return False
 
 
-def analyse(blob, ctx) -> None:
-    raise NotImplementedError
+def _looks_like_saved_model(blob: Blob) -> bool:
+    reader = Reader(blob, limits=Limits(max_fields=_SNIFF_FIELDS * 64))
+    fields = iter(reader)
+    first = next(fields, None)
+    if first is None or first.number != 1 or first.wire != VARINT or first.value not in (1, 2):
+        return False
+    graphs = 0
+    for n, f in enumerate(fields):
+        if n >= _SNIFF_FIELDS or f.number != 2 or f.wire != LEN:
+            return False
+        meta = reader.sub(f)
+        for sub in meta:
+            if not 1 <= sub.number <= 9 or sub.wire != LEN:
+                return False
+            if sub.number == 2 and not _looks_like_graphdef(meta.sub(sub), allow_empty=True):
+                return False
+        graphs += 1
+    return graphs > 0
+
+
+def _looks_like_graphdef(reader: Reader, allow_empty: bool = False) -> bool:
+    nodes = [0]
+    try:
+        return _graphdef_fields(reader, nodes) and (nodes[0] > 0 or allow_empty)
+    except ProtoError:
+        # Truncated or corrupt after well-formed nodes: still a GraphDef (analysis reports where).
+        return nodes[0] >= 2
+
+
+def _graphdef_fields(reader: Reader, nodes: list[int]) -> bool:
+    for n, f in enumerate(reader):
+        if n >= _SNIFF_FIELDS:
+            break
+        if _GRAPHDEF_FIELDS.get(f.number) != f.wire:
+            return False
+        if f.number == 1:
+            node = reader.sub(f)
+            seen: dict[int, str] = {}
+            for sub in node:
+                if _NODEDEF_FIELDS.get(sub.number) != sub.wire:
+                    return False
+                if sub.number in (1, 2):
+                    seen[sub.number] = node.text(sub, 4096)
+            if not (_NODE_NAME.fullmatch(seen.get(1, "")) and _OP_NAME.fullmatch(seen.get(2, ""))):
+                return False
+            nodes[0] += 1
+    return True
+
+
+@dataclass
+class _State:
+    ctx: ScanContext
+    ops: dict[str, list] = field(default_factory=dict)  # op -> [count, first node, where]
+    nodes: int = 0
+    functions: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    bad: int = 0
+
+    def op(self, op: str, node: str, where: str, offset: int) -> None:
+        entry = self.ops.get(op)
+        if entry is None:
+            self.ops[op] = [1, node, where, offset]
+        else:
+            entry[0] += 1
+
+
+def analyse(blob: Blob, ctx: ScanContext) -> None:
+    """Report dangerous ops of every graph and function; inventory meta graph tags and versions."""
+    reader = Reader(blob, limits=Limits(max_string=1 << 16))
+    state = _State(ctx)
+    head = blob.read_at(0, 1)
+    if head == b"\x08":
+        kind = "saved_model"
+        for f in reader:
+            if f.number == 1 and f.wire == VARINT:
+                ctx.artefact.properties.setdefault("tensorflow", {})["schema_version"] = f.value
+            elif f.number == 2 and f.wire == LEN:
+                _meta_graph(reader.sub(f), state)
+            else:
+                raise ProtoError(f"unexpected SavedModel field {f.number}", f.tag_offset)
+    else:
+        kind = "graph_def"
+        _graph_def(reader, state, "graph")
+    table = dangerous_ops()
+    for op, (count, node, where, offset) in sorted(state.ops.items()):
+        spec = table.get(op)
+        if spec is not None:
+            rule = "MS-TF-002" if spec.get("checkpoint") else "MS-TF-001"
+            ctx.add(rule, offset=offset, severity=Severity.parse(spec["severity"]), callable=op,
+                    op=op, count=count, node=node, where=where, why=spec["why"])
+        elif not _OP_NAME.fullmatch(op):
+            ctx.add("MS-TF-003", offset=offset, op=op[:200], node=node[:200])
+    ctx.artefact.properties["tensorflow"] = {
+        **ctx.artefact.properties.get("tensorflow", {}),
+        "kind": kind, "nodes": state.nodes, "functions": len(state.functions),
+        "op_types": sorted(state.ops)[:500], "tags": sorted(set(state.tags)),
+        "producer_versions": sorted(set(state.versions)),
+    }
+
+
+def _meta_graph(reader: Reader, state: _State) -> None:
+    for f in reader:
+        if f.wire != LEN:
+            continue
+        if f.number == 1:  # MetaInfoDef
+            info = reader.sub(f)
+            for sub in info:
+                if sub.wire != LEN:
+                    continue
+                if sub.number == 4:
+                    state.tags.append(info.text(sub, 4096))
+                elif sub.number == 5:
+                    state.versions.append(info.text(sub, 256))
+                elif sub.number == 2:  # stripped_op_list: OpList {1: OpDef {1: name}}
+                    oplist = info.sub(sub)
+                    for op in oplist:
+                        if op.number == 1 and op.wire == LEN:
+                            opdef = oplist.sub(op)
+                            for name in opdef:
+                                if name.number == 1 and name.wire == LEN:
+                                    # counted only if no node uses it (nodes carry the better location)
+                                    text = opdef.text(name, 4096)
+                                    if text not in state.ops:
+                                        state.ops[text] = [0, "-", "the meta graph's op list", name.offset]
+                                    break
+        elif f.number == 2:
+            _graph_def(reader.sub(f), state, "graph")
+
+
+def _graph_def(reader: Reader, state: _State, where: str) -> None:
+    for f in reader:
+        if _GRAPHDEF_FIELDS.get(f.number, f.wire) != f.wire:
+            raise ProtoError(f"GraphDef field {f.number} has wire type {f.wire}", f.tag_offset)
+        if f.number == 1:
+            _node(reader.sub(f), state, where)
+        elif f.number == 2:  # FunctionDefLibrary {1: FunctionDef}
+            library = reader.sub(f)
+            for fn in library:
+                if fn.number == 1 and fn.wire == LEN:
+                    _function(library.sub(fn), state)
+
+
+def _function(reader: Reader, state: _State) -> None:
+    name = "?"
+    for f in reader:
+        if f.wire != LEN:
+            continue
+        if f.number == 1:  # signature: OpDef {1: name}
+            sig = reader.sub(f)
+            for sub in sig:
+                if sub.number == 1 and sub.wire == LEN:
+                    name = sig.text(sub, 4096)
+                    break
+        elif f.number == 3:
+            _node(reader.sub(f), state, f"function '{name[:200]}'")
+    state.functions.append(name)
+
+
+def _node(reader: Reader, state: _State, where: str) -> None:
+    state.nodes += 1
+    if state.nodes % 4096 == 0:
+        state.ctx.check_time()
+    name = op = ""
+    offset = reader.start
+    for f in reader:
+        if f.number == 1 and f.wire == LEN:
+            name = reader.text(f, 4096)
+        elif f.number == 2 and f.wire == LEN:
+            op = reader.text(f, 4096)
+            offset = f.offset
+        # attr values (incl. Const tensors) are skipped by offset
+    if not op:
+        raise ProtoError(f"node '{name[:100]}' has no op", reader.start)
+    state.op(op, name, where, offset)

@@ -32,8 +32,27 @@ class PickleResult:
     calls: list[str] = field(default_factory=list)  # callables invoked (REDUCE/INST/OBJ/NEWOBJ/BUILD)
     persistent_ids: list[Any] = field(default_factory=list)  # constant-folded persistent id payloads
     complete: bool = True  # False if the stream ended in an error or budget
+    builds: list[str] = field(default_factory=list)  # BUILD/__setstate__ on non-allowlisted objects
+    stream_globals: list[list[str]] = field(default_factory=list)  # per stream, for differential tests
+    stream_calls: list[list[str]] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)  # folded value each complete stream returned
+
+
+FLAVOURS = ("plain", "torch-zip", "torch-legacy", "joblib", "numpy")
 
 
 def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour: str = "plain",
                    max_streams: int | None = None) -> PickleResult:
-    raise NotImplementedError
+    """Emulate the unpickler over [start, end) of `blob`, reporting through `ctx`; see the module doc.
+
+    Malformed streams become MS-PKL-008 (inconclusive; plus MS-PKL-009 when a non-allowlisted call
+    ran before the error); budgets raise `BudgetExceeded` after the findings seen so far are added.
+    """
+    from .session import Session
+
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown pickle flavour {flavour!r}")
+    end = blob.size if end is None else min(end, blob.size)
+    result = PickleResult(end=start)
+    Session(blob, ctx, flavour, result).run(start, end, max_streams)
+    return result

@@ -1,0 +1,200 @@
+"""`modelshield sbom`: create (default), `diff` and `validate` CycloneDX ML-BOMs.
+
+    modelshield sbom ./model --phase development -o model.dev.cdx.json
+    modelshield sbom ./release --phase deployment --from-bom model.dev.cdx.json -o model.cdx.json
+    modelshield sbom diff old.cdx.json new.cdx.json     # 0 same, 1 drift/new findings, 2 error
+    modelshield sbom validate some.cdx.json             # 0 valid, 1 invalid, 2 unreadable
+"""
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from modelshield.scanner.findings import Report
+
+
+class _DefaultCreate(TyperGroup):
+    """`modelshield sbom TARGET ...` means `modelshield sbom create TARGET ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.")
+
+
+class Phase(str, enum.Enum):
+    development = "development"
+    deployment = "deployment"
+
+
+class SpecVersion(str, enum.Enum):
+    v1_6 = "1.6"
+    v1_7 = "1.7"
+
+
+class DiffFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+def _err(message: str) -> None:
+    typer.echo(f"modelshield: error: {message}", err=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _err(f"cannot read {path}: {exc.strerror or exc}")
+        raise typer.Exit(2)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _err(f"{path} is not JSON: {exc}")
+        raise typer.Exit(2)
+    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
+        _err(f"{path} is not a CycloneDX JSON BOM")
+        raise typer.Exit(2)
+    return doc
+
+
+def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+               from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
+               author: Optional[str] = None) -> str:
+    """The BOM text; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
+    from modelshield.sbom import BomInvalid, build_bom, dumps
+
+    try:
+        doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
+                        reproducible=reproducible, author=author)
+    except BomInvalid as exc:
+        _err(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
+        for line in exc.errors[:50]:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(2)
+    except ValueError as exc:
+        _err(str(exc))
+        raise typer.Exit(2)
+    from modelshield.sbom import builder
+
+    for note in getattr(builder.build_bom, "last_notes", []):
+        typer.echo(f"modelshield: {note}", err=True)
+    return dumps(doc)
+
+
+def _write(text: str, output: Optional[Path]) -> None:
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _err(f"cannot write {output}: {exc.strerror or exc}")
+        raise typer.Exit(2)
+
+
+def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
+                          from_bom: Optional[Path] = None, reproducible: bool = False) -> None:
+    """Write the BOM of an existing scan (used by `modelshield scan --sbom`)."""
+    if phase not in ("development", "deployment"):
+        _err(f"unknown phase {phase!r} (development or deployment)")
+        raise typer.Exit(2)
+    previous = _read_json(from_bom) if from_bom is not None else None
+    _write(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
+                      reproducible=reproducible), Path(path))
+
+
+@app.command()
+def create(
+    targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
+    phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
+    spec_version: SpecVersion = typer.Option(SpecVersion.v1_6, "--spec-version", help="CycloneDX version."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the BOM here (default: stdout)."),
+    from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="Development BOM to link (BOM-Link) and diff file hashes against."),
+    reproducible: bool = typer.Option(False, "--reproducible", help="Byte-identical output for the same input (also on with SOURCE_DATE_EPOCH)."),
+    author: Optional[str] = typer.Option(None, "--author", help="BOM author (person or team) for metadata.authors."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (waivers become VEX in the deployment BOM)."),
+    include: list[str] = typer.Option([], "--include", help="Remote repos: only files matching this glob."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Remote repos: skip files matching this glob."),
+    max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: download cap (e.g. 5GB)."),
+) -> None:
+    """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM)."""
+    from modelshield import Policy, PolicyError, SourceOptions, scan
+
+    try:
+        pol = Policy.load(policy)
+    except PolicyError as exc:
+        _err(str(exc))
+        raise typer.Exit(2)
+    try:
+        from modelshield.cli import parse_size  # resolved at call time: no import cycle
+
+        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download))
+    except ValueError as exc:
+        _err(str(exc))
+        raise typer.Exit(2)
+    if from_bom is not None and phase is Phase.development:
+        typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
+    previous = _read_json(from_bom) if from_bom is not None else None
+    report = scan(targets, policy=pol, options=options)
+    errors = [t.error for t in report.targets if t.error]
+    for error in errors:
+        _err(error)
+    text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
+                      reproducible=reproducible, author=author)
+    _write(text, output)
+    doc = json.loads(text)
+    files = sum(1 for t in report.targets for _ in t.artefacts)
+    typer.echo(f"modelshield: {phase.value} BOM (CycloneDX {spec_version.value}): {files} files, "
+               f"{len(doc.get('vulnerabilities', []))} vulnerabilities, verdict {report.verdict.value}"
+               + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
+    if errors:
+        raise typer.Exit(2)
+
+
+@app.command("diff")
+def diff_cmd(
+    old: Path = typer.Argument(..., help="The earlier BOM (e.g. the development BOM)."),
+    new: Path = typer.Argument(..., help="The later BOM."),
+    format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f", help="Output format."),
+) -> None:
+    """Compare two BOMs. Exit 0 same, 1 hash drift / added or removed files / new findings, 2 error."""
+    from modelshield.sbom.diff import diff
+
+    result = diff(_read_json(old), _read_json(new))
+    if format is DiffFormat.json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for line in result.lines():
+            typer.echo(line)
+        typer.echo("drift: yes" if result.drifted else "drift: none")
+    raise typer.Exit(1 if result.drifted else 0)
+
+
+@app.command("validate")
+def validate_cmd(
+    path: Path = typer.Argument(..., help="A CycloneDX JSON BOM."),
+    spec_version: Optional[SpecVersion] = typer.Option(None, "--spec-version", help="Validate against this version instead of the BOM's specVersion."),
+) -> None:
+    """Strict schema validation (1.6 or 1.7). Exit 0 valid, 1 invalid, 2 unreadable."""
+    from modelshield.sbom.validate import schema_errors
+
+    doc = _read_json(path)
+    version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
+    errors = schema_errors(doc, version)
+    if errors:
+        for line in errors[:200]:
+            typer.echo(line)
+        typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
+        raise typer.Exit(1)
+    typer.echo(f"{path}: valid CycloneDX {version}")

@@ -1,0 +1,160 @@
+"""Build a CycloneDX ML-BOM (1.6 or 1.7, JSON) from a scan `Report`; never re-opens artefacts.
+
+The BOM is assembled by a list of evidence providers, each a function `(BomContext) -> None`
+that adds components, properties, vulnerabilities or JSON patches. Signature and advisory results
+slot in as more providers (`register_provider`) without touching the rest. The library model is
+serialised with cyclonedx-python-lib, `merge.apply` adds what the library does not model, and
+the result is strictly validated before anyone may write it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import uuid
+import warnings
+from typing import Any, Callable
+
+from cyclonedx.model import Property
+from cyclonedx.model.bom import Bom, BomMetaData
+from cyclonedx.model.bom_ref import BomRef
+from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.contact import OrganizationalContact
+from cyclonedx.model.dependency import Dependency
+from cyclonedx.model.tool import ToolRepository
+from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
+
+from ..scanner import __version__ as SCANNER_VERSION
+from ..scanner.findings import Report
+from . import etsi, inventory, lineage, merge, modelcard, phases, provenance, validate, vex
+from .context import PHASES, SPEC_VERSIONS, BomContext
+
+Provider = Callable[[BomContext], None]
+
+# Order matters: identity and files first, lineage before the modelCard (dataset refs),
+# findings before the ETSI mapping that reads what the others recorded.
+PROVIDERS: list[Provider] = [
+    inventory.provider,
+    lineage.datasets_provider,
+    lineage.base_models_provider,
+    modelcard.provider,
+    lineage.environment_provider,
+    provenance.signature_provider,
+    vex.provider,
+    provenance.drift_provider,
+    provenance.compositions_provider,
+]
+FINAL_PROVIDERS: list[Provider] = [etsi.provider]  # after every evidence provider
+
+_NAMESPACE = uuid.UUID("8f5a3c2e-1f0b-4c53-9a57-6d6f64656c73")  # fixed: reproducible serial numbers
+_EPOCH_ZERO = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def register_provider(provider: Provider) -> None:
+    """Add an evidence provider (e.g. signatures, advisories) that runs before the ETSI mapping."""
+    if provider not in PROVIDERS:
+        PROVIDERS.append(provider)
+
+
+def bom_timestamp(report: Report, reproducible: bool) -> _dt.datetime:
+    """SOURCE_DATE_EPOCH if set; in reproducible mode otherwise 1970-01-01; else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+    if reproducible:
+        return _EPOCH_ZERO
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+def build_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+              from_bom: dict[str, Any] | None = None, reproducible: bool = False,
+              author: str | None = None) -> dict[str, Any]:
+    """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise)."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r} (development or deployment)")
+    if spec_version not in SPEC_VERSIONS:
+        raise ValueError(f"unsupported CycloneDX version {spec_version!r} (1.6 or 1.7)")
+    reproducible = reproducible or bool(os.environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit())
+    ctx = BomContext(report=report, phase=phase, spec_version=spec_version,
+                     timestamp=bom_timestamp(report, reproducible), from_bom=from_bom, author=author)
+    for provider in PROVIDERS + FINAL_PROVIDERS:
+        provider(ctx)
+    doc = _serialise(ctx)
+    merge.apply(doc, ctx)
+    doc["serialNumber"] = _serial(doc, reproducible)
+    ordered = _ordered(doc)
+    validate.check(ordered, spec_version)
+    ctx.facts["notes"] = ctx.notes
+    build_bom.last_notes = list(ctx.notes)  # type: ignore[attr-defined]
+    return ordered
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """Canonical text of a BOM dict (stable across runs: reproducible mode relies on it)."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _tool_component() -> Component:
+    return Component(type=ComponentType.APPLICATION, name="modelshield", version=SCANNER_VERSION,
+                     bom_ref="tool:modelshield", group=None)
+
+
+def _serialise(ctx: BomContext) -> dict[str, Any]:
+    models = [e.component for e in ctx.models]
+    metadata = BomMetaData(
+        tools=ToolRepository(components=[_tool_component()]),
+        lifecycles=phases.lifecycles(ctx.phase),
+        timestamp=ctx.timestamp,
+        component=models[0] if len(models) == 1 else None,
+        authors=[OrganizationalContact(name=ctx.author)] if ctx.author else None,
+        properties=_metadata_properties(ctx),
+    )
+    components = ctx.components + (models[1:] if len(models) == 1 else models)
+    bom = Bom(components=components, metadata=metadata, vulnerabilities=ctx.vulnerabilities,
+              external_references=ctx.external_references, definitions=etsi.definitions(ctx),
+              serial_number=uuid.UUID(int=0))
+    for ref, on in sorted(ctx.dependencies.items()):
+        bom.dependencies.add(Dependency(ref=BomRef(ref), dependencies=[Dependency(ref=BomRef(r)) for r in sorted(on)]))
+    writer = JsonV1Dot6 if ctx.spec_version == "1.6" else JsonV1Dot7
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library warns about refs it cannot see in merged JSON
+        text = writer(bom).output_as_string()
+    return json.loads(text)
+
+
+def _metadata_properties(ctx: BomContext) -> list[Property]:
+    report = ctx.report
+    props = [Property(name="modelshield:phase", value=ctx.phase),
+             Property(name="modelshield:verdict", value=report.verdict.value),
+             Property(name="modelshield:exit-code", value=str(report.exit_code())),
+             Property(name="modelshield:fail-on", value=str(report.fail_on)),
+             Property(name="modelshield:report-schema", value=report.schema_version)]
+    summary = report.summary()
+    for key in ("artefacts", "analysed", "inventoried", "skipped", "suppressed"):
+        props.append(Property(name=f"modelshield:summary:{key}", value=str(summary[key])))
+    for key, value in sorted((report.policy or {}).items()):
+        if isinstance(value, (str, int, float, bool)) and value is not None:
+            props.append(Property(name=f"modelshield:policy:{key}", value=str(value)))
+    statuses = sorted(set(ctx.facts.get("signature_statuses", []))) or ["not-checked"]
+    props.append(Property(name="modelshield:signature:status", value=",".join(statuses)))
+    return props + ctx.properties
+
+
+def _serial(doc: dict[str, Any], reproducible: bool) -> str:
+    if not reproducible:
+        return uuid.uuid4().urn
+    body = {k: v for k, v in doc.items() if k != "serialNumber"}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return uuid.uuid5(_NAMESPACE, digest).urn
+
+
+_TOP_ORDER = ("$schema", "bomFormat", "specVersion", "serialNumber", "version", "metadata", "components",
+              "services", "externalReferences", "dependencies", "compositions", "vulnerabilities",
+              "formulation", "declarations", "definitions", "citations", "properties")
+
+
+def _ordered(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {k: doc[k] for k in _TOP_ORDER if k in doc}
+    out.update({k: v for k, v in doc.items() if k not in out})
+    return out

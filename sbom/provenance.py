@@ -1,0 +1,121 @@
+"""Evidence providers about where the artefact came from and how it changed: signature status,
+drift against the development BOM (`--from-bom`), and `compositions` (what is known complete)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, XsUri
+
+from .context import BomContext
+
+
+def signature_provider(ctx: BomContext) -> None:
+    """`modelshield:signature:status` per model: what the (future) signature check recorded.
+
+    The signature helper is expected to put `{"status": "verified"|"unsigned"|"invalid"|...,
+    "signer": ..., "bundle": ...}` in `TargetResult.provenance["signature"]`; until then the
+    status is `not-checked`, which the ETSI mapping reports as a gap, never as evidence.
+    """
+    statuses = []
+    for entry in ctx.models:
+        sig = (entry.target.provenance or {}).get("signature")
+        status = str(sig.get("status")) if isinstance(sig, dict) and sig.get("status") else "not-checked"
+        entry.component.properties.add(Property(name="modelshield:signature:status", value=status))
+        if isinstance(sig, dict) and sig.get("signer"):
+            entry.component.properties.add(Property(name="modelshield:signature:signer", value=str(sig["signer"])))
+        if isinstance(sig, dict) and isinstance(sig.get("bundle_url"), str):
+            entry.component.external_references.add(ExternalReference(
+                type=ExternalReferenceType.DIGITAL_SIGNATURE, url=XsUri(sig["bundle_url"])))
+        statuses.append(status)
+    ctx.facts["signature_statuses"] = statuses
+
+
+def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """file name -> {alg: digest} of every `file` component of a BOM dict (nested included)."""
+    out: dict[str, dict[str, str]] = {}
+
+    def walk(items: list[Any]) -> Iterator[dict[str, Any]]:
+        for comp in items:
+            if isinstance(comp, dict):
+                yield comp
+                yield from walk(comp.get("components") or [])
+
+    for comp in walk(list(doc.get("components") or []) + [doc.get("metadata", {}).get("component") or {}]):
+        if comp.get("type") == "file" and isinstance(comp.get("name"), str):
+            out[comp["name"]] = {h.get("alg"): h.get("content") for h in comp.get("hashes") or []
+                                 if isinstance(h, dict)}
+    return out
+
+
+def bom_link(doc: dict[str, Any]) -> str | None:
+    """BOM-Link URN of a BOM document (`urn:cdx:<uuid>/<version>`), if it has a serial number."""
+    serial = str(doc.get("serialNumber") or "")
+    if not serial.startswith("urn:uuid:"):
+        return None
+    return f"urn:cdx:{serial[len('urn:uuid:'):]}/{int(doc.get('version') or 1)}"
+
+
+def drift_provider(ctx: BomContext) -> None:
+    """Deployment with `--from-bom`: link the development BOM and call out changed files."""
+    if ctx.from_bom is None:
+        return
+    link = bom_link(ctx.from_bom)
+    if link:
+        ctx.external_references.append(ExternalReference(
+            type=ExternalReferenceType.BOM, url=XsUri(link),
+            comment=f"{_phase_of(ctx.from_bom) or 'previous'} BOM this one was derived from"))
+        ctx.properties.append(Property(name="modelshield:from-bom", value=link))
+    before = dev_bom_files(ctx.from_bom)
+    changed, added, removed = [], [], []
+    for entry in ctx.models:
+        for path, comp in sorted(entry.files.items()):
+            ours = {h.alg.value: h.content for h in comp.hashes}
+            if path not in before:
+                added.append(path)
+                comp.properties.add(Property(name="modelshield:drift", value="added since the development BOM"))
+                continue
+            old = before[path]
+            differs = [alg for alg in ("SHA-256", "SHA-512") if alg in ours and alg in old and ours[alg] != old[alg]]
+            if differs:
+                changed.append(path)
+                comp.properties.add(Property(name="modelshield:drift",
+                                             value=f"{', '.join(differs)} differs from the development BOM: "
+                                                   f"was {old.get('SHA-256', '?')}"))
+    mine = {p for e in ctx.models for p in e.files}
+    removed = sorted(set(before) - mine)
+    for kind, paths in (("changed", changed), ("added", added), ("removed", removed)):
+        for path in paths:
+            ctx.properties.append(Property(name=f"modelshield:drift:{kind}", value=path))
+        if paths:
+            ctx.notes.append(f"{len(paths)} file(s) {kind} since the development BOM: {', '.join(paths[:5])}"
+                             + (" ..." if len(paths) > 5 else ""))
+    ctx.facts["drift"] = {"changed": changed, "added": added, "removed": removed, "linked": bool(link)}
+
+
+def _phase_of(doc: dict[str, Any]) -> str | None:
+    for item in doc.get("metadata", {}).get("lifecycles") or []:
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and name.startswith("etsi-en-304-223:"):
+            return name.split(":", 1)[1]
+    return None
+
+
+def compositions_provider(ctx: BomContext) -> None:
+    """State per model what is complete (files) and what is unknown (datasets, libraries...)."""
+    comps: list[dict[str, Any]] = []
+    for entry in ctx.models:
+        not_read = [p for p, c in entry.files.items()
+                    if any(pr.name == "modelshield:status" and pr.value in ("not-downloaded", "skipped")
+                           for pr in c.properties)]
+        comps.append({"bom-ref": f"composition:files:{entry.ref}",
+                      "aggregate": "incomplete" if not_read or entry.target.error else "complete",
+                      "assemblies": [entry.ref]})
+    model_refs = [e.ref for e in ctx.models]
+    # The loaders' own dependencies are not listed (first party only); development lists none.
+    comps.append({"bom-ref": "composition:dependencies",
+                  "aggregate": "incomplete_first_party_only" if ctx.phase == "deployment" else "unknown",
+                  "dependencies": model_refs})
+    if ctx.facts.get("datasets") or ctx.facts.get("base_models"):
+        comps.append({"bom-ref": "composition:lineage", "aggregate": "unknown",
+                      "assemblies": sorted(set(ctx.facts.get("datasets", []) + ctx.facts.get("base_models", [])))})
+    ctx.patches.compositions = comps

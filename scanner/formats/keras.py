@@ -1,0 +1,101 @@
+"""Keras v3 `.keras` archives: a zip flavour (config.json + metadata.json + model.weights.h5).
+
+`zip.py` recognises the container and hands it over through `matches(names)` and
+`analyse_archive(archive, ctx)`. The model config goes through the shared Keras analysis; every
+other member (weights `.h5`, assets, anything unexpected) is sent back through the sniffer.
+`sniff`/`analyse` exist only to satisfy the module interface: this module never claims raw bytes.
+"""
+from __future__ import annotations
+
+import json
+
+from ..blob import Blob
+from ..budgets import BudgetExceeded, FormatError
+from ..context import ScanContext
+from ..keras_analysis import analyse_config
+from .interface import Archive, Member
+from .keras_config import MAX_BYTES
+
+NAME = "keras"
+CONFIG, METADATA = "config.json", "metadata.json"
+_WEIGHTS = ("model.weights.h5", "model.weights.json", "model.weights.npz")
+
+
+def matches(names: list[str]) -> bool:
+    """A `.keras` archive: config.json at the root plus Keras' metadata.json or weights file."""
+    top = {n.lstrip("/") for n in names}
+    return CONFIG in top and (METADATA in top or any(w in top for w in _WEIGHTS))
+
+
+def analyse_archive(archive: Archive, ctx: ScanContext) -> None:
+    """Analyse config.json and metadata.json; dispatch every other member to the sniffer."""
+    members = archive.members()
+    by_name: dict[str, Member] = {}
+    for m in members:
+        by_name[m.name.lstrip("/")] = m  # the last duplicate wins, as in zipfile's name lookup
+    props: dict = {"flavour": "keras_v3"}
+    config_member = by_name.get(CONFIG)
+    if config_member is None:
+        ctx.add("MS-KERAS-009", error="config.json missing")
+    else:
+        with ctx.enter(config_member.name):
+            try:
+                config = _json_member(archive, config_member)
+            except FormatError as exc:
+                ctx.add("MS-KERAS-009" if "member" in exc.reason else "MS-KERAS-007", source=CONFIG,
+                        error=exc.reason)
+            else:
+                if not isinstance(config, dict):
+                    ctx.add("MS-KERAS-009", error="config.json is not a JSON object")
+                else:
+                    summary = analyse_config(config, ctx, source=CONFIG)
+                    props.update(summary.as_dict(), model_class=str(config.get("class_name"))[:100])
+    meta_member = by_name.get(METADATA)
+    if meta_member is not None:
+        with ctx.enter(meta_member.name):
+            try:
+                meta = _json_member(archive, meta_member)
+            except FormatError as exc:
+                ctx.add("MS-KERAS-007", source=METADATA, error=exc.reason)
+                meta = None
+        if isinstance(meta, dict):
+            for key in ("keras_version", "date_saved"):
+                if isinstance(meta.get(key), str):
+                    props[key] = meta[key][:100]
+    ctx.artefact.properties["keras"] = props
+    from .zip import dispatch_member  # reports encrypted members and per-member budget problems
+
+    for member in members:
+        ctx.check_time()
+        if member is config_member or member is meta_member:
+            continue  # duplicates of config.json still go through the sniffer (keras_config)
+        dispatch_member(archive, member, ctx)
+
+
+def _json_member(archive: Archive, member: Member):
+    if member.size > MAX_BYTES:
+        raise BudgetExceeded("keras config bytes", MAX_BYTES)
+    if member.encrypted:
+        raise FormatError("the member is encrypted")
+    blob = archive.open(member)
+    if blob is None:
+        raise FormatError("the member could not be decompressed")
+    try:
+        raw = blob.read_at(0, min(blob.size, MAX_BYTES + 1))
+    finally:
+        blob.close()
+    if len(raw) > MAX_BYTES:
+        raise BudgetExceeded("keras config bytes", MAX_BYTES)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"not valid JSON: {str(exc)[:200]}") from None
+
+
+def sniff(head: bytes, blob: Blob, name: str) -> bool:
+    """Never claims raw bytes: zip.py recognises the container and calls `analyse_archive`."""
+    return False
+
+
+def analyse(blob: Blob, ctx: ScanContext) -> None:
+    raise FormatError("keras archives are analysed through zip.py (analyse_archive)")

@@ -1,0 +1,559 @@
+"""One pickle stream through a symbolic copy of CPython's `_pickle` Unpickler.
+
+The machine mirrors `_pickle.c`'s data structures (stack with a MARK fence, memo, protocol,
+FRAME) and error conditions, but every import becomes a `Global` symbol classified by the
+policy, and every call a `Call` symbol reported with its site. Nothing is imported or executed.
+"""
+from __future__ import annotations
+
+import _compat_pickle
+import copyreg
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..budgets import BudgetExceeded
+from ..policy import Classification
+from . import values as V
+from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, read_arg
+
+CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
+FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
+ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
+
+
+@dataclass
+class StreamOutcome:
+    """How one stream ended."""
+
+    start: int
+    end: int
+    error: PickleError | None = None
+    opcodes: int = 0
+    proto: int = 0
+    globals: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    builds: list[str] = field(default_factory=list)
+    pids: list[tuple[Any, int, int]] = field(default_factory=list)  # (pid, offset, position)
+    risky_calls: int = 0
+    value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
+
+
+class Machine:
+    """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads)."""
+
+    def __init__(self, blob, start: int, end: int, *, ctx, reporter, stream: int, flavour: str,
+                 memo: dict | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
+                 on_array: Callable[["Machine", V.Call, int], int] | None = None) -> None:
+        self.blob, self.ctx, self.rep, self.stream, self.flavour = blob, ctx, reporter, stream, flavour
+        self.r = Reader(blob, start, end)
+        self.end = end
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, Any] = {} if memo is None else memo
+        self.proto = 0
+        self.out = StreamOutcome(start=start, end=start)
+        self.on_call, self.on_array = on_call, on_array
+        self.shadowed: set[str] = set()
+        self.class_cache: dict[tuple[str, str], Classification] = {}
+        self.position = 0  # opcode index
+        self.op_offset = start
+        self.frame_end: int | None = None
+        self.file_pos: int | None = None  # where the file handle is after raw reads inside a frame
+        self.persid_reported = False
+        b = ctx.budgets
+        self.max_opcodes, self.max_memo, self.max_depth = b.max_opcodes, b.max_memo, b.max_stack_depth
+        self.dispatch = {code: getattr(self, "op_" + name) for code, (name, _) in OPCODES.items()}
+
+    # ----------------------------------------------------------------- driver
+    def run(self) -> StreamOutcome:
+        """Execute until STOP, an error (recorded in the outcome) or a budget (raised)."""
+        r = self.r
+        try:
+            while True:
+                self.op_offset = r.pos
+                code = r.byte()
+                entry = OPCODES.get(code)
+                if entry is None:
+                    raise PickleError(f"invalid load key, {chr(code)!r}.", self.op_offset)
+                name, desc = entry
+                arg = read_arg(r, desc, self.op_offset) if desc else None
+                self.out.opcodes += 1
+                if self.out.opcodes > self.max_opcodes:
+                    raise BudgetExceeded("max_opcodes", self.max_opcodes)
+                if not self.out.opcodes & 0xFFFF:
+                    self.ctx.check_time()
+                if self.dispatch[code](arg):
+                    break
+                self.position += 1
+                if self.frame_end is not None and r.pos >= self.frame_end:
+                    self._leave_frame()
+        except PickleError as exc:
+            self.out.error = exc
+        self.out.end = r.pos
+        self.out.proto = self.proto
+        return self.out
+
+    def _leave_frame(self) -> None:
+        if self.file_pos is not None and self.file_pos > self.r.pos:
+            self.r.pos = self.file_pos  # pure-Python unframer: raw reads moved the file past the frame
+        self.frame_end = self.file_pos = None
+
+    # ----------------------------------------------------------------- stack helpers
+    def err(self, reason: str) -> PickleError:
+        return PickleError(reason, self.op_offset)
+
+    @property
+    def fence(self) -> int:
+        return self.marks[-1] if self.marks else 0
+
+    def push(self, value: Any) -> None:
+        self.stack.append(value)
+        if len(self.stack) + len(self.marks) > self.max_depth:
+            raise BudgetExceeded("max_stack_depth", self.max_depth)
+
+    def pop(self) -> Any:
+        if len(self.stack) <= self.fence:
+            raise self.err("unpickling stack underflow")
+        return self.stack.pop()
+
+    def top(self) -> Any:
+        if len(self.stack) <= self.fence:
+            raise self.err("unpickling stack underflow")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list[Any]:
+        if not self.marks:
+            raise self.err("could not find MARK")
+        k = self.marks.pop()
+        items = self.stack[k:]
+        del self.stack[k:]
+        return items
+
+    def site(self) -> dict[str, Any]:
+        return {"stream": self.stream, "offset": self.op_offset, "position": self.position}
+
+    # ----------------------------------------------------------------- imports
+    def find_class(self, module: str, name: str, via: str) -> V.Global:
+        """What `Unpickler.find_class` would import, classified by the policy and reported."""
+        if self.proto < 3:
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        g = V.Global(module, name, self.op_offset)
+        self.out.globals.append(g.full)
+        cls = self.classify(module, name)
+        g.verdict = cls.verdict
+        full = g.canonical
+        if full != g.full:
+            via = f"{via} {g.full}"
+        dunder = [p for p in name.split(".") if len(p) > 4 and p.startswith("__") and p.endswith("__")]
+        if dunder and not (cls.verdict == "allow" and cls.entry == full) and cls.verdict != "deny":
+            g.verdict = "deny"
+            self.rep.add("MS-PKL-006", callable=full, attribute=dunder[0], via=via, **self.site())
+            return g
+        shadow = next((s for s in self.shadowed if full == s or full.startswith(s + ".")), None)
+        if shadow:
+            g.verdict = "deny"
+            self.rep.add("MS-PKL-005", callable=full, key=("use", full), target=shadow, how="resolves to an "
+                         "attribute overwritten earlier in this stream", **self.site())
+        if cls.verdict == "deny":
+            self.rep.add("MS-PKL-001", callable=full, group=cls.group, entry=cls.entry, why=cls.why, via=via,
+                         **self.site())
+        elif cls.verdict == "unknown":
+            self.rep.add("MS-PKL-002", callable=full, via=via, **self.site())
+        return g
+
+    def classify(self, module: str, name: str):
+        """Policy classification, hardened for attribute chains.
+
+        The name part is an attribute chain on the imported module: a chain may walk through a
+        module the library imported (`torch.nn.modules.module.torch.load`), so every suffix of
+        the chain is checked against the deny table, and a `module.*` allow entry never covers a
+        dotted name (it means names defined directly in that module).
+        """
+        key = (module, name)
+        cached = self.class_cache.get(key)
+        if cached is not None:
+            return cached
+        policy = self.ctx.policy
+        cls = policy.classify(module, name)
+        full = f"{module}.{name}"
+        exact_allow = cls.verdict == "allow" and not (cls.entry or "").endswith(".*")
+        if cls.verdict != "deny" and not exact_allow:
+            parts = name.split(".")
+            for i in range(len(parts)):
+                sub = parts[i:]
+                alt = policy.classify(".".join(sub[:-1]), sub[-1]) if len(sub) > 1 else policy.classify(sub[0], "")
+                if alt.verdict == "deny":
+                    cls = alt
+                    break
+            else:
+                if cls.verdict == "allow" and "." in name:
+                    cls = Classification("unknown")
+        self.class_cache[key] = cls
+        return cls
+
+    # ----------------------------------------------------------------- calls
+    def call(self, func: Any, args: Any, kwargs: Any, opcode: str) -> V.Call:
+        result = V.Call(func, args, kwargs, self.op_offset, opcode)
+        name = V.callable_name(func)
+        self.out.calls.append(func.full if isinstance(func, V.Global) else name)
+        verdict = func.verdict if isinstance(func, V.Global) else "computed"
+        folded = None
+        if verdict != "allow":
+            folded = V.fold(args) if isinstance(args, tuple) else [V.fold(args)]
+            if kwargs is not None:
+                folded = list(folded) + [{"**": V.fold(kwargs)}]
+        if verdict == "deny":
+            self.out.risky_calls += 1
+            self.rep.add("MS-PKL-003", callable=name, args=folded, opcode=opcode, **self.site())
+        elif verdict != "allow":
+            self.out.risky_calls += 1
+            self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
+        elif isinstance(func, V.Global) and func.canonical in FACTORY_HOLDERS:
+            self._factory(func, args)
+        if self.on_call is not None and verdict != "allow":
+            self.on_call(self, result, self.op_offset)
+        return result
+
+    def _factory(self, holder: V.Global, args: Any) -> None:
+        """An allowlisted container that calls a stored factory later (defaultdict): check the factory."""
+        index = FACTORY_HOLDERS[holder.canonical]
+        factory = args[index] if isinstance(args, tuple) and len(args) > index else None
+        if factory is None:
+            return
+        verdict = factory.verdict if isinstance(factory, V.Global) else (
+            "allow" if isinstance(factory, CONSTANT_TYPES) else "computed")
+        if verdict == "allow":
+            return
+        self.out.risky_calls += 1
+        rule = "MS-PKL-003" if verdict == "deny" else "MS-PKL-004"
+        self.rep.add(rule, callable=holder.canonical, args=[V.fold(factory)], opcode="factory",
+                     factory=V.callable_name(factory), **self.site())
+
+    def method_call(self, target: Any, method: str, items: list[Any]) -> None:
+        """APPEND/SETITEM/ADDITEMS/BUILD on an object the loader calls a method of."""
+        if isinstance(target, V.Global):
+            self.out.risky_calls += 1
+            self.rep.add("MS-PKL-005", callable=f"{target.canonical}.{method}", key=("write", target.full),
+                         target=target.canonical, how=f"{method} on an imported global", **self.site())
+            names: set[str] = set()
+            for item in items:
+                state, slots = (item if isinstance(item, tuple) and len(item) == 2 else (item, None))
+                for d in (state, slots):
+                    if isinstance(d, V.PDict):
+                        names.update(f"{target.canonical}.{k}" for k, _ in d.pairs if isinstance(k, str))
+            # Unknown keys: everything reached through this global is suspect from now on.
+            self.shadowed.update(names or {target.canonical})
+            return
+        cls = V.class_of(target)
+        if cls is not None and cls.verdict == "allow":
+            return
+        if isinstance(target, (V.PList, V.PDict, V.PSet, V.Persistent, V.Opaque)) or target is None:
+            return
+        if isinstance(target, CONSTANT_TYPES + (tuple,)):
+            if method == "__setstate__":
+                return
+            raise self.err(f"'{type(target).__name__}' object has no attribute '{method}'")
+        name = f"{cls.canonical if cls else V.callable_name(target)}.{method}"
+        verdict = cls.verdict if cls else "computed"
+        self.out.risky_calls += 1
+        if method == "__setstate__":
+            self.out.builds.append(name)
+        rule = "MS-PKL-003" if verdict == "deny" else "MS-PKL-004"
+        self.rep.add(rule, callable=name, args=[V.fold(i) for i in items[:5]], opcode=method, **self.site())
+
+    # ----------------------------------------------------------------- opcodes
+    def op_MARK(self, _):
+        self.marks.append(len(self.stack))
+        if len(self.stack) + len(self.marks) > self.max_depth:
+            raise BudgetExceeded("max_stack_depth", self.max_depth)
+
+    def op_STOP(self, _):
+        self.out.value = self.pop()
+        return True
+
+    def op_POP(self, _):
+        if len(self.stack) > self.fence:
+            self.stack.pop()
+        elif self.marks:
+            self.pop_mark()
+        else:
+            raise self.err("unpickling stack underflow")
+
+    def op_POP_MARK(self, _):
+        self.pop_mark()
+
+    def op_DUP(self, _):
+        self.push(self.top())
+
+    def _const(self, value):
+        self.push(value)
+
+    op_INT = op_BININT = op_BININT1 = op_BININT2 = op_LONG = op_LONG1 = op_LONG4 = _const
+    op_STRING = op_BINSTRING = op_SHORT_BINSTRING = op_BINBYTES = op_SHORT_BINBYTES = _const
+    op_BINBYTES8 = op_BYTEARRAY8 = op_UNICODE = op_SHORT_BINUNICODE = op_BINUNICODE = _const
+    op_BINUNICODE8 = op_FLOAT = op_BINFLOAT = _const
+
+    def op_NONE(self, _):
+        self.push(None)
+
+    def op_NEWTRUE(self, _):
+        self.push(True)
+
+    def op_NEWFALSE(self, _):
+        self.push(False)
+
+    def op_NEXT_BUFFER(self, _):
+        raise self.err("pickle stream refers to out-of-band data but no *buffers* argument was given")
+
+    def op_READONLY_BUFFER(self, _):
+        self.top()
+
+    def op_EMPTY_LIST(self, _):
+        self.push(V.PList())
+
+    def op_EMPTY_DICT(self, _):
+        self.push(V.PDict())
+
+    def op_EMPTY_SET(self, _):
+        self.push(V.PSet())
+
+    def op_EMPTY_TUPLE(self, _):
+        self.push(())
+
+    def op_LIST(self, _):
+        self.push(V.PList(self.pop_mark()))
+
+    def op_TUPLE(self, _):
+        self.push(tuple(self.pop_mark()))
+
+    def _tuple_n(self, n):
+        if len(self.stack) - n < self.fence:
+            raise self.err("unpickling stack underflow")
+        items = tuple(self.stack[len(self.stack) - n:])
+        del self.stack[len(self.stack) - n:]
+        self.push(items)
+
+    def op_TUPLE1(self, _):
+        self._tuple_n(1)
+
+    def op_TUPLE2(self, _):
+        self._tuple_n(2)
+
+    def op_TUPLE3(self, _):
+        self._tuple_n(3)
+
+    def op_DICT(self, _):
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise self.err("odd number of items for DICT")
+        self.push(V.PDict(list(zip(items[::2], items[1::2]))))
+
+    def op_FROZENSET(self, _):
+        self.push(V.PSet(self.pop_mark(), frozen=True))
+
+    def _target_below(self, k: int) -> Any:
+        if k <= 0 or k > len(self.stack):
+            raise self.err("unpickling stack underflow")
+        return self.stack[k - 1]
+
+    def _extend(self, target: Any, items: list[Any], kind: str) -> None:
+        if not items:
+            return
+        if kind == "list" and isinstance(target, V.PList):
+            target.items.extend(items)
+        elif kind == "dict" and isinstance(target, V.PDict):
+            if len(items) % 2:
+                raise self.err("odd number of items for SETITEMS")
+            target.pairs.extend(zip(items[::2], items[1::2]))
+        elif kind == "set" and isinstance(target, V.PSet) and not target.frozen:
+            target.items.extend(items)
+        else:
+            if kind == "dict" and len(items) % 2:
+                raise self.err("odd number of items for SETITEMS")
+            method = {"list": "extend", "dict": "__setitem__", "set": "add"}[kind]
+            self.method_call(target, method, items)
+
+    def op_APPEND(self, _):
+        value = self.pop()
+        self._extend(self.top(), [value], "list")
+
+    def op_APPENDS(self, _):
+        if not self.marks:
+            raise self.err("could not find MARK")
+        k = self.marks[-1]
+        target = self._target_below(k)
+        self._extend(target, self.pop_mark(), "list")
+
+    def op_SETITEM(self, _):
+        value = self.pop()
+        key = self.pop()
+        self._extend(self.top(), [key, value], "dict")
+
+    def op_SETITEMS(self, _):
+        if not self.marks:
+            raise self.err("could not find MARK")
+        target = self._target_below(self.marks[-1])
+        self._extend(target, self.pop_mark(), "dict")
+
+    def op_ADDITEMS(self, _):
+        if not self.marks:
+            raise self.err("could not find MARK")
+        target = self._target_below(self.marks[-1])
+        self._extend(target, self.pop_mark(), "set")
+
+    # memo
+    def _get(self, idx):
+        if idx not in self.memo:
+            raise self.err(f"Memo value not found at index {idx}")
+        self.push(self.memo[idx])
+
+    op_GET = op_BINGET = op_LONG_BINGET = _get
+
+    def _put(self, idx):
+        if idx < 0:
+            raise self.err("negative PUT argument")
+        value = self.top()
+        if idx not in self.memo and len(self.memo) >= self.max_memo:
+            raise BudgetExceeded("max_memo", self.max_memo)
+        self.memo[idx] = value
+
+    op_PUT = op_BINPUT = op_LONG_BINPUT = _put
+
+    def op_MEMOIZE(self, _):
+        self._put(len(self.memo))
+
+    # framing and protocol
+    def op_PROTO(self, proto):
+        if proto > HIGHEST_PROTOCOL:
+            raise self.err(f"unsupported pickle protocol: {proto}")
+        self.proto = proto
+
+    def op_FRAME(self, size):
+        # _pickle.c: the whole frame must be readable now; opcodes are then read transparently.
+        if self.r.pos + size > self.end:
+            raise self.err(f"pickle data was truncated (FRAME of {size} bytes past the end)")
+        if self.flavour == "joblib":  # pure-Python _Unframer semantics (joblib's Unpickler)
+            if self.frame_end is not None and self.r.pos < self.frame_end:
+                raise self.err("beginning of a new frame before end of current frame")
+            self.frame_end = self.r.pos + size
+            self.file_pos = self.frame_end
+
+    # imports
+    def op_GLOBAL(self, arg):
+        module, name = arg
+        self.push(self.find_class(module, name, "GLOBAL"))
+
+    def op_STACK_GLOBAL(self, _):
+        name = self.pop()
+        module = self.pop()
+        if isinstance(module, str) and isinstance(name, str):
+            self.push(self.find_class(module, name, "STACK_GLOBAL"))
+            return
+        if isinstance(module, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)) and \
+                isinstance(name, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
+            raise self.err("STACK_GLOBAL requires str")
+        text = f"{V.fold(module)}.{V.fold(name)}"
+        g = V.Global(str(V.fold(module)), str(V.fold(name)), self.op_offset, "dynamic")
+        self.out.globals.append(g.full)
+        self.rep.add("MS-PKL-013", callable=text, **self.site())
+        self.push(g)
+
+    def _ext(self, code):
+        if code <= 0:
+            raise self.err("EXT specifies code <= 0")
+        key = copyreg._inverted_registry.get(code)
+        if key is None:
+            self.rep.add("MS-PKL-007", callable=f"<extension code {code}>", code=code, **self.site())
+            g = V.Global("<extension>", str(code), self.op_offset, "dynamic")
+            self.out.globals.append(g.full)
+            self.push(g)
+            return
+        self.push(self.find_class(key[0], key[1], "EXT"))
+
+    op_EXT1 = op_EXT2 = op_EXT4 = _ext
+
+    # calls
+    def op_REDUCE(self, _):
+        args = self.pop()
+        func = self.pop()
+        self._check_callable(func)
+        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
+            raise self.err("argument list must be a tuple")
+        self.push(self.call(func, args, None, "REDUCE"))
+
+    def _check_callable(self, func):
+        if isinstance(func, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
+            raise self.err(f"'{type(func).__name__}' object is not callable")
+
+    def op_INST(self, arg):
+        module, name = arg
+        args = tuple(self.pop_mark())
+        cls = self.find_class(module, name, "INST")
+        self.push(self.call(cls, args, None, "INST"))
+
+    def op_OBJ(self, _):
+        items = self.pop_mark()
+        if not items:
+            raise self.err("unpickling stack underflow")
+        cls, args = items[0], tuple(items[1:])
+        self._check_callable(cls)
+        self.push(self.call(cls, args, None, "OBJ"))
+
+    def op_NEWOBJ(self, _):
+        args = self.pop()
+        cls = self.pop()
+        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
+            raise self.err("NEWOBJ expected an arg tuple.")
+        self._check_callable(cls)
+        self.push(self.call(cls, args, None, "NEWOBJ"))
+
+    def op_NEWOBJ_EX(self, _):
+        kwargs = self.pop()
+        args = self.pop()
+        cls = self.pop()
+        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
+            raise self.err("NEWOBJ_EX args argument must be a tuple")
+        if isinstance(kwargs, CONSTANT_TYPES + (tuple, V.PList, V.PSet)):
+            raise self.err("NEWOBJ_EX kwargs argument must be a dict")
+        self._check_callable(cls)
+        self.push(self.call(cls, args, kwargs, "NEWOBJ_EX"))
+
+    def op_BUILD(self, _):
+        state = self.pop()
+        inst = self.top()
+        if isinstance(inst, V.Call):
+            inst.state = state
+        self.method_call(inst, "__setstate__" if not isinstance(inst, V.Global) else "BUILD", [state])
+        cls = V.class_of(inst)
+        if self.on_array is not None and cls is not None and cls.full in ARRAY_WRAPPERS:
+            self.stack.pop()
+            self.push(V.Opaque("ndarray"))
+            new_pos = self.on_array(self, inst, self._file_position())
+            self._set_file_position(new_pos)
+
+    def _file_position(self) -> int:
+        """Where the loader's file handle is now (after the current frame, if inside one)."""
+        if self.frame_end is not None and self.file_pos is not None:
+            return self.file_pos
+        return self.r.pos
+
+    def _set_file_position(self, pos: int) -> None:
+        if self.frame_end is not None and self.r.pos < self.frame_end:
+            self.file_pos = pos
+        else:
+            self.frame_end = self.file_pos = None
+            self.r.pos = pos
+
+    # persistent ids
+    def _persid(self, pid):
+        self.push(V.Persistent(pid, self.op_offset))
+        self.out.pids.append((pid, self.op_offset, self.position))
+
+    def op_PERSID(self, pid):
+        self._persid(pid)
+
+    def op_BINPERSID(self, _):
+        self._persid(self.pop())

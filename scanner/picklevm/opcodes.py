@@ -1,0 +1,249 @@
+"""The opcode table of the VM, derived from `pickletools.opcodes` (data, not a hand-written list).
+
+Each opcode byte maps to its pickletools name and argument descriptor. Arguments are read by
+`Reader` with the same rules as CPython's `_pickle.c` (signedness, quoting, line endings), but
+bounded: a large byte/str argument is not read into memory, it becomes a `BigBytes` span that
+nested-payload analysis can slice later.
+"""
+from __future__ import annotations
+
+import codecs
+import pickletools
+from dataclasses import dataclass
+
+# code byte -> (opcode name, argument descriptor name or None)
+OPCODES: dict[int, tuple[str, str | None]] = {
+    op.code.encode("latin-1")[0]: (op.name, op.arg.name if op.arg else None) for op in pickletools.opcodes
+}
+HIGHEST_PROTOCOL = max(op.proto for op in pickletools.opcodes)
+INLINE_CAP = 1 << 20  # larger byte/str arguments stay on disk as BigBytes spans
+LINE_CAP = 16 << 20  # longest text-opcode line we accept
+
+
+class PickleError(Exception):
+    """The stream is malformed where CPython's unpickler would raise; `offset` is where."""
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.reason, self.offset = reason, offset
+
+
+@dataclass(frozen=True)
+class BigBytes:
+    """A large bytes/str argument left in the blob: [offset, offset+length)."""
+
+    offset: int
+    length: int
+    kind: str  # "bytes" | "str" | "bytearray"
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} of {self.length} bytes at offset {self.offset}>"
+
+
+class Reader:
+    """Buffered positioned reads over a blob window [pos, end)."""
+
+    WINDOW = 1 << 20
+
+    def __init__(self, blob, pos: int, end: int) -> None:
+        self.blob, self.pos, self.end = blob, pos, end
+        self.buf = b""
+        self.buf_start = pos
+
+    def _fill(self, n: int) -> None:
+        want = max(n, self.WINDOW)
+        self.buf = self.blob.read_at(self.pos, min(want, self.end - self.pos))
+        self.buf_start = self.pos
+
+    def read(self, n: int) -> bytes:
+        """Exactly `n` bytes or PickleError (truncated)."""
+        rel = self.pos - self.buf_start
+        if rel < 0 or rel + n > len(self.buf):
+            if self.pos + n > self.end:
+                raise PickleError(f"truncated: needed {n} bytes, {self.end - self.pos} left", self.pos)
+            self._fill(n)
+            rel = 0
+        out = self.buf[rel:rel + n]
+        self.pos += n
+        return out
+
+    def byte(self) -> int:
+        rel = self.pos - self.buf_start
+        if rel < 0 or rel >= len(self.buf):
+            if self.pos >= self.end:
+                raise PickleError("truncated: pickle data was truncated (no STOP opcode)", self.pos)
+            self._fill(1)
+            rel = 0
+        self.pos += 1
+        return self.buf[rel]
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.end:
+            raise PickleError(f"truncated: argument of {n} bytes runs past the end", self.pos)
+        self.pos += n
+
+    def readline(self) -> bytes:
+        """A line including its b'\\n' (CPython requires the newline)."""
+        start = self.pos
+        chunks = []
+        while True:
+            rel = self.pos - self.buf_start
+            if rel < 0 or rel >= len(self.buf):
+                if self.pos >= self.end:
+                    raise PickleError("truncated: line without newline", start)
+                self._fill(1)
+                rel = 0
+            nl = self.buf.find(b"\n", rel)
+            if nl >= 0:
+                chunks.append(self.buf[rel:nl + 1])
+                self.pos = self.buf_start + nl + 1
+                return b"".join(chunks)
+            chunks.append(self.buf[rel:])
+            self.pos = self.buf_start + len(self.buf)
+            if self.pos - start > LINE_CAP:
+                raise PickleError(f"line longer than {LINE_CAP} bytes", start)
+
+
+def _int(data: bytes, signed: bool) -> int:
+    return int.from_bytes(data, "little", signed=signed)
+
+
+def _decimal_line(line: bytes, offset: int) -> int | bool:
+    body = line[:-1]
+    if body == b"00":
+        return False
+    if body == b"01":
+        return True
+    try:
+        return int(body)
+    except ValueError:
+        raise PickleError(f"invalid literal for int(): {body[:40]!r}", offset) from None
+
+
+def _long_line(line: bytes, offset: int) -> int:
+    body = line[:-1]
+    if body.endswith(b"L"):
+        body = body[:-1]
+    try:
+        return int(body)
+    except ValueError:
+        raise PickleError(f"invalid literal for LONG: {body[:40]!r}", offset) from None
+
+
+def _string_line(line: bytes, offset: int) -> str | bytes:
+    body = line[:-1]
+    if len(body) < 2 or body[0] != body[-1] or body[:1] not in (b"'", b'"'):
+        raise PickleError("the STRING opcode argument must be quoted", offset)
+    try:
+        raw = codecs.escape_decode(body[1:-1])[0]
+    except ValueError as exc:
+        raise PickleError(f"bad STRING escape: {exc}", offset) from None
+    return _py2str(raw)
+
+
+def _py2str(raw: bytes) -> str | bytes:
+    """Python 2 str payloads: decoded like the default encoding='ASCII' when possible."""
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _utf8(raw: bytes, offset: int) -> str:
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise PickleError(f"invalid UTF-8 in string: {exc.reason}", offset) from None
+
+
+def _sized(r: Reader, n: int, kind: str, offset: int):
+    if n < 0:
+        raise PickleError(f"negative byte count {n}", offset)
+    if n > INLINE_CAP:
+        start = r.pos
+        r.skip(n)
+        return BigBytes(start, n, kind)
+    data = r.read(n)
+    if kind == "str":
+        return _utf8(data, offset)
+    if kind == "py2str":
+        return _py2str(data)
+    if kind == "bytearray":
+        return bytearray(data)
+    return data
+
+
+def read_arg(r: Reader, desc: str, offset: int):
+    """Read one argument of descriptor `desc` (pickletools name) at the reader position."""
+    if desc == "uint1":
+        return r.read(1)[0]
+    if desc == "uint2":
+        return _int(r.read(2), False)
+    if desc == "int4":
+        return _int(r.read(4), True)
+    if desc == "uint4":
+        return _int(r.read(4), False)
+    if desc == "uint8":
+        return _int(r.read(8), False)
+    if desc == "float8":
+        import struct
+        return struct.unpack(">d", r.read(8))[0]
+    if desc == "long1":
+        return _int(r.read(r.read(1)[0]), True)
+    if desc == "long4":
+        n = _int(r.read(4), True)
+        if n < 0:
+            raise PickleError("LONG pickle has negative byte count", offset)
+        if n > INLINE_CAP:
+            raise PickleError(f"LONG4 of {n} bytes is not plausible", offset)
+        return _int(r.read(n), True)
+    if desc == "decimalnl_short":
+        return _decimal_line(r.readline(), offset)
+    if desc == "decimalnl_long":
+        return _long_line(r.readline(), offset)
+    if desc == "floatnl":
+        line = r.readline()
+        try:
+            return float(line[:-1])
+        except ValueError:
+            raise PickleError(f"could not convert string to float: {line[:40]!r}", offset) from None
+    if desc == "stringnl":
+        return _string_line(r.readline(), offset)
+    if desc == "stringnl_noescape":  # PERSID: ASCII line
+        line = r.readline()[:-1]
+        try:
+            return line.decode("ascii")
+        except UnicodeDecodeError:
+            raise PickleError("persistent IDs in protocol 0 must be ASCII strings", offset) from None
+    if desc == "stringnl_noescape_pair":
+        first = _utf8(r.readline()[:-1], offset)
+        second = _utf8(r.readline()[:-1], offset)
+        return first, second
+    if desc == "unicodestringnl":
+        line = r.readline()[:-1]
+        try:
+            return line.decode("raw-unicode-escape")
+        except UnicodeDecodeError as exc:
+            raise PickleError(f"bad UNICODE argument: {exc.reason}", offset) from None
+    if desc == "string1":
+        return _sized(r, r.read(1)[0], "py2str", offset)
+    if desc == "string4":
+        n = _int(r.read(4), True)
+        if n < 0:
+            raise PickleError("BINSTRING pickle has negative byte count", offset)
+        return _sized(r, n, "py2str", offset)
+    if desc == "bytes1":
+        return _sized(r, r.read(1)[0], "bytes", offset)
+    if desc == "bytes4":
+        return _sized(r, _int(r.read(4), False), "bytes", offset)
+    if desc == "bytes8":
+        return _sized(r, _int(r.read(8), False), "bytes", offset)
+    if desc == "bytearray8":
+        return _sized(r, _int(r.read(8), False), "bytearray", offset)
+    if desc == "unicodestring1":
+        return _sized(r, r.read(1)[0], "str", offset)
+    if desc == "unicodestring4":
+        return _sized(r, _int(r.read(4), False), "str", offset)
+    if desc == "unicodestring8":
+        return _sized(r, _int(r.read(8), False), "str", offset)
+    raise PickleError(f"no reader for argument type {desc}", offset)  # pragma: no cover

@@ -1,0 +1,212 @@
+"""One `analyse_pickle` call: streams one after another, flavour rules, nested payloads, joblib arrays."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..blob import BytesBlob
+from ..budgets import BudgetExceeded
+from . import nested
+from . import values as V
+from .machine import Machine, StreamOutcome
+from .marshal_scan import MarshalError, summarise
+from .opcodes import PickleError
+from .report import Reporter
+
+TORCH_FLAVOURS = ("torch-zip", "torch-legacy")
+MAX_PIDS = 100_000
+
+
+class Session:
+    """State shared by the streams of one call (reporter, stream counter, result)."""
+
+    def __init__(self, blob, ctx, flavour: str, result) -> None:
+        self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
+        self.rep = Reporter(ctx)
+        self.next_stream = 0
+
+    # ------------------------------------------------------------ streams
+    def run(self, start: int, end: int, max_streams: int | None) -> None:
+        budget = self.ctx.budgets.max_pickle_bytes
+        limit = min(end, start + budget)
+        pos, count = start, 0
+        if start >= end:
+            self.result.complete = False
+            self.rep.add("MS-PKL-008", stream=0, offset=start, position=0, reason="empty pickle (no data)",
+                         key="empty")
+            return
+        while pos < limit and (max_streams is None or count < max_streams):
+            out = self.stream(pos, limit)
+            count += 1
+            if out.error is not None:
+                self.stream_error(out, first=(count == 1))
+                if out.opcodes or count == 1:
+                    pos = out.end
+                break
+            pos = out.end
+        self.result.end = pos
+        if pos >= limit and limit < end and (max_streams is None or count < max_streams):
+            raise BudgetExceeded("max_pickle_bytes", budget)
+
+    def stream(self, pos: int, end: int) -> StreamOutcome:
+        index = self.next_stream
+        self.next_stream += 1
+        machine = Machine(self.blob, pos, end, ctx=self.ctx, reporter=self.rep, stream=index,
+                          flavour=self.flavour, on_call=self.on_call,
+                          on_array=self.on_array if self.flavour == "joblib" else None)
+        self.result.streams.append((pos, pos))
+        slot = len(self.result.streams) - 1
+        self.result.stream_globals.append(machine.out.globals)
+        self.result.stream_calls.append(machine.out.calls)
+        try:
+            out = machine.run()
+        finally:
+            self.result.streams[slot] = (pos, machine.r.pos)
+            self.result.globals.extend(machine.out.globals)
+            self.result.calls.extend(machine.out.calls)
+            self.result.builds.extend(machine.out.builds)
+        if out.error is None:
+            self.result.values.append(V.fold(out.value))
+        self.check_pids(out, index)
+        return out
+
+    def stream_error(self, out: StreamOutcome, first: bool) -> None:
+        err = out.error
+        index = len(self.result.streams) - 1
+        if not first and not out.opcodes:
+            self.rep.add("MS-PKL-014", stream=index, offset=out.start, position=0,
+                         size=self.blob.size - out.start, reason=err.reason)
+            self.result.streams.pop()
+            self.result.stream_globals.pop()
+            self.result.stream_calls.pop()
+            return
+        if not first and not out.risky_calls and not out.globals:
+            self.rep.add("MS-PKL-014", stream=index, offset=out.start, position=0,
+                         size=self.blob.size - out.start, reason=err.reason)
+            return
+        self.result.complete = False
+        self.rep.add("MS-PKL-008", stream=index, offset=err.offset, position=out.opcodes, reason=err.reason,
+                     key="error")
+        if out.risky_calls:
+            self.rep.add("MS-PKL-009", stream=index, offset=err.offset, position=out.opcodes,
+                         calls=out.risky_calls, reason=err.reason, key="tail")
+
+    # ------------------------------------------------------------ persistent ids
+    def check_pids(self, out: StreamOutcome, index: int) -> None:
+        for pid, offset, position in out.pids:
+            if len(self.result.persistent_ids) < MAX_PIDS:
+                self.result.persistent_ids.append(V.fold(pid))
+            if self.flavour in TORCH_FLAVOURS:
+                ok = isinstance(pid, tuple) and pid and pid[0] in (
+                    ("storage",) if self.flavour == "torch-zip" else ("storage", "module"))
+                if not ok:
+                    self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid-odd",
+                                 pid=V.fold(pid), why="torch's persistent_load expects a ('storage', ...) tuple")
+            else:
+                self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid",
+                             pid=V.fold(pid), why="pickle.load has no persistent_load and stops here")
+
+    # ------------------------------------------------------------ nested payloads
+    def on_call(self, machine: Machine, call: V.Call, offset: int) -> None:
+        args = call.args if isinstance(call.args, tuple) else ()
+        kind = nested.loader_kind(call.func)
+        candidates: list[tuple[str, bytes]] = []
+        if kind is not None and args:
+            data = nested.payload_bytes(args[0], self.blob)
+            if data is not None:
+                candidates.append((kind, data))
+        else:
+            for arg in args[:4]:
+                data = nested.payload_bytes(arg, self.blob)
+                if data is None:
+                    continue
+                if nested.looks_like_pickle(data):
+                    candidates.append(("pickle", data))
+                elif nested.looks_like_code(data):
+                    candidates.append(("marshal", data))
+        for kind, data in candidates:
+            self.nested(kind, data, offset, machine.stream)
+
+    def nested(self, kind: str, data: bytes, offset: int, stream: int) -> None:
+        label = "marshalled code" if kind == "marshal" else f"{kind} payload" if kind != "pickle" else "pickle"
+        ctx = self.ctx
+        with ctx.enter(f"<nested {label} at offset {offset}>", nested=True):
+            if kind == "marshal":
+                self.marshal(data)
+                return
+            blob = BytesBlob(data, name="nested")
+            if kind == "pickle":
+                from . import analyse_pickle
+                analyse_pickle(blob, ctx)
+            else:
+                from ..engine import analyse_blob  # sniff: torch zip, npy, joblib, compressed...
+                analyse_blob(blob, ctx, f"nested.{ {'torch': 'pt', 'joblib': 'joblib', 'numpy': 'npy'}[kind] }")
+
+    def marshal(self, data: bytes) -> None:
+        names_table = nested.tables()["marshal_names"]
+        try:
+            summary = summarise(data)
+        except MarshalError as exc:
+            self.ctx.add("MS-PKL-011", offset=0, reason=f"marshal payload not readable: {exc}")
+            return
+        risky = [n for n in summary.names if n in names_table]
+        self.ctx.add("MS-PKL-012", offset=0, callable="marshal code object", args=risky[:30],
+                     code_objects=summary.code_objects, names=summary.names[:100],
+                     functions=summary.qualnames[:20],
+                     names_risky=", ".join(risky[:10]) or "none of the known-risky names")
+
+    # ------------------------------------------------------------ joblib inline arrays
+    def on_array(self, machine: Machine, wrapper: V.Call, pos: int) -> int:
+        """joblib NumpyArrayWrapper: skip (or scan, for object dtype) the array bytes at `pos`."""
+        cls = V.class_of(wrapper)
+        if cls is None or cls.name != "NumpyArrayWrapper":
+            return pos  # NDArrayWrapper (joblib <= 0.9): array in a side file
+        state = wrapper.state if isinstance(wrapper.state, V.PDict) else V.PDict()
+        shape = state.get("shape")
+        dtype = state.get("dtype")
+        info = dtype_info(dtype)
+        if info is None or not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise PickleError("joblib array wrapper with an unreadable shape or dtype", machine.op_offset)
+        itemsize, hasobject = info
+        if hasobject:
+            out = self.stream(pos, machine.end)  # a nested pickle in the same file (fresh Unpickler)
+            if out.error is not None:
+                raise out.error
+            return out.end
+        count = 1
+        for n in shape:
+            count *= n
+        if any(k == "numpy_array_alignment_bytes" for k, _ in state.pairs):
+            pad = self.blob.read_at(pos, 1)
+            if not pad:
+                raise PickleError("joblib array padding byte missing", pos)
+            pos += 1 + pad[0]
+        pos += count * itemsize
+        if pos > machine.end:
+            raise PickleError(f"joblib array data ({count * itemsize} bytes) runs past the end", machine.op_offset)
+        return pos
+
+
+def dtype_info(dtype: Any) -> tuple[int, bool] | None:
+    """(itemsize, hasobject) of a symbolic `numpy.dtype(descr, ...)` with its BUILD state."""
+    if not isinstance(dtype, V.Call) or not isinstance(dtype.func, V.Global) or dtype.func.name != "dtype":
+        return None
+    args = dtype.args if isinstance(dtype.args, tuple) else ()
+    descr = args[0] if args and isinstance(args[0], str) else None
+    if descr is None:
+        return None
+    state = dtype.state if isinstance(dtype.state, tuple) else ()
+    hasobject = descr.lstrip("<>|=").startswith("O")
+    fields = state[4] if len(state) > 4 else None
+    if isinstance(fields, V.PDict):
+        for _, spec in fields.pairs:
+            if isinstance(spec, tuple) and spec:
+                sub = dtype_info(spec[0])
+                if sub is None or sub[1]:
+                    hasobject = True
+    elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
+    if elsize > 0:
+        return elsize, hasobject
+    digits = "".join(c for c in descr if c.isdigit())
+    if not digits:
+        return (1, hasobject) if descr.lstrip("<>|=") in ("?", "b", "B") else None
+    return int(digits), hasobject
