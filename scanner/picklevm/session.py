@@ -8,7 +8,7 @@ from ..budgets import BudgetExceeded
 from . import nested
 from . import values as V
 from .machine import Machine, StreamOutcome
-from .marshal_scan import MarshalError, summarise
+from ..marshal_scan import MarshalError, summarise
 from .opcodes import PickleError
 from .report import Reporter
 
@@ -148,10 +148,11 @@ class Session:
         except MarshalError as exc:
             self.ctx.add("MS-PKL-011", offset=0, reason=f"marshal payload not readable: {exc}")
             return
-        risky = [n for n in summary.names if n in names_table]
+        names = list(dict.fromkeys(summary.all_names() + summary.all_strings()))
+        risky = [n for n in names if n in names_table]
         self.ctx.add("MS-PKL-012", offset=0, callable="marshal code object", args=risky[:30],
-                     code_objects=summary.code_objects, names=summary.names[:100],
-                     functions=summary.qualnames[:20],
+                     code_objects=summary.count(), names=[n[:200] for n in names[:100]],
+                     functions=summary.all_functions()[:20],
                      names_risky=", ".join(risky[:10]) or "none of the known-risky names")
 
     # ------------------------------------------------------------ joblib inline arrays

@@ -21,7 +21,7 @@ from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import Artefact, Kind, Severity, Verdict
 from modelshield.scanner.formats import keras as keras_flavour
 from modelshield.scanner.formats.interface import Member
-from modelshield.scanner.keras_analysis import MarshalError, parse_marshal_code
+from modelshield.scanner.marshal_scan import MarshalError, parse_marshal_code
 from modelshield.scanner.policy import Policy
 
 HERE = Path(__file__).resolve().parent
