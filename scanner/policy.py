@@ -174,7 +174,10 @@ class Policy:
                 group, why = deny[candidate]
                 return Classification("deny", candidate, why, group)
         allow = _table("allow")
-        for candidate in (full, f"{module}.*"):
+        # `module.*` covers plain names defined in that module: never attribute chains
+        # ("a.b") or dunders (`numpy.__builtins__` reaches eval).
+        plain = name.isidentifier() and not (name.startswith("__") and name.endswith("__"))
+        for candidate in (full, f"{module}.*") if plain else (full,):
             if candidate in self.extra_allow:
                 return Classification("allow", candidate, self.extra_allow[candidate], "policy")
             if candidate in allow:

@@ -49,6 +49,10 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
     code_files = 0
     prefixes: list[str] = []
     records: dict[str, str] = {}
+    # TorchScript archives (torch.jit.save) carry a code/ tree; their pickles name __torch__.*
+    # classes compiled from it, which the loader resolves without a Python import.
+    scripted = any(_split(m.name)[1].startswith("code/") for m in members)
+    flavour = "torchscript" if scripted else "torch-zip"
     for m in members:
         ctx.check_time()
         prefix, rest = _split(m.name)
@@ -66,7 +70,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
             continue
         if m.name.endswith(".pkl") and not m.encrypted:
             pickles.append(m.name)
-            _analyse_pickle_member(archive, m, ctx)
+            _analyse_pickle_member(archive, m, ctx, flavour)
             continue
         if rest in ("version", ".data/version", "byteorder", ".format_version", ".storage_alignment") and \
                 not m.encrypted and m.size <= 64 and m.method == 0:
@@ -86,7 +90,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
         }
 
 
-def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext") -> None:
+def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext", flavour: str) -> None:
     from ..picklevm import analyse_pickle
 
     blob = archive.open(member)
@@ -98,7 +102,7 @@ def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanConte
                 ctx.artefact.members.append(ctx.member)
             if member.method == 0 and blob.size > CRC_CHECK_MAX and hasattr(archive, "check_crc"):
                 archive.check_crc(member, blob)  # smaller stored members were checked by open()
-            _run(analyse_pickle, blob, ctx)
+            _run(analyse_pickle, blob, ctx, flavour)
     except BudgetExceeded as exc:
         if exc.budget not in ("max_container_depth", "max_nested_depth"):
             raise
@@ -107,10 +111,10 @@ def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanConte
         blob.close()
 
 
-def _run(analyse_pickle: Any, blob: Any, ctx: "ScanContext") -> None:
+def _run(analyse_pickle: Any, blob: Any, ctx: "ScanContext", flavour: str) -> None:
     """The VM call with the engine's error mapping, located at the member."""
     try:
-        analyse_pickle(blob, ctx, flavour="torch-zip")
+        analyse_pickle(blob, ctx, flavour=flavour)
     except BudgetExceeded as exc:
         if exc.budget == "max_seconds":
             raise

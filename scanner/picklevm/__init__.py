@@ -11,6 +11,7 @@ API used by other format modules (keep it stable):
     "plain"        pickle.load
     "torch-zip"    torch.load of a zip checkpoint's .pkl member (persistent ids are storages)
     "torch-legacy" torch.load legacy format stream (persistent ids are storages)
+    "torchscript"  a torch.jit.save archive's .pkl members (`__torch__.*` classes come from code/)
     "joblib"       joblib.load (NumpyArrayWrapper raw array bytes between pickle opcodes)
     "numpy"        the object-array pickle after a .npy header
 - `max_streams=1` stops after one stream (torch legacy reads a fixed number of pickles, then raw
@@ -38,7 +39,7 @@ class PickleResult:
     values: list[Any] = field(default_factory=list)  # folded value each complete stream returned
 
 
-FLAVOURS = ("plain", "torch-zip", "torch-legacy", "joblib", "numpy")
+FLAVOURS = ("plain", "torch-zip", "torch-legacy", "torchscript", "joblib", "numpy")
 
 
 def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour: str = "plain",

@@ -177,6 +177,11 @@ class Machine:
         if cached is not None:
             return cached
         policy = self.ctx.policy
+        if self.flavour == "torchscript" and (module == "__torch__" or module.startswith("__torch__.")):
+            cls = Classification("allow", "__torch__.*", "TorchScript class compiled from the archive's "
+                                 "code/ tree (MS-ARC-016), resolved without a Python import", "torchscript")
+            self.class_cache[key] = cls
+            return cls
         cls = policy.classify(module, name)
         full = f"{module}.{name}"
         exact_allow = cls.verdict == "allow" and not (cls.entry or "").endswith(".*")

@@ -12,7 +12,7 @@ from ..marshal_scan import MarshalError, summarise
 from .opcodes import PickleError
 from .report import Reporter
 
-TORCH_FLAVOURS = ("torch-zip", "torch-legacy")
+TORCH_FLAVOURS = ("torch-zip", "torch-legacy", "torchscript")
 MAX_PIDS = 100_000
 
 
@@ -97,7 +97,7 @@ class Session:
                 self.result.persistent_ids.append(V.fold(pid))
             if self.flavour in TORCH_FLAVOURS:
                 ok = isinstance(pid, tuple) and pid and pid[0] in (
-                    ("storage",) if self.flavour == "torch-zip" else ("storage", "module"))
+                    ("storage",) if self.flavour != "torch-legacy" else ("storage", "module"))
                 if not ok:
                     self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid-odd",
                                  pid=V.fold(pid), why="torch's persistent_load expects a ('storage', ...) tuple")

@@ -109,6 +109,23 @@ def test_torchscript_archive_is_noted_and_its_code_dispatched(tmp_path):
     assert note.kind is Kind.INFO and note.severity is Severity.LOW and "CVE-2022-45907" in note.cve
     assert any(m.endswith("linear.py") for m in art.members)
     assert art.properties["torch_zip"]["torchscript"] is True
+    # __torch__.* classes come from the compiled code/ tree: no "unverified import" false alarm
+    assert all(f.severity <= Severity.LOW for f in art.findings), [f.rule_id for f in art.findings]
+    assert art.verdict.value == "clean"
+
+
+def test_torch_classes_outside_torchscript_are_still_unverified(tmp_path):
+    from modelshield.scanner.picklevm import analyse_pickle
+    from modelshield.scanner.blob import BytesBlob
+    from modelshield.scanner.context import ScanContext
+    from modelshield.scanner.findings import Artefact
+    from modelshield.scanner.policy import Policy
+
+    data = b"\x80\x02c__torch__.evil\nThing\n)\x81."
+    for flavour, expected in (("torch-zip", {"MS-PKL-002", "MS-PKL-004"}), ("torchscript", set())):
+        ctx = ScanContext(artefact=Artefact(path="x"), policy=Policy.default())
+        analyse_pickle(BytesBlob(data), ctx, flavour=flavour)
+        assert {f.rule_id for f in ctx.artefact.findings if f.severity >= Severity.HIGH} == expected, flavour
 
 
 @pytest.mark.parametrize("variant,rule,cve", [
