@@ -29,7 +29,8 @@ ORDER = (
     "onnx",           # ONNX protobuf (bounded parse)
     "tensorflow",     # SavedModel / GraphDef protobuf (bounded parse)
     "dataset_files",  # parquet / arrow / csv / jsonl: inventoried with schema
-    "pickle_text",    # protocol 0/1 text pickles (any opcode first): tried last
+    "pickle_text",    # protocol 0/1 text pickles (any opcode first)
+    "text_data",      # any other UTF-8 text / JSON: inventoried (unless a loader opens it by name)
 )
 
 

@@ -2,8 +2,9 @@
 
 Text pickles are recognised by a bounded, strict trial run of the VM over the head: it must
 reach STOP (or run out of head after a real number of opcodes) without any error CPython would
-raise. Ordinary text (prose, CSV, JSON, source code) fails within a few bytes, so it is not
-misidentified. Tried last in the sniffing order.
+raise, or fail only after importing a well-formed global (a payload before a broken tail: the
+loader has already imported and called). Ordinary text (prose, CSV, JSON, source code) fails
+within a few bytes, so it is not misidentified. Tried last in the sniffing order.
 """
 from __future__ import annotations
 
@@ -46,8 +47,12 @@ def trial(data: bytes, complete: bool) -> bool:
         return False
     if out.error is None:
         return True
-    return (not complete and out.error.reason.startswith("truncated")
-            and out.opcodes >= MIN_OPCODES_TRUNCATED)
+    if not complete and out.error.reason.startswith("truncated") and out.opcodes >= MIN_OPCODES_TRUNCATED:
+        return True
+    # A broken tail after an import (nullifAI in text form): the loader already imported, and
+    # maybe called, before the parse failed. Well-formed dotted names only, so prose that happens
+    # to start with "c" and two lines is not taken for a pickle.
+    return any(all(part.isidentifier() for part in full.split(".")) for full in out.globals)
 
 
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:

@@ -82,6 +82,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
     if code_files:
         ctx.add("MS-ARC-016", code_files=code_files)
     if not ctx.members:
+        ctx.artefact.format = "torchscript" if torchscript else "torch-zip"
         ctx.artefact.properties["torch_zip"] = {
             "archive_name": prefixes[0] if prefixes else "", "pickles": pickles, "storages": storages,
             "storage_bytes": storage_bytes, "torchscript": torchscript, "code_files": code_files,

@@ -1,7 +1,7 @@
 """Human-readable report: a verdict line per artefact, findings grouped by file, then a summary."""
 from __future__ import annotations
 
-from ..findings import Artefact, Finding, Report, Status
+from ..findings import Artefact, Finding, Report, Severity, Status
 
 
 def render(report: Report, quiet: bool = False) -> str:
@@ -19,7 +19,9 @@ def render(report: Report, quiet: bool = False) -> str:
             groups.append((target.target, target.findings))
         groups += [(a.path, a.findings) for a in target.artefacts if a.findings]
         for path, findings in groups:
-            shown = [f for f in findings if not quiet or (f.active and f.severity >= report.fail_on)]
+            # Info-severity observations (inventory notes) stay in JSON/SARIF; the summary counts them.
+            shown = [f for f in findings if (f.active and f.severity >= report.fail_on) or
+                     (not quiet and f.severity > Severity.INFO)]
             if not shown:
                 continue
             lines.append("")
@@ -28,11 +30,14 @@ def render(report: Report, quiet: bool = False) -> str:
                 lines.append("  " + _finding(f))
     s = report.summary()
     lines.append("")
-    sev = ", ".join(f"{n} {k}" for k, n in s["findings"].items() if n)
+    sev = ", ".join(f"{n} {k}" for k, n in s["findings"].items() if n and k != "info")
     reasons = "; ".join(f"{k}: {n}" for k, n in s["skip_reasons"].items())
     lines.append(f"{s['artefacts']} files: {s['analysed']} analysed, {s['inventoried']} inventoried, "
                  f"{s['skipped']} skipped" + (f" ({reasons})" if reasons else "") + ".")
-    lines.append(f"findings: {sev or 'none'}" + (f"; {s['suppressed']} suppressed" if s["suppressed"] else ""))
+    info = s["findings"]["info"]
+    lines.append(f"findings: {sev or 'none above info'}" +
+                 (f"; {s['suppressed']} suppressed" if s["suppressed"] else "") +
+                 (f"; {info} info observation(s) in --format json" if info else ""))
     blocking = len(report.blocking())
     lines.append(f"verdict: {report.verdict.value}" +
                  (f" ({blocking} finding(s) at or above --fail-on {report.fail_on})" if blocking else ""))

@@ -79,7 +79,7 @@ def test_real_torch_checkpoint_is_read_with_its_pickle_and_storages_inventoried(
     path = tmp_path / "model.bin"
     path.write_bytes(ckpt)
     art = _one(path)
-    assert art.format == "zip"
+    assert art.format == "torch-zip"
     assert art.properties["zip"]["flavour"] == "torch-zip"
     tz = art.properties["torch_zip"]
     assert tz["pickles"] == [PKL] and tz["storages"] == 2 and tz["storage_bytes"] == 4 * 8 + 2 * 4
