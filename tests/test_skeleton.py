@@ -50,3 +50,27 @@ def test_hashes_match_coreutils(tmp_path):
         out = subprocess.run([tool, str(blob)], capture_output=True, text=True, check=True).stdout
         assert out.split()[0] == digest
     assert art.size == blob.stat().st_size
+
+
+def test_text_and_json_data_are_inventoried_without_findings(tmp_path):
+    (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "WordPiece"}}')
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    report = scan(str(tmp_path))
+    formats = {a.path: a.format for a in report.artefacts}
+    assert formats == {"tokenizer.json": "json", "vocab.txt": "text"}
+    assert all(a.status.value == "inventoried" and not a.findings for a in report.artefacts)
+
+
+def test_text_named_for_a_loader_stays_inconclusive(tmp_path):
+    (tmp_path / "pytorch_model.bin").write_text('{"not": "a checkpoint"}')
+    report = scan(str(tmp_path))
+    assert report.verdict is Verdict.INCONCLUSIVE
+    assert [f.rule_id for _, _, f in report.all_findings()] == ["MS-GEN-002"]
+
+
+def test_text_output_keeps_info_observations_out_of_the_details(tmp_path):
+    (tmp_path / "blob.dat2").write_bytes(b"\x00\xff" * 50)  # unknown binary, no loader name: info only
+    proc = run_cli("scan", str(tmp_path))
+    assert proc.returncode == 0
+    assert "MS-GEN-001" not in proc.stdout
+    assert "1 info observation(s) in --format json" in proc.stdout
