@@ -74,3 +74,12 @@ def test_text_output_keeps_info_observations_out_of_the_details(tmp_path):
     assert proc.returncode == 0
     assert "MS-GEN-001" not in proc.stdout
     assert "1 info observation(s) in --format json" in proc.stdout
+
+
+def test_dangling_symlink_is_reported_not_silently_dropped(tmp_path):
+    (tmp_path / "weights.bin").symlink_to(tmp_path / "gone.bin")
+    report = scan(str(tmp_path))
+    [art] = report.artefacts
+    assert art.status.value == "skipped" and art.reason == "dangling symlink"
+    assert [f.rule_id for f in art.findings] == ["MS-GEN-003"]
+    assert report.exit_code() == 2

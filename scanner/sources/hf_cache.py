@@ -13,9 +13,9 @@ import os
 import re
 from typing import Any
 
-from ..findings import Artefact, Status, TargetResult
+from ..findings import TargetResult
 from ..rules import load_rules
-from . import hub_verify
+from . import hub_verify, local
 from .interface import Resolved, SourceOptions
 
 _REPO_DIR = re.compile(r"^(models|datasets|spaces)--(.+)$")
@@ -96,7 +96,7 @@ def resolve_snapshot(result: TargetResult, repo_dir: str, commit: str, revision:
     listing = _tree_listing(repo_dir, commit)
     files: list[tuple[str, str, int]] = []
     records: dict[str, dict[str, Any]] = {}
-    _walk(snapshot, snapshot, os.path.realpath(repo_dir), result, files, records)
+    _walk(snapshot, repo_dir, result, files, records)
     files.sort()
     extra: list[str] = []
     if listing is not None:
@@ -181,48 +181,15 @@ def _tree_listing(repo_dir: str, commit: str) -> dict[str, dict[str, Any]] | Non
     return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
-def _walk(root: str, folder: str, real_repo: str, result: TargetResult, files: list[tuple[str, str, int]],
+def _walk(snapshot: str, repo_dir: str, result: TargetResult, files: list[tuple[str, str, int]],
           records: dict[str, dict[str, Any]]) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        rel = os.path.relpath(folder, root).replace(os.sep, "/")
-        _skipped(result, rel, "unreadable folder", "MS-GEN-003", error=exc.strerror or str(exc))
-        return
-    for entry in entries:
-        rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
-        try:
-            if entry.is_symlink():
-                dest = os.path.realpath(entry.path)
-                if not dest.startswith(real_repo + os.sep):
-                    _skipped(result, rel, "symlink outside the cache repo folder", "MS-GEN-004",
-                             link_target=os.readlink(entry.path))
-                    continue
-                if os.path.isdir(dest):
-                    continue  # the cache never links folders; their files are scanned where they are
-                if not os.path.isfile(dest):
-                    _skipped(result, rel, "dangling symlink", "MS-GEN-003", error="the blob it points to is missing")
-                    continue
-                size = os.path.getsize(dest)
-                files.append((rel, entry.path, size))
-                rec = hub_verify.record(rel, None, **hub_verify.expected_from_blob_name(os.path.basename(dest)))
-            elif entry.is_dir(follow_symlinks=False):
-                _walk(root, entry.path, real_repo, result, files, records)
-                continue
-            elif entry.is_file(follow_symlinks=False):
-                size = entry.stat(follow_symlinks=False).st_size
-                files.append((rel, entry.path, size))
-                rec = hub_verify.record(rel)  # a copied file (no symlinks): only the listing can vouch for it
-            else:
-                _skipped(result, rel, "special file", "MS-GEN-008", what="fifo, socket or device")
-                continue
-            rec["downloaded"] = True
-            records[rel] = rec
-        except OSError as exc:
-            _skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
-
-
-def _skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: str) -> None:
-    artefact = Artefact(path=rel, status=Status.SKIPPED, reason=reason, format="-")
-    artefact.findings.append(load_rules().finding(rule_id, hub_verify._loc(artefact), **evidence))
-    result.artefacts.append(artefact)
+    """Files of a snapshot; blob links stay inside the repo folder, their names are the published ids."""
+    for entry in local.walk(snapshot, os.path.realpath(repo_dir), result, "the cache repo folder"):
+        files.append((entry.rel, entry.path, entry.size))
+        if entry.link_dest is not None:
+            rec = hub_verify.record(entry.rel, None,
+                                    **hub_verify.expected_from_blob_name(os.path.basename(entry.link_dest)))
+        else:
+            rec = hub_verify.record(entry.rel)  # a copied file (no symlinks): only the listing can vouch for it
+        rec["downloaded"] = True
+        records[entry.rel] = rec

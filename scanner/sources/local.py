@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 
-from ..context import ScanContext
 from ..findings import Artefact, Status, TargetResult
-from ..policy import Policy
+from ..rules import load_rules
 from .interface import Resolved
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A regular file found by `walk` (reached directly, or through a link inside the boundary)."""
+
+    rel: str  # path relative to the walked root, "/"-separated
+    path: str  # where to read it
+    size: int
+    link_dest: str | None = None  # the real path when reached through a symbolic link
 
 
 def resolve(target: str) -> Resolved:
@@ -29,44 +39,60 @@ def resolve(target: str) -> Resolved:
         result.error = f"{target}: not a regular file or folder"
         return Resolved(result)
     result.root = path
-    files: list[tuple[str, str, int]] = []
-    _walk(path, path, result, files)
-    files.sort()
-    return Resolved(result, files)
+    entries = walk(path, os.path.realpath(path), result, "the target")
+    return Resolved(result, sorted((e.rel, e.path, e.size) for e in entries))
 
 
-def _walk(root: str, folder: str, result: TargetResult, files: list[tuple[str, str, int]]) -> None:
-    real_root = os.path.realpath(root)
+def walk(root: str, boundary: str, result: TargetResult, boundary_name: str) -> list[Entry]:
+    """Regular files under `root`; links are followed only to files inside `boundary` (a real path).
+
+    Everything not read becomes a skipped artefact with its finding: links leaving the boundary
+    (MS-GEN-004), dangling links and unreadable entries (MS-GEN-003), special files (MS-GEN-008).
+    Links to folders are not descended (their files are scanned where they are, if inside).
+    """
+    out: list[Entry] = []
+    _walk(root, root, boundary, result, boundary_name, out)
+    return out
+
+
+def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_name: str,
+          out: list[Entry]) -> None:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        rel = os.path.relpath(folder, root).replace(os.sep, "/")
-        _skipped(result, rel, "unreadable folder", "MS-GEN-003", error=exc.strerror or str(exc))
+        skipped(result, _rel(root, folder), "unreadable folder", "MS-GEN-003", error=exc.strerror or str(exc))
         return
     for entry in entries:
-        rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+        rel = _rel(root, entry.path)
         try:
             if entry.is_symlink():
                 dest = os.path.realpath(entry.path)
-                inside = dest == real_root or dest.startswith(real_root + os.sep)
-                if not inside:
-                    _skipped(result, rel, "symlink outside the target", "MS-GEN-004",
-                             link_target=os.readlink(entry.path))
+                if not (dest == boundary or dest.startswith(boundary + os.sep)):
+                    skipped(result, rel, f"symlink outside {boundary_name}", "MS-GEN-004",
+                            link_target=os.readlink(entry.path))
                 elif os.path.isfile(dest):
-                    files.append((rel, entry.path, os.path.getsize(dest)))
-                # a link to a folder inside the target: its files are scanned where they are
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                _walk(root, entry.path, result, files)
+                    out.append(Entry(rel, entry.path, os.path.getsize(dest), dest))
+                elif not os.path.exists(dest):
+                    skipped(result, rel, "dangling symlink", "MS-GEN-003", error="the file it points to is missing")
+            elif entry.is_dir(follow_symlinks=False):
+                _walk(root, entry.path, boundary, result, boundary_name, out)
             elif entry.is_file(follow_symlinks=False):
-                files.append((rel, entry.path, entry.stat(follow_symlinks=False).st_size))
+                out.append(Entry(rel, entry.path, entry.stat(follow_symlinks=False).st_size))
             else:
-                _skipped(result, rel, "special file", "MS-GEN-008", what="fifo, socket or device")
+                skipped(result, rel, "special file", "MS-GEN-008", what="fifo, socket or device")
         except OSError as exc:
-            _skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
+            skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
 
 
-def _skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: str) -> None:
+def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: str) -> Artefact:
+    """Record a file that was not read, with the finding that says why."""
+    from ..findings import Location
+
     artefact = Artefact(path=rel, status=Status.SKIPPED, reason=reason, format="-")
-    ScanContext(artefact=artefact, policy=Policy.default()).add(rule_id, **evidence)
+    artefact.findings.append(load_rules().finding(rule_id, Location(path=rel), **evidence))
     result.artefacts.append(artefact)
+    return artefact
+
+
+def _rel(root: str, path: str) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")
