@@ -43,6 +43,13 @@ class SpecVersion(str, enum.Enum):
     v1_7 = "1.7"
 
 
+class FailOn(str, enum.Enum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
 class DiffFormat(str, enum.Enum):
     text = "text"
     json = "json"
@@ -109,6 +116,10 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
     if phase not in ("development", "deployment"):
         _err(f"unknown phase {phase!r} (development or deployment)")
         raise typer.Exit(2)
+    if any(t.error for t in report.targets):
+        # The scan's own error lines follow; its exit code (2) stands.
+        typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
+        return
     previous = _read_json(from_bom) if from_bom is not None else None
     _write(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
                       reproducible=reproducible), Path(path))
@@ -127,19 +138,31 @@ def create(
     include: list[str] = typer.Option([], "--include", help="Remote repos: only files matching this glob."),
     exclude: list[str] = typer.Option([], "--exclude", help="Remote repos: skip files matching this glob."),
     max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: download cap (e.g. 5GB)."),
+    offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
 ) -> None:
-    """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM)."""
+    """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
+
+    When a target cannot be obtained (gated, not found, offline with nothing cached...) no BOM is
+    written: a BOM of bytes that were never read would look like evidence.
+    """
     from modelshield import Policy, PolicyError, SourceOptions, scan
+    from modelshield.scanner.findings import Severity
 
     try:
         pol = Policy.load(policy)
     except PolicyError as exc:
         _err(str(exc))
         raise typer.Exit(2)
+    if fail_on is not None:
+        pol.fail_on = Severity.parse(fail_on.value)
     try:
         from modelshield.cli import parse_size  # resolved at call time: no import cycle
 
-        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download))
+        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download),
+                                offline=True if offline else None,
+                                cache_dir=str(cache_dir) if cache_dir else None)
     except ValueError as exc:
         _err(str(exc))
         raise typer.Exit(2)
@@ -150,6 +173,9 @@ def create(
     errors = [t.error for t in report.targets if t.error]
     for error in errors:
         _err(error)
+    if errors:
+        _err("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
+        raise typer.Exit(2)
     text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
                       reproducible=reproducible, author=author)
     _write(text, output)
@@ -158,8 +184,6 @@ def create(
     typer.echo(f"modelshield: {phase.value} BOM (CycloneDX {spec_version.value}): {files} files, "
                f"{len(doc.get('vulnerabilities', []))} vulnerabilities, verdict {report.verdict.value}"
                + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
-    if errors:
-        raise typer.Exit(2)
 
 
 @app.command("diff")

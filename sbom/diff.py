@@ -21,16 +21,22 @@ class BomDiff:
     identity: list[dict[str, Any]] = field(default_factory=list)  # {field, old, new} of the model
     libraries: list[dict[str, Any]] = field(default_factory=list)  # {name, old, new}
 
+    linked: bool = False  # the new BOM links the old one by BOM-Link (deployment from development)
+
     @property
     def drifted(self) -> bool:
-        return bool(self.changed or self.added or self.removed or self.new_findings or self.identity)
+        """File drift or new findings; an identity change counts unless the new BOM declares
+        itself derived from the old one (a release folder has no Hub commit of its own)."""
+        return bool(self.changed or self.added or self.removed or self.new_findings
+                    or (self.identity and not self.linked))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "drifted": self.drifted}
 
     def lines(self) -> list[str]:
         """Human-readable summary, one change per line."""
-        out = [f"identity {d['field']}: {d['old']} -> {d['new']}" for d in self.identity]
+        note = " (derived BOM, linked by BOM-Link)" if self.linked else ""
+        out = [f"identity {d['field']}: {d['old']} -> {d['new']}{note}" for d in self.identity]
         out += [f"changed  {c['file']} ({c['alg']} {str(c['old'])[:16]}... -> {str(c['new'])[:16]}...)"
                 for c in self.changed]
         out += [f"added    {p}" for p in self.added] + [f"removed  {p}" for p in self.removed]
@@ -98,6 +104,11 @@ def _libraries(doc: dict[str, Any]) -> dict[str, str]:
 def diff(old: dict[str, Any], new: dict[str, Any]) -> BomDiff:
     """What changed from `old` to `new`."""
     result = BomDiff()
+    serial = str(old.get("serialNumber") or "")
+    if serial.startswith("urn:uuid:"):
+        link = f"urn:cdx:{serial[len('urn:uuid:'):]}/{old.get('version') or 1}"
+        result.linked = any(isinstance(r, dict) and r.get("type") == "bom" and r.get("url") == link
+                            for r in new.get("externalReferences") or [])
     a, b = _files(old), _files(new)
     for name in sorted(set(a) & set(b)):
         for alg in ("SHA-512", "SHA-256"):

@@ -102,7 +102,7 @@ def _facts(ctx: BomContext) -> dict[str, Any]:
         "card": all(e.card or e.sections for e in ctx.models) and bool(ctx.models),
         "licence": all(len(e.component.licenses) > 0 for e in ctx.models) and bool(ctx.models),
         "hub": all((e.target.provenance or {}).get("commit") for e in ctx.models) and bool(ctx.models),
-        "datasets": bool(ctx.facts.get("datasets")),
+        "datasets": bool(ctx.facts.get("datasets") or ctx.facts.get("datasets_scanned")),
         "signed": bool(ctx.facts.get("signature_statuses")) and all(
             s == "verified" for s in ctx.facts["signature_statuses"]),
         "drift": ctx.facts.get("drift"),

@@ -112,6 +112,9 @@ def build_entry(ctx: BomContext, target: TargetResult) -> ModelEntry:
         entry.config, entry.config_note = prov["config"], "Hugging Face Hub API config"
 
     _add_files(ctx, entry)
+    comp.properties.update(bsi_flags(aggregate_flags(entry)))
+    if is_dataset:
+        ctx.patches.component_data[ref] = dataset_data(entry, endpoint if is_hub else None)
     if card_art is not None and entry.card_note.startswith(card_art.path):
         entry.card_source = entry.files[card_art.path].bom_ref.value
     elif entry.card_note:
@@ -151,15 +154,59 @@ def build_entry(ctx: BomContext, target: TargetResult) -> ModelEntry:
     if target.error:
         props.append(Property(name="modelshield:error", value=target.error))
     for key in ("revision", "library_name", "pipeline_tag", "gated", "disabled", "private",
-                "created_at", "last_modified", "security_status"):
+                "created_at", "last_modified", "security_status", "offline"):
         if prov.get(key) not in (None, "", []):
             value = prov[key]
             props.append(Property(name=f"modelshield:hub:{key}",
                                   value=value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
     for tag in prov.get("tags") or []:
         props.append(Property(name="modelshield:hub:tag", value=str(tag)))
+    # Custom code: config auto_map (what trust_remote_code would import) or the Hub's custom_code tag.
+    auto_map = entry.config.get("auto_map")
+    if isinstance(auto_map, dict) and auto_map:
+        for key, value in sorted(auto_map.items()):
+            props.append(Property(name="modelshield:auto_map", value=f"{key} -> {_short_json(value)}"))
+    if (isinstance(auto_map, dict) and auto_map) or "custom_code" in (prov.get("tags") or []):
+        props.append(Property(name="modelshield:custom_code", value="true"))
     comp.properties.update(props)
     return entry
+
+
+def dataset_data(entry: ModelEntry, endpoint: str | None) -> list[dict[str, Any]]:
+    """`data[]` of a scanned dataset: the dataset itself, then one entry per data file the scan
+    inventoried (format facts from the file header; the hashes are on the `file` components)."""
+    prov = entry.target.provenance or {}
+    rev = prov.get("commit") or prov.get("revision") or "main"
+    base = f"{endpoint}/datasets/{prov.get('repo_id')}" if endpoint and prov.get("repo_id") else None
+    whole: dict[str, Any] = {"type": "dataset", "name": str(prov.get("repo_id") or entry.name)}
+    if base:
+        whole["contents"] = {"url": f"{base}/tree/{rev}"}
+    out = [whole]
+    for path, artefact in sorted(entry.artefacts.items()):
+        facts = artefact.properties.get("dataset_file")
+        if not isinstance(facts, dict):
+            continue
+        item: dict[str, Any] = {"type": "dataset", "name": path, "description": _data_file_text(facts)}
+        props = [{"name": "modelshield:file", "value": entry.files[path].bom_ref.value}]
+        for key in ("kind", "rows", "row_groups", "created_by"):
+            if facts.get(key) not in (None, ""):
+                props.append({"name": f"modelshield:dataset:{key}", "value": str(facts[key])})
+        item["contents"] = {"properties": props}
+        if base:
+            item["contents"]["url"] = f"{base}/resolve/{rev}/{path}"
+        out.append(item)
+    return out
+
+
+def _data_file_text(facts: dict[str, Any]) -> str:
+    parts = [str(facts.get("kind") or "data file")]
+    if isinstance(facts.get("rows"), int):
+        parts.append(f"{facts['rows']} rows")
+    columns = facts.get("schema") or facts.get("columns")
+    if isinstance(columns, list):
+        names = [str(c.get("name")) if isinstance(c, dict) else str(c) for c in columns[:20]]
+        parts.append("columns " + ", ".join(names) + (" ..." if len(columns) > 20 else ""))
+    return "; ".join(parts)
 
 
 def _local_name(target: TargetResult, card_info: dict[str, Any]) -> str:
@@ -201,7 +248,8 @@ def hub_tool_ref(ctx: BomContext, prov: dict[str, Any]) -> str:
 def cite(ctx: BomContext, entry: ModelEntry, field: str, source_ref: str | None, note: str) -> None:
     """Record the source of a field of the model component (1.7 citation or 1.6 property)."""
     if ctx.cite_in_properties:
-        entry.component.properties.add(Property(name=f"modelshield:source:{field.strip('/')}", value=note))
+        name = field[len("property:"):] if field.startswith("property:") else field.strip("/")
+        entry.component.properties.add(Property(name=f"modelshield:source:{name}", value=note))
     else:
         ctx.patches.citations.append(Citation(entry.ref, field, source_ref, note))
 
@@ -214,6 +262,11 @@ def _add_files(ctx: BomContext, entry: ModelEntry) -> None:
         hub = hub_files.get(a.path)
         if hub:
             _hub_file_properties(comp, hub, a.sha256)
+            if not a.sha256 and hub.get("lfs_sha256"):  # filtered out, not read: the published hash only
+                comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=str(hub["lfs_sha256"]).lower()))
+                for prop in [p for p in comp.properties if p.name == "modelshield:hash-source"]:
+                    comp.properties.discard(prop)
+                comp.properties.add(Property(name="modelshield:hash-source", value="hub-lfs-pointer"))
         entry.files[a.path] = comp
         entry.component.components.add(comp)
         ctx.depend(entry.ref, comp.bom_ref.value)
@@ -225,8 +278,11 @@ def _add_files(ctx: BomContext, entry: ModelEntry) -> None:
         if hub.get("lfs_sha256"):
             comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=str(hub["lfs_sha256"]).lower()))
             comp.properties.add(Property(name="modelshield:hash-source", value="hub-lfs-pointer"))
+        # Not read: the BSI flags follow the file name only (modelshield:bsi-basis says so).
         comp.properties.update([Property(name="modelshield:status", value="not-downloaded"),
-                                Property(name="bsi:component:filename", value=posixpath.basename(str(path)))])
+                                Property(name="bsi:component:filename", value=posixpath.basename(str(path))),
+                                *bsi_flags(tables.file_flags("", str(path))),
+                                Property(name="modelshield:bsi-basis", value="file name (not downloaded)")])
         if hub.get("size") is not None:
             comp.properties.add(Property(name="modelshield:size", value=str(hub["size"])))
         entry.files[str(path)] = comp
@@ -241,25 +297,39 @@ def file_component(model_ref: str, a: Artefact) -> Component:
         comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=a.sha256))
     if a.sha512:
         comp.hashes.add(HashType(alg=HashAlgorithm.SHA_512, content=a.sha512))
-    flags = tables.file_flags(a.format, a.path)
     props = [Property(name="bsi:component:filename", value=posixpath.basename(a.path)),
-             Property(name="bsi:component:executable",
-                      value="executable" if flags["executable"] else "non-executable"),
-             Property(name="bsi:component:archive", value="archive" if flags["archive"] else "no archive"),
-             Property(name="bsi:component:structured",
-                      value="structured" if flags["structured"] else "unstructured"),
+             *bsi_flags(tables.file_flags(a.format, a.path)),
              Property(name="modelshield:size", value=str(a.size)),
              Property(name="modelshield:format", value=a.format),
              Property(name="modelshield:status", value=a.status.value),
              Property(name="modelshield:verdict", value=a.verdict.value)]
     if a.reason:
         props.append(Property(name="modelshield:reason", value=a.reason))
-    if a.status is Status.SKIPPED:
+    if a.status is Status.SKIPPED and not a.sha256:
         props.append(Property(name="modelshield:hash-source", value="none (not read)"))
     for member in a.members[:200]:
         props.append(Property(name="modelshield:member", value=member))
     comp.properties.update(props)
     return comp
+
+
+def bsi_flags(flags: dict[str, bool]) -> list[Property]:
+    """The three BSI TR-03183-2 flags, with the values the BSI property taxonomy defines."""
+    return [Property(name="bsi:component:executable", value="executable" if flags["executable"] else "non-executable"),
+            Property(name="bsi:component:archive", value="archive" if flags["archive"] else "no archive"),
+            Property(name="bsi:component:structured", value="structured" if flags["structured"] else "unstructured")]
+
+
+def aggregate_flags(entry: ModelEntry) -> dict[str, bool]:
+    """BSI flags of a model/dataset component made of files: executable or structured when any
+    file is (the taxonomy: "structured" if any part is); a folder of files is not an archive."""
+    flags = {"executable": False, "archive": False, "structured": False}
+    for path in entry.files:
+        artefact = entry.artefacts.get(path)
+        child = tables.file_flags(artefact.format if artefact else "", path)
+        flags["executable"] |= child["executable"]
+        flags["structured"] |= child["structured"]
+    return flags
 
 
 def _hub_file_properties(comp: Component, hub: dict[str, Any], sha256: str | None) -> None:
@@ -274,3 +344,8 @@ def _hub_file_properties(comp: Component, hub: dict[str, Any], sha256: str | Non
     if hub.get("verified") is not None:
         comp.properties.add(Property(name="modelshield:hub:verified", value=str(hub["verified"]).lower()))
 
+
+
+def _short_json(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 300 else text[:300] + "..."

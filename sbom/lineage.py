@@ -12,7 +12,7 @@ from packageurl import PackageURL
 
 from . import tables
 from .context import BomContext, ModelEntry
-from .inventory import HF_ENDPOINT
+from .inventory import HF_ENDPOINT, bsi_flags, cite, hub_tool_ref
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 RELATIONS = ("finetune", "adapter", "quantized", "merge")
@@ -21,10 +21,16 @@ RELATIONS = ("finetune", "adapter", "quantized", "merge")
 def datasets_provider(ctx: BomContext) -> None:
     """One `data` component per dataset the card (or `dataset:` tags) names."""
     known: dict[str, Component] = {}
+    # Datasets scanned in this same run (hf://datasets/...) are the lineage target themselves.
+    scanned = {str((e.target.provenance or {}).get("repo_id")): e.ref for e in ctx.models if e.is_dataset}
     for entry in ctx.models:
         names = _dataset_names(entry)
         refs = []
         for name in names:
+            if name in scanned:
+                refs.append(scanned[name])
+                ctx.depend(entry.ref, scanned[name])
+                continue
             ref = f"urn:hf:dataset:{name}" if _HUB_ID.match(name) else f"urn:modelshield:dataset:{name}"
             if ref not in known:
                 comp = Component(type=ComponentType.DATA, name=name, bom_ref=ref)
@@ -44,7 +50,9 @@ def datasets_provider(ctx: BomContext) -> None:
             ctx.depend(entry.ref, ref)
         if refs:
             ctx.facts.setdefault("dataset_refs", {})[entry.ref] = refs
-    ctx.facts["datasets"] = sorted(known)
+    ctx.facts["datasets"] = sorted(known)  # named only: their content is unknown (compositions)
+    used = {r for refs in ctx.facts.get("dataset_refs", {}).values() for r in refs}
+    ctx.facts["datasets_scanned"] = sorted(used & set(scanned.values()))
 
 
 def _endpoint(entry: ModelEntry) -> str:
@@ -87,6 +95,11 @@ def base_models_provider(ctx: BomContext) -> None:
             ctx.facts.setdefault("base_models", []).append(ref)
             ctx.patches.dependencies.setdefault(entry.ref, []).append(ref)
         entry.component.pedigree = Pedigree(ancestors=ancestors)
+        from_card = bool(entry.card.get("base_model"))
+        cite(ctx, entry, "/pedigree/ancestors",
+             entry.card_source if from_card else hub_tool_ref(ctx, entry.target.provenance or {}),
+             f"{entry.card_note}: base_model" + (", base_model_relation" if entry.card.get("base_model_relation") else "")
+             if from_card else "Hub API tags base_model:<relation>:<id>")
         ctx.facts.setdefault("pedigree", {})[entry.ref] = [a.bom_ref.value for a in ancestors]
 
 
@@ -138,6 +151,8 @@ def environment_provider(ctx: BomContext) -> None:
             if ref not in seen:
                 comp = Component(type=ComponentType.LIBRARY, name=dist, version=version, purl=purl, bom_ref=ref)
                 comp.properties.add(Property(name="modelshield:role", value="loader"))
+                # An installed distribution: Python code with its dist-info metadata, unpacked.
+                comp.properties.update(bsi_flags({"executable": True, "archive": False, "structured": True}))
                 seen[ref] = comp
                 ctx.components.append(comp)
             ctx.depend(entry.ref, ref)

@@ -71,11 +71,26 @@ def apply(doc: dict[str, Any], ctx: BomContext) -> dict[str, Any]:
         for n, c in enumerate(patches.citations):
             if c.component_ref not in index:
                 continue
-            item: dict[str, Any] = {"bom-ref": f"citation-{n}",
-                                    "pointers": [index[c.component_ref][0] + c.field],
+            pointer = _pointer(index[c.component_ref], c.field)
+            if pointer is None:
+                continue
+            item: dict[str, Any] = {"bom-ref": f"citation-{n}", "pointers": [pointer],
                                     "timestamp": ctx.timestamp_text(), "note": c.note}
             item["attributedTo"] = c.source_ref or "tool:modelshield"
             citations.append(item)
         if citations:
             doc["citations"] = citations
     return doc
+
+
+def _pointer(located: tuple[str, dict[str, Any]], field: str) -> str | None:
+    """JSON Pointer of a cited field; `property:<name>` points at that property's entry (the
+    library sorts properties, so the index is only known after serialisation)."""
+    base, comp = located
+    if not field.startswith("property:"):
+        return base + field
+    name = field[len("property:"):]
+    for i, prop in enumerate(comp.get("properties") or []):
+        if prop.get("name") == name:
+            return f"{base}/properties/{i}"
+    return None

@@ -5,6 +5,7 @@ Each field is set only when a file or the Hub API states it, and its source is r
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cyclonedx.model import Property
@@ -157,14 +158,38 @@ def parameter_count(entry: ModelEntry) -> tuple[int | None, str]:
     return None, ""
 
 
+_ISO_639_1 = re.compile(r"^[a-z]{2}$")
+
+
+def short_count(count: int) -> str:
+    """22713216 -> "22.7M", 7241732096 -> "7.2B"; below a million the plain number."""
+    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6)):
+        if count >= size:
+            text = f"{count / size:.1f}".rstrip("0").rstrip(".")
+            return f"{text}{unit}"
+    return str(count)
+
+
 def _properties(ctx: BomContext, entry: ModelEntry) -> None:
     props = []
+    # CycloneDX property taxonomy (cdx/ai-ml.md): `cdx:ai-ml:model:language`, one ISO 639-1 code
+    # or a comma-separated list per value; cards also carry "multilingual" or 639-3 codes, which
+    # go to a modelshield property instead of breaking the taxonomy's value rule.
     languages = entry.card.get("language")
-    for lang in languages if isinstance(languages, list) else [languages] if languages else []:
-        props.append(Property(name="cdx:ai-ml:model:languages", value=str(lang)))
+    codes = [str(x).strip() for x in (languages if isinstance(languages, list) else [languages] if languages else [])
+             if str(x).strip()]
+    iso = [c for c in codes if _ISO_639_1.match(c)]
+    if iso:
+        props.append(Property(name="cdx:ai-ml:model:language", value=",".join(dict.fromkeys(iso))))
+        cite(ctx, entry, "property:cdx:ai-ml:model:language", entry.card_source, f"{entry.card_note}: language")
+    for other in codes:
+        if other not in iso:
+            props.append(Property(name="modelshield:language", value=other))
     count, source = parameter_count(entry)
     if count is not None:
-        props.append(Property(name="cdx:ai-ml:model:parameter:count", value=str(count)))
+        # The taxonomy asks for "<number><M|B|T>"; the exact count stays in a modelshield property.
+        props.append(Property(name="cdx:ai-ml:model:parameter:count", value=short_count(count)))
+        props.append(Property(name="modelshield:parameter-count", value=str(count)))
         props.append(Property(name="modelshield:source:parameter-count", value=source))
     library = entry.card.get("library_name") or (entry.target.provenance or {}).get("library_name")
     if isinstance(library, str) and library:

@@ -3,6 +3,7 @@ drift against the development BOM (`--from-bom`), and `compositions` (what is kn
 from __future__ import annotations
 
 from typing import Any, Iterator
+from urllib.parse import quote
 
 from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, XsUri
 
@@ -65,6 +66,7 @@ def drift_provider(ctx: BomContext) -> None:
             type=ExternalReferenceType.BOM, url=XsUri(link),
             comment=f"{_phase_of(ctx.from_bom) or 'previous'} BOM this one was derived from"))
         ctx.properties.append(Property(name="modelshield:from-bom", value=link))
+    _inherit_identity(ctx, link)
     before = dev_bom_files(ctx.from_bom)
     changed, added, removed = [], [], []
     for entry in ctx.models:
@@ -90,6 +92,37 @@ def drift_provider(ctx: BomContext) -> None:
             ctx.notes.append(f"{len(paths)} file(s) {kind} since the development BOM: {', '.join(paths[:5])}"
                              + (" ..." if len(paths) > 5 else ""))
     ctx.facts["drift"] = {"changed": changed, "added": added, "removed": removed, "linked": bool(link)}
+
+
+def _dev_model(doc: dict[str, Any]) -> dict[str, Any] | None:
+    meta = doc.get("metadata", {}).get("component")
+    if isinstance(meta, dict) and meta.get("type") in ("machine-learning-model", "data"):
+        return meta
+    models = [c for c in doc.get("components") or [] if isinstance(c, dict)
+              and c.get("type") in ("machine-learning-model", "data") and c.get("components")]
+    return models[0] if len(models) == 1 else None
+
+
+def _inherit_identity(ctx: BomContext, link: str | None) -> None:
+    """A release folder is the adopted model: it keeps the development BOM's name and group and
+    links that model component by BOM-Link. Version and purl are not copied: they name the
+    adopted commit, and the files that ship may differ from it (the drift says which)."""
+    dev = _dev_model(ctx.from_bom or {})
+    local = [e for e in ctx.models if (e.target.provenance or {}).get("source") != "huggingface"]
+    if dev is None or len(ctx.models) != 1 or not local:
+        return
+    entry = local[0]
+    if isinstance(dev.get("name"), str) and dev["name"]:
+        entry.component.name = dev["name"]
+    if isinstance(dev.get("group"), str) and dev["group"]:
+        entry.component.group = dev["group"]
+    if link and dev.get("bom-ref"):
+        entry.component.external_references.add(ExternalReference(
+            type=ExternalReferenceType.BOM, url=XsUri(f"{link}#{quote(str(dev['bom-ref']), safe='')}"),
+            comment="the model component of the development BOM (as adopted)"))
+    for key, name in (("purl", "modelshield:development:purl"), ("version", "modelshield:development:version")):
+        if isinstance(dev.get(key), str) and dev[key]:
+            entry.component.properties.add(Property(name=name, value=dev[key]))
 
 
 def _phase_of(doc: dict[str, Any]) -> str | None:

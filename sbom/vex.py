@@ -30,6 +30,10 @@ def provider(ctx: BomContext) -> None:
     """Every non-info finding of every target (target-level ones affect the model component)."""
     for entry in ctx.models:
         for finding in entry.target.findings:
+            if finding.kind is Kind.INFO:  # e.g. MS-HUB-005 custom code: an observation of the model
+                entry.component.properties.add(Property(name="modelshield:observation",
+                                                        value=f"{finding.rule_id}: {finding.message}"))
+                continue
             _add(ctx, finding, entry.ref, None)
         for path, artefact in sorted(entry.artefacts.items()):
             ref = entry.files[path].bom_ref.value

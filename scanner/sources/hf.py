@@ -237,7 +237,12 @@ def _resolve_offline(result: TargetResult, repo_id: str, repo_type: str, revisio
         result.error = (f"offline (HF_HUB_OFFLINE=1) and {repo_id}@{revision or 'main'} is not in the HF cache at "
                         f"{cache_dir}: download it once online first")
         return Resolved(result)
-    return hf_cache.resolve_snapshot(result, repo_dir, commit, rev or commit)
+    resolved = hf_cache.resolve_snapshot(result, repo_dir, commit, rev or commit)
+    from huggingface_hub import constants
+
+    # The cache does not record where it came from; offline, the configured endpoint is the answer.
+    result.provenance["endpoint"] = constants.ENDPOINT.rstrip("/")
+    return resolved
 
 
 def _provenance(info: Any, endpoint: str, repo_id: str, repo_type: str, revision: str | None,

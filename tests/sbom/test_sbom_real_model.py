@@ -72,7 +72,7 @@ def test_card_facts_exactly_as_stated(boms, version) -> None:
     uses = model["modelCard"]["considerations"]["useCases"]
     assert uses[0].startswith("Our model is intended to be used as a sentence and short paragraph encoder.")
     props = {p["name"]: p["value"] for p in model["properties"]}
-    assert props["cdx:ai-ml:model:languages"] == "en"
+    assert props["cdx:ai-ml:model:language"] == "en"
     if version == "1.7":
         pointers = {p: c for c in doc["citations"] for p in c["pointers"]}
         cited = pointers["/metadata/component/modelCard/modelParameters/task"]

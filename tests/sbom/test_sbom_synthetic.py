@@ -68,7 +68,8 @@ def test_hub_model_bom(version, phase) -> None:
     assert ancestor["purl"] == "pkg:huggingface/meta/llama-base"
     assert {"name": "modelshield:base-model:relation", "value": "finetune"} in ancestor["properties"]
     props = [(p["name"], p["value"]) for p in model["properties"]]
-    assert ("cdx:ai-ml:model:languages", "fr") in props and ("cdx:ai-ml:model:parameter:count", "1234") in props
+    assert ("cdx:ai-ml:model:language", "en,fr") in props and ("cdx:ai-ml:model:parameter:count", "1234") in props
+    assert ("modelshield:parameter-count", "1234") in props
     files = {c["name"]: c for c in model["components"]}
     assert {h["alg"]: h["content"] for h in files["big.gguf"]["hashes"]} == {"SHA-256": "7" * 64}
     assert all(h["content"] != "9" * 40 for c in files.values() for h in c.get("hashes", []))  # never blob_id
