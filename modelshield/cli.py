@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from modelshield import Policy, PolicyError, SourceOptions, __version__, scan as api_scan
+from modelshield import __version__, scan as api_scan
+from modelshield.cli_common import FailOn, fail, load_policy, source_options, write_output
 from modelshield.scanner.findings import Report, Severity
 from modelshield.scanner.output import json as json_out, sarif as sarif_out, text as text_out
 
@@ -21,39 +22,6 @@ class Format(str, enum.Enum):
     text = "text"
     json = "json"
     sarif = "sarif"
-
-
-class FailOn(str, enum.Enum):
-    critical = "critical"
-    high = "high"
-    medium = "medium"
-    low = "low"
-
-
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    """Print one line on stderr and exit (2: incomplete, bad input or usage)."""
-    typer.echo(f"modelshield: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def load_policy(path: Optional[Path], fail_on: Optional[FailOn]) -> Policy:
-    try:
-        policy = Policy.load(path)
-    except PolicyError as exc:
-        fail(str(exc))
-    if fail_on is not None:
-        policy.fail_on = Severity.parse(fail_on.value)
-    return policy
-
-
-def write_output(text: str, output: Optional[Path]) -> None:
-    if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
 
 
 def progress_printer(quiet: bool):
@@ -106,12 +74,7 @@ def scan(
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
     pol = load_policy(policy, fail_on)
-    try:
-        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download),
-                                offline=True if offline else None,
-                                cache_dir=str(cache_dir) if cache_dir else None)
-    except ValueError as exc:
-        fail(str(exc))
+    options = source_options(include, exclude, max_download, offline, cache_dir)
     if quiet or not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
     bar, on_event = progress_printer(quiet)
@@ -148,20 +111,6 @@ def rules(markdown: bool = typer.Option(False, "--markdown", help="Print docs/ru
 def version() -> None:
     """Print the version."""
     typer.echo(f"modelshield {__version__}")
-
-
-def parse_size(text: Optional[str]) -> Optional[int]:
-    """'500MB', '2GiB', '1024' -> bytes."""
-    if text is None:
-        return None
-    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-             "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-    raw = text.strip().lower().replace(" ", "")
-    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = raw[len(number):]
-    if unit not in units or not number:
-        raise ValueError(f"cannot read size {text!r} (e.g. 500MB, 2GiB)")
-    return int(float(number) * units[unit])
 
 
 def _register_optional_commands() -> None:

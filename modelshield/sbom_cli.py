@@ -17,6 +17,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from modelshield.cli_common import FailOn, error, load_policy, source_options, write_output
 from modelshield.scanner.findings import Report
 
 
@@ -43,20 +44,9 @@ class SpecVersion(str, enum.Enum):
     v1_7 = "1.7"
 
 
-class FailOn(str, enum.Enum):
-    critical = "critical"
-    high = "high"
-    medium = "medium"
-    low = "low"
-
-
 class DiffFormat(str, enum.Enum):
     text = "text"
     json = "json"
-
-
-def _err(message: str) -> None:
-    typer.echo(f"modelshield: error: {message}", err=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -64,13 +54,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        _err(f"cannot read {path}: {exc.strerror or exc}")
+        error(f"cannot read {path}: {exc.strerror or exc}")
         raise typer.Exit(2)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        _err(f"{path} is not JSON: {exc}")
+        error(f"{path} is not JSON: {exc}")
         raise typer.Exit(2)
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        _err(f"{path} is not a CycloneDX JSON BOM")
+        error(f"{path} is not a CycloneDX JSON BOM")
         raise typer.Exit(2)
     return doc
 
@@ -85,12 +75,12 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
         doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
                         reproducible=reproducible, author=author)
     except BomInvalid as exc:
-        _err(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
+        error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(2)
     except ValueError as exc:
-        _err(str(exc))
+        error(str(exc))
         raise typer.Exit(2)
     from modelshield.sbom import builder
 
@@ -99,29 +89,18 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
     return dumps(doc)
 
 
-def _write(text: str, output: Optional[Path]) -> None:
-    if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        _err(f"cannot write {output}: {exc.strerror or exc}")
-        raise typer.Exit(2)
-
-
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
                           from_bom: Optional[Path] = None, reproducible: bool = False) -> None:
     """Write the BOM of an existing scan (used by `modelshield scan --sbom`)."""
     if phase not in ("development", "deployment"):
-        _err(f"unknown phase {phase!r} (development or deployment)")
+        error(f"unknown phase {phase!r} (development or deployment)")
         raise typer.Exit(2)
     if any(t.error for t in report.targets):
         # The scan's own error lines follow; its exit code (2) stands.
         typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
         return
     previous = _read_json(from_bom) if from_bom is not None else None
-    _write(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
+    write_output(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
                       reproducible=reproducible), Path(path))
 
 
@@ -147,38 +126,23 @@ def create(
     When a target cannot be obtained (gated, not found, offline with nothing cached...) no BOM is
     written: a BOM of bytes that were never read would look like evidence.
     """
-    from modelshield import Policy, PolicyError, SourceOptions, scan
-    from modelshield.scanner.findings import Severity
+    from modelshield import scan
 
-    try:
-        pol = Policy.load(policy)
-    except PolicyError as exc:
-        _err(str(exc))
-        raise typer.Exit(2)
-    if fail_on is not None:
-        pol.fail_on = Severity.parse(fail_on.value)
-    try:
-        from modelshield.cli import parse_size  # resolved at call time: no import cycle
-
-        options = SourceOptions(include=include, exclude=exclude, max_download=parse_size(max_download),
-                                offline=True if offline else None,
-                                cache_dir=str(cache_dir) if cache_dir else None)
-    except ValueError as exc:
-        _err(str(exc))
-        raise typer.Exit(2)
+    pol = load_policy(policy, fail_on)
+    options = source_options(include, exclude, max_download, offline, cache_dir)
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
     previous = _read_json(from_bom) if from_bom is not None else None
     report = scan(targets, policy=pol, options=options)
     errors = [t.error for t in report.targets if t.error]
-    for error in errors:
-        _err(error)
+    for message in errors:
+        error(message)
     if errors:
-        _err("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
+        error("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
         raise typer.Exit(2)
     text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
                       reproducible=reproducible, author=author)
-    _write(text, output)
+    write_output(text, output)
     doc = json.loads(text)
     files = sum(1 for t in report.targets for _ in t.artefacts)
     typer.echo(f"modelshield: {phase.value} BOM (CycloneDX {spec_version.value}): {files} files, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import string
 import sys
 from dataclasses import dataclass, field
@@ -89,22 +90,67 @@ class _Analyser:
 
     # -- assignments: what each {% set %} / for-target name can hold --------------------------
     def _collect_assignments(self) -> None:
-        for node in self.tree.find_all((nodes.Assign, nodes.For, nodes.AssignBlock, nodes.Macro)):
+        macros: dict[str, nodes.Macro] = {}
+        for node in self.tree.find_all((nodes.Assign, nodes.For, nodes.AssignBlock, nodes.Macro, nodes.With,
+                                        nodes.CallBlock)):
             if isinstance(node, nodes.Macro):
+                macros[node.name] = node
                 self.local_names.add(node.name)
-                self.local_names.update(a.name for a in node.args)
+                self._bind_parameters(node.args, node.defaults)
+                continue
+            if isinstance(node, nodes.CallBlock):
+                self._bind_parameters(node.args, node.defaults)
+                continue
+            if isinstance(node, nodes.With):
+                for target, value in zip(node.targets, node.values):
+                    for name in ([target] if isinstance(target, nodes.Name) else list(target.find_all(nodes.Name))):
+                        self._bind(name.name, value if isinstance(target, nodes.Name) else None, value)
+                continue
+            if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.NSRef):
+                # {% set ns.attr = value %}: what `ns.attr` can hold is a source of `ns`
+                self._bind(node.target.name, None, node.node)
+                continue
+            if isinstance(node, nodes.AssignBlock):
+                # {% set k %}...{% endset %}: the block's rendered text is the value
+                names = [node.target] if isinstance(node.target, nodes.Name) else list(node.target.find_all(nodes.Name))
+                for target in names:
+                    self._bind(target.name, nodes.Output(node.body) if isinstance(node.target, nodes.Name) else None,
+                               nodes.Output(node.body))
                 continue
             names = [node.target] if isinstance(node.target, nodes.Name) else list(node.target.find_all(nodes.Name))
             source = node.iter if isinstance(node, nodes.For) else getattr(node, "node", None)
             for target in names:
-                self.local_names.add(target.name)
-                values = self.assigned.setdefault(target.name, [])
-                if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
-                    values.append(node.node)
-                else:
-                    values.append(None)  # loop variables, tuple unpacking, block sets: not foldable
-                if source is not None:
-                    self.sources.setdefault(target.name, []).append(source)
+                value = node.node if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name) else None
+                self._bind(target.name, value, source)
+        # Macro parameters (and `varargs` / `kwargs` inside the macro) hold whatever call sites pass;
+        # `caller(...)` arguments reach the parameters of `{% call(...) %}` blocks.
+        for call in self.tree.find_all(nodes.Call):
+            if not isinstance(call.node, nodes.Name):
+                continue
+            passed = list(call.args) + [kw.value for kw in call.kwargs] + \
+                [n for n in (call.dyn_args, call.dyn_kwargs) if n is not None]
+            if call.node.name in macros:
+                params = [a.name for a in macros[call.node.name].args] + ["varargs", "kwargs"]
+            elif call.node.name == "caller":
+                params = [a.name for block in self.tree.find_all(nodes.CallBlock) for a in block.args]
+            else:
+                continue
+            for param in params:
+                for value in passed:
+                    self._bind(param, None, value)
+
+    def _bind_parameters(self, args: list[nodes.Name], defaults: list[nodes.Expr]) -> None:
+        offset = len(args) - len(defaults)
+        for i, arg in enumerate(args):
+            default = defaults[i - offset] if i >= offset else None
+            self._bind(arg.name, None, default)
+
+    def _bind(self, name: str, value: nodes.Node | None, source: nodes.Node | None) -> None:
+        """Record that `name` may hold `value` (foldable, or None) and derives from `source`."""
+        self.local_names.add(name)
+        self.assigned.setdefault(name, []).append(value)
+        if source is not None:
+            self.sources.setdefault(name, []).append(source)
 
     def fold(self, node: nodes.Node, depth: int = 0) -> Any:
         """The constant value of a string-ish expression, or _UNKNOWN (bounded, no evaluation)."""
@@ -113,6 +159,15 @@ class _Analyser:
         d = depth + 1
         if isinstance(node, nodes.Const):
             return node.value
+        if isinstance(node, nodes.TemplateData):
+            return node.data
+        if isinstance(node, nodes.Output):
+            parts = [self.fold(n, d) for n in node.nodes]
+            if any(p is _UNKNOWN for p in parts):
+                return _UNKNOWN
+            return self._bounded("".join(str(p) for p in parts))
+        if isinstance(node, nodes.Getitem):
+            return self._fold_item(node, d)
         if isinstance(node, (nodes.List, nodes.Tuple)):
             items = [self.fold(i, d) for i in node.items]
             return _UNKNOWN if any(i is _UNKNOWN for i in items) else items
@@ -147,6 +202,25 @@ class _Analyser:
             return self._fold_filter(node, d)
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
             return self._fold_method(node, d)
+        return _UNKNOWN
+
+    def _fold_item(self, node: nodes.Getitem, d: int) -> Any:
+        value = self.fold(node.node, d)
+        if not isinstance(value, (str, list)):
+            return _UNKNOWN
+        key = node.arg
+        try:
+            if isinstance(key, nodes.Slice):
+                bounds = [None if part is None else self.fold(part, d) for part in (key.start, key.stop, key.step)]
+                if any(b is _UNKNOWN or not (b is None or (isinstance(b, int) and not isinstance(b, bool)))
+                       for b in bounds) or bounds[2] == 0:
+                    return _UNKNOWN
+                return value[slice(*bounds)]
+            index = self.fold(key, d)
+            if isinstance(index, int) and not isinstance(index, bool):
+                return value[index]
+        except (IndexError, TypeError, ValueError):
+            return _UNKNOWN
         return _UNKNOWN
 
     @staticmethod
@@ -222,7 +296,9 @@ class _Analyser:
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and \
                 node.node.attr in self.data["string_building_methods"]:
             return True
-        if isinstance(node, nodes.Const) and isinstance(node.value, str) and node.value.startswith("_"):
+        if isinstance(node, nodes.Const) and isinstance(node.value, str) and _suspicious_text(node.value):
+            return True
+        if isinstance(node, nodes.TemplateData) and _suspicious_text(node.data):
             return True
         if isinstance(node, nodes.Name):
             if node.name in self.data["attacker_strings"] and node.name not in self.local_names:
@@ -250,6 +326,14 @@ class _Analyser:
                 self._call(node)
             elif type(node).__name__ in self.data["loader_statements"]:
                 self.hits.append(_Hit("MS-TPL-006", node.lineno, {"statement": type(node).__name__.lower()}))
+        if not any(h.rule in ("MS-TPL-001", "MS-TPL-002") for h in self.hits):
+            # Backstop for data flows the folding does not follow: no real chat template carries a
+            # dunder name in a string, and one that also looks names up dynamically can reach it.
+            dunders = self.dunder_constants()
+            if dunders and self.computed_lookups():
+                self.hits.append(_Hit("MS-TPL-002", 1, {
+                    "how": "a string holds a dunder name and the template looks attributes up by computed names",
+                    "names": dunders[:10]}))
         return self.hits
 
     def _attribute(self, name: Any, node: nodes.Node, how: str, *, path: bool = False) -> bool:
@@ -293,7 +377,12 @@ class _Analyser:
             self._computed(key, node, "subscript with a computed string")
 
     def _filter(self, node: nodes.Filter) -> None:
-        if node.name == "attr":
+        name = node.name
+        dynamic = [n for n in (node.dyn_args, node.dyn_kwargs) if n is not None]
+        if name == "attr":
+            if dynamic and not node.args:
+                self._spread(dynamic, node, "|attr with spread arguments")
+                return
             if not node.args:
                 return
             key = node.args[0]
@@ -304,22 +393,69 @@ class _Analyser:
             else:
                 self._computed(key, node, "|attr with a computed name")
             return
-        if node.name in ("map", "select", "reject") and node.args and isinstance(node.args[0], nodes.Const) \
+        if name in ("map", "select", "reject") and node.args and isinstance(node.args[0], nodes.Const) \
                 and node.args[0].value == "attr":
             for key in node.args[1:2]:
                 if isinstance(key, nodes.Const):
-                    self._attribute(key.value, node, f"|{node.name}('attr') filter")
+                    self._attribute(key.value, node, f"|{name}('attr') filter")
                 else:
-                    self._computed(key, node, f"|{node.name}('attr') with a computed name")
-        if node.name in self.data["attribute_filters"]:
+                    self._computed(key, node, f"|{name}('attr') with a computed name")
+            if len(node.args) < 2 and dynamic:
+                self._spread(dynamic, node, f"|{name}('attr') with spread arguments")
+        if name in self.data["attribute_filters"]:
             keys = [kw.value for kw in node.kwargs if kw.key == "attribute"]
-            if node.name in ("selectattr", "rejectattr", "groupby", "sum") and node.args:
-                keys.append(node.args[0])
+            position = self.data["attribute_positions"].get(name)
+            if position is not None and len(node.args) > position:
+                keys.append(node.args[position])
             for key in keys:
                 if isinstance(key, nodes.Const):
-                    self._attribute(key.value, node, f"|{node.name} attribute path", path=True)
+                    self._attribute(key.value, node, f"|{name} attribute path", path=True)
                 else:
-                    self._computed(key, node, f"|{node.name} with a computed attribute path", path=True)
+                    self._computed(key, node, f"|{name} with a computed attribute path", path=True)
+            if dynamic:
+                self._spread(dynamic, node, f"|{name} with spread arguments", path=True)
+
+    def _spread(self, values: list[nodes.Node], node: nodes.Node, how: str, *, path: bool = False) -> None:
+        """`*args` / `**kwargs` given to an attribute filter: every string they can hold is a name."""
+        for value in values:
+            folded = self.fold(value) if not isinstance(value, nodes.Dict) else self._fold_dict(value)
+            if folded is _UNKNOWN:
+                self.hits.append(_Hit("MS-TPL-002", node.lineno, {"how": how}))
+                return
+            items = folded if isinstance(folded, list) else [folded]
+            for item in items:
+                if isinstance(item, str) and self._attribute(item, node, how, path=path):
+                    return
+
+    def _fold_dict(self, node: nodes.Dict) -> Any:
+        out = []
+        for pair in node.items:
+            value = self.fold(pair.value)
+            if value is _UNKNOWN:
+                return _UNKNOWN
+            out.append(value)
+        return out
+
+    def dunder_constants(self) -> list[str]:
+        """String constants (and literal template text of set blocks) that contain a dunder name."""
+        found: list[str] = []
+        for node in self.tree.find_all((nodes.Const, nodes.TemplateData)):
+            text = node.value if isinstance(node, nodes.Const) else node.data
+            if isinstance(text, str):
+                found.extend(_DUNDER.findall(text))
+        return sorted(set(found))
+
+    def computed_lookups(self) -> int:
+        """How many attribute/item lookups take their name from something other than a literal."""
+        count = 0
+        for node in self.tree.find_all((nodes.Getitem, nodes.Filter)):
+            if isinstance(node, nodes.Getitem):
+                count += not isinstance(node.arg, (nodes.Const, nodes.Slice))
+            elif node.name == "attr" or node.name in self.data["attribute_filters"]:
+                args = list(node.args) + [kw.value for kw in node.kwargs]
+                count += node.dyn_args is not None or node.dyn_kwargs is not None or \
+                    any(not isinstance(a, nodes.Const) for a in args)
+        return count
 
     def _call(self, node: nodes.Call) -> None:
         if not isinstance(node.node, nodes.Getattr) or node.node.attr not in ("format", "format_map"):
@@ -330,6 +466,14 @@ class _Analyser:
             for field_name in _format_fields(fmt):
                 for part in field_name.replace("[", ".").replace("]", "").split(".")[1:]:
                     self._attribute(part, node, f"str.{node.node.attr} field {field_name!r}")
+
+
+_DUNDER = re.compile(r"__[A-Za-z][A-Za-z0-9_]*?__|_TemplateReference__context")
+
+
+def _suspicious_text(text: str) -> bool:
+    """A constant that names, or carries a fragment of, an underscore attribute."""
+    return text.startswith("_") or "__" in text
 
 
 def _format_fields(fmt: str) -> Iterator[str]:

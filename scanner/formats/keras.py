@@ -23,34 +23,52 @@ _WEIGHTS = ("model.weights.h5", "model.weights.json", "model.weights.npz")
 
 def matches(names: list[str]) -> bool:
     """A `.keras` archive: config.json at the root plus Keras' metadata.json or weights file."""
-    top = {n.lstrip("/") for n in names}
+    top = {_normal(n) for n in names}
     return CONFIG in top and (METADATA in top or any(w in top for w in _WEIGHTS))
 
 
+def _normal(name: str) -> str:
+    """The name other extractors may map a member to (`/config.json`, `./config.json`, `a\\b`)."""
+    name = name.split("\0", 1)[0].replace("\\", "/")
+    while name.startswith(("/", "./")):
+        name = name[2:] if name.startswith("./") else name[1:]
+    return name
+
+
 def analyse_archive(archive: Archive, ctx: ScanContext) -> None:
-    """Analyse config.json and metadata.json; dispatch every other member to the sniffer."""
+    """Analyse every config.json look-alike and metadata.json; dispatch every other member to the sniffer.
+
+    Keras reads `config.json` with zipfile (the last exact-name entry wins); other extractors may
+    pick another copy or map `/config.json`, `./config.json` to the same file, so every member whose
+    name normalises to config.json is analysed as a Keras config, whatever its key order.
+    """
     members = archive.members()
-    by_name: dict[str, Member] = {}
+    configs = [m for m in members if m.kind == "file" and _normal(m.name) == CONFIG]
+    exact = [m for m in configs if m.name == CONFIG]
+    primary = exact[-1] if exact else (configs[-1] if configs else None)
+    meta_member = None
     for m in members:
-        by_name[m.name.lstrip("/")] = m  # the last duplicate wins, as in zipfile's name lookup
+        if m.name == METADATA:
+            meta_member = m  # the last duplicate wins, as in zipfile's name lookup
     props: dict = {"flavour": "keras_v3"}
-    config_member = by_name.get(CONFIG)
-    if config_member is None:
+    if primary is None:
         ctx.add("MS-KERAS-009", error="config.json missing")
-    else:
-        with ctx.enter(config_member.name):
+    for member in configs:
+        with ctx.enter(member.name):
             try:
-                config = _json_member(archive, config_member)
+                config = _json_member(archive, member)
             except FormatError as exc:
                 ctx.add("MS-KERAS-009" if "member" in exc.reason else "MS-KERAS-007", source=CONFIG,
                         error=exc.reason)
-            else:
-                if not isinstance(config, dict):
-                    ctx.add("MS-KERAS-009", error="config.json is not a JSON object")
-                else:
-                    summary = analyse_config(config, ctx, source=CONFIG)
-                    props.update(summary.as_dict(), model_class=str(config.get("class_name"))[:100])
-    meta_member = by_name.get(METADATA)
+                continue
+            if not isinstance(config, dict):
+                ctx.add("MS-KERAS-009", error=f"{member.name} is not a JSON object")
+                continue
+            summary = analyse_config(config, ctx, source=member.name)
+            if member is primary:
+                props.update(summary.as_dict(), model_class=str(config.get("class_name"))[:100])
+    if len(configs) > 1:
+        props["config_copies"] = [m.name[:200] for m in configs]
     if meta_member is not None:
         with ctx.enter(meta_member.name):
             try:
@@ -65,10 +83,11 @@ def analyse_archive(archive: Archive, ctx: ScanContext) -> None:
     ctx.artefact.properties["keras"] = props
     from .zip import dispatch_member  # reports encrypted members and per-member budget problems
 
+    analysed = {id(m) for m in configs} | {id(meta_member)}
     for member in members:
         ctx.check_time()
-        if member is config_member or member is meta_member:
-            continue  # duplicates of config.json still go through the sniffer (keras_config)
+        if id(member) in analysed:
+            continue
         dispatch_member(archive, member, ctx)
 
 

@@ -7,6 +7,7 @@ members come back here through the sniffer.
 from __future__ import annotations
 
 import ast
+import re
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 NAME = "numpy"
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 20
+# An object type anywhere in a dtype string ("O", "|O8", "2O", "(2,)O", "i4,O", "object_").
+OBJECT_TEXT = re.compile(r"(^|[,\s<>|=)\d])(O|object)")
 
 
 def sniff(head: bytes, blob: "Blob", name: str) -> bool:
@@ -28,15 +31,34 @@ def sniff(head: bytes, blob: "Blob", name: str) -> bool:
 
 
 def has_object(descr: Any, depth: int = 0) -> bool:
-    """True if any type string in a (possibly structured / sub-array) descr is an object type."""
+    """True if numpy.load would unpickle the data: the dtype numpy builds from `descr` has objects.
+
+    numpy's own `descr_to_dtype` decides (it only parses the literal; spellings such as
+    `object_`, `2O`, `(2,)O` or `i4,O` all mean objects); the textual walk below is the fallback
+    when numpy is missing or rejects the descr, and it errs on the object side.
+    """
+    if depth == 0:
+        try:
+            from numpy.lib.format import descr_to_dtype
+
+            if descr_to_dtype(descr).hasobject:
+                return True
+        except Exception:  # noqa: BLE001 - numpy absent or descr invalid: textual walk below
+            pass
+    return _textual_object(descr, depth)
+
+
+def _textual_object(descr: Any, depth: int = 0) -> bool:
+    """Textual check of a descr: any type string that spells an object type."""
     if depth > 32:
         return True  # absurd nesting: treat as objects, the pickle scan is the safe side
     if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O") or descr == "object"
+        return bool(OBJECT_TEXT.search(descr))
     if isinstance(descr, list):  # structured: [(name, type[, shape]), ...]; names are not types
-        return any(isinstance(f, (tuple, list)) and len(f) >= 2 and has_object(f[1], depth + 1) for f in descr)
+        return any(isinstance(f, (tuple, list)) and len(f) >= 2 and _textual_object(f[1], depth + 1)
+                   for f in descr)
     if isinstance(descr, tuple) and descr:  # sub-array: (type, shape)
-        return has_object(descr[0], depth + 1)
+        return _textual_object(descr[0], depth + 1)
     return False
 
 

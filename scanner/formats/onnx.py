@@ -163,6 +163,8 @@ def _function(reader: Reader, state: _State) -> None:
     for f in reader:
         if f.number == 7 and f.wire == LEN:
             _node(reader.sub(f), state)
+        elif f.number == 11 and f.wire == LEN:  # attribute_proto: default attribute values (tensors too)
+            _attribute(reader.sub(f), state)
 
 
 def _node(reader: Reader, state: _State) -> None:

@@ -33,7 +33,7 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Run the pickle VM over every stream of the file and record a summary for the BOM."""
     flavour = flavour_of(blob.head(1 << 16))
     result = analyse_pickle(blob, ctx, flavour=flavour)
-    record(ctx, result, flavour, protocol=blob.head(2)[1])
+    record(ctx, result, result.flavour or flavour, protocol=blob.head(2)[1])
 
 
 def record(ctx: "ScanContext", result: PickleResult, flavour: str, protocol: int | None = None) -> None:

@@ -387,10 +387,20 @@ class Analyser:
                     return cand
             if node.id in _BUILTIN_NAMES and node.id not in self._local:
                 return f"builtins.{node.id}"
+            if node.id == "__builtins__" and node.id not in self._local:
+                return "builtins"
             return None
         if isinstance(node, ast.Attribute):
+            if node.attr == "__globals__":
+                return "builtins"  # a function's module namespace: ['__builtins__'], ['exec'] reach builtins
             base = self.resolve(node.value, _depth + 1)
+            if node.attr == "__dict__" and base:
+                return base  # vars(m) / m.__dict__ lookups are attribute lookups
             return _norm(f"{base}.{node.attr}") if base else None
+        if isinstance(node, ast.IfExp):
+            return self.resolve(node.body, _depth + 1) or self.resolve(node.orelse, _depth + 1)
+        if isinstance(node, ast.BoolOp):
+            return next((r for v in node.values if (r := self.resolve(v, _depth + 1))), None)
         if isinstance(node, ast.Call):
             func = self.resolve(node.func, _depth + 1)
             if func in _IMPORTERS and node.args:
@@ -402,6 +412,8 @@ class Analyser:
                 return _norm(f"{base}.{attr}") if base and isinstance(attr, str) else None
             if func in ("builtins.globals", "builtins.locals", "builtins.vars") and not node.args:
                 return "builtins"
+            if func == "builtins.vars" and len(node.args) == 1:
+                return self.resolve(node.args[0], _depth + 1)
             return None
         if isinstance(node, ast.Subscript):
             key = _fold(node.slice)
@@ -410,6 +422,8 @@ class Analyser:
                 return _norm(key)
             if base in ("builtins", "builtins.__dict__") and isinstance(key, str):
                 return _norm("builtins" if key == "__builtins__" else f"builtins.{key}")
+            if base and isinstance(key, str) and key.isidentifier() and base.split(".")[0] in _DANGEROUS_MODULES:
+                return _norm(f"{base}.{key}")  # vars(os)["system"], os.__dict__["system"]
             return None
         return None
 

@@ -200,3 +200,61 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     facts = validate(header, blob.size - 8 - n, ctx)
     facts["header_bytes"] = n
     ctx.artefact.properties["safetensors"] = facts
+    scan_metadata(header.get("__metadata__") or {}, ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# __metadata__ payloads: free-form strings that some tools turn into templates, code or pickles
+
+_TEMPLATE_KEYS = ("chat_template", "tokenizer.chat_template")
+_CODE_HINTS = ("import ", "exec(", "eval(", "__import__", "compile(", "getattr(", "os.system", "subprocess")
+_PICKLE_B64 = ("gAJ", "gAN", "gAS", "gAV")  # base64 of \x80 + protocol 2..5
+
+
+def scan_metadata(metadata: dict[str, str], ctx: "ScanContext") -> None:
+    """Send `__metadata__` values that are templates, Python code or base64 pickles to their analysers.
+
+    Chat templates (by key, or any value that parses as Jinja with `{{`/`{%`) go to the template
+    analysis; values that parse as Python and look like code go to the Python analysis (as a
+    standalone file: nothing loads them by default, malicious shapes are flagged anyway);
+    base64 pickles go back through the sniffer (pickle engine). Plain strings are left alone.
+    """
+    import ast
+    import base64
+    import binascii
+
+    from ..blob import BytesBlob
+    from .chat_template import analyse_template, parse_template
+
+    for i, (key, value) in enumerate(metadata.items()):
+        if i % 256 == 0:
+            ctx.check_time()
+        field = f"__metadata__.{key[:100]}"
+        if key in _TEMPLATE_KEYS or key.startswith("tokenizer.chat_template."):
+            analyse_template(value, ctx, field=field)
+            continue
+        if ("{{" in value or "{%" in value) and len(value) <= (1 << 20):
+            try:
+                parse_template(value)
+            except Exception:  # noqa: BLE001 - not a template: plain text with braces
+                pass
+            else:
+                analyse_template(value, ctx, field=field)
+                continue
+        stripped = value.strip()
+        if stripped.startswith(_PICKLE_B64) and len(stripped) <= (64 << 20):
+            try:
+                raw = base64.b64decode(stripped, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if raw[:1] == b"\x80":
+                ctx.charge_decompressed(len(raw), len(stripped))
+                ctx.dispatch(BytesBlob(raw, field), field, nested=True)
+                continue
+        if any(h in value for h in _CODE_HINTS) and len(value) <= (1 << 20):
+            try:
+                ast.parse(value)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            ctx.dispatch(BytesBlob(value.encode("utf-8", "surrogatepass"), field + ".py"), field + ".py",
+                         nested=True)

@@ -8,6 +8,7 @@ severities is data (`data/tensorflow_ops.toml`). Const tensors are skipped by of
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ _NODEDEF_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
 _OP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_>.\-]{0,255}")
 _NODE_NAME = re.compile(r"[A-Za-z0-9_.>\-/\[\]:]{1,1024}")
 _SNIFF_FIELDS = 64
+KERAS_METADATA = "keras_metadata.pb"
+_SAVED_OBJECT_FIELDS = {2: VARINT, 3: LEN, 4: LEN, 5: LEN, 6: LEN}
+_MAX_KERAS_JSON = 64 << 20  # total metadata JSON decoded per file
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,10 +45,13 @@ def dangerous_ops() -> dict[str, dict]:
 
 
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
-    """Bounded trial parse: SavedModel (1: schema version, 2: MetaGraphDef) or GraphDef (1: NodeDef...)."""
+    """Bounded trial parse: SavedModel (1: schema version, 2: MetaGraphDef) or GraphDef (1: NodeDef...),
+    or TF-Keras' `keras_metadata.pb` (chosen by name by the loader, checked by content)."""
     if len(head) < 2:
         return False
     try:
+        if _is_keras_metadata_name(name) and head[0] == 0x0A:
+            return _looks_like_keras_metadata(blob)
         if head[0] == 0x08:
             return _looks_like_saved_model(blob)
         if head[0] in (0x0A, 0x12, 0x22):
@@ -52,6 +59,27 @@ def sniff(head: bytes, blob: Blob, name: str) -> bool:
     except (FormatError, BudgetExceeded):
         return False
     return False
+
+
+def _is_keras_metadata_name(name: str) -> bool:
+    return name.replace("\\", "/").rsplit("/", 1)[-1] == KERAS_METADATA
+
+
+def _looks_like_keras_metadata(blob: Blob) -> bool:
+    """SavedMetadata {1: SavedObject {2: node_id, 3: node_path, 4: identifier, 5: metadata, 6: version}}."""
+    reader = Reader(blob, limits=Limits(max_fields=_SNIFF_FIELDS * 64))
+    nodes = 0
+    for n, f in enumerate(reader):
+        if n >= _SNIFF_FIELDS:
+            break
+        if f.number != 1 or f.wire != LEN:
+            return False
+        node = reader.sub(f)
+        for sub in node:
+            if _SAVED_OBJECT_FIELDS.get(sub.number) != sub.wire:
+                return False
+        nodes += 1
+    return nodes > 0
 
 
 def _looks_like_saved_model(blob: Blob) -> bool:
@@ -112,6 +140,14 @@ class _State:
     tags: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
     bad: int = 0
+    keras_objects: int = 0
+    keras_json_bytes: int = 0
+    keras_layers: dict[str, int] = field(default_factory=dict)
+    keras_lambdas: int = 0
+
+    def keras_props(self) -> dict:
+        return {"keras_objects": self.keras_objects, "keras_layer_classes": dict(sorted(self.keras_layers.items())),
+                "keras_lambda_layers": self.keras_lambdas}
 
     def op(self, op: str, node: str, where: str, offset: int) -> None:
         entry = self.ops.get(op)
@@ -126,6 +162,10 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
     reader = Reader(blob, limits=Limits(max_string=1 << 16))
     state = _State(ctx)
     head = blob.read_at(0, 1)
+    if _is_keras_metadata_name(blob.name) and head == b"\x0a":
+        _keras_metadata(reader, state)
+        ctx.artefact.properties["tensorflow"] = {"kind": "keras_metadata", **state.keras_props()}
+        return
     if head == b"\x08":
         kind = "saved_model"
         for f in reader:
@@ -152,6 +192,7 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
         "kind": kind, "nodes": state.nodes, "functions": len(state.functions),
         "op_types": sorted(state.ops)[:500], "tags": sorted(set(state.tags)),
         "producer_versions": sorted(set(state.versions)),
+        **(state.keras_props() if state.keras_objects else {}),
     }
 
 
@@ -182,6 +223,63 @@ def _meta_graph(reader: Reader, state: _State) -> None:
                                     break
         elif f.number == 2:
             _graph_def(reader.sub(f), state, "graph")
+        elif f.number == 7:  # SavedObjectGraph {1: SavedObject {4: SavedUserObject {1: identifier, 3: metadata}}}
+            graph = reader.sub(f)
+            for node_id, node in enumerate(g for g in graph if g.number == 1 and g.wire == LEN):
+                obj = graph.sub(node)
+                for sub in obj:
+                    if sub.number == 4 and sub.wire == LEN:
+                        user = obj.sub(sub)
+                        identifier, metadata, at = "", None, sub.offset
+                        for u in user:
+                            if u.number == 1 and u.wire == LEN:
+                                identifier = user.text(u, 4096)
+                            elif u.number == 3 and u.wire == LEN:
+                                metadata, at = u, u.offset
+                        if metadata is not None and identifier.startswith("_tf_keras"):
+                            _keras_object(user, metadata, state, f"object graph node {node_id}", at)
+
+
+def _keras_metadata(reader: Reader, state: _State) -> None:
+    """TF-Keras `keras_metadata.pb`: every SavedObject's metadata is a Keras 2 JSON config."""
+    for f in reader:
+        if f.number != 1 or f.wire != LEN:
+            raise ProtoError(f"unexpected SavedMetadata field {f.number}", f.tag_offset)
+        node = reader.sub(f)
+        path, metadata = "?", None
+        for sub in node:
+            if _SAVED_OBJECT_FIELDS.get(sub.number, sub.wire) != sub.wire:
+                raise ProtoError(f"SavedObject field {sub.number} has wire type {sub.wire}", sub.tag_offset)
+            if sub.number == 3:
+                path = node.text(sub, 4096)
+            elif sub.number == 5:
+                metadata = sub
+        if metadata is not None:
+            _keras_object(node, metadata, state, path, metadata.offset)
+
+
+def _keras_object(reader: Reader, metadata, state: _State, where: str, offset: int) -> None:
+    """Decode one TF-Keras metadata JSON and run the shared Keras config analysis on it."""
+    from ..keras_analysis import analyse_config  # local import: keeps the TF module light
+
+    ctx = state.ctx
+    ctx.check_time()
+    state.keras_json_bytes += metadata.value
+    if state.keras_json_bytes > _MAX_KERAS_JSON:
+        raise BudgetExceeded("keras metadata JSON bytes", _MAX_KERAS_JSON)
+    raw = reader.bytes(metadata, _MAX_KERAS_JSON)
+    state.keras_objects += 1
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        ctx.add("MS-KERAS-007", offset=offset, source=f"Keras metadata of {where[:200]}", error=str(exc)[:200])
+        return
+    if not isinstance(config, dict):
+        return
+    summary = analyse_config(config, ctx, source=f"Keras metadata of {where[:200]}")
+    for name, count in summary.layers.items():
+        state.keras_layers[name] = state.keras_layers.get(name, 0) + count
+    state.keras_lambdas += summary.lambdas
 
 
 def _graph_def(reader: Reader, state: _State, where: str) -> None:

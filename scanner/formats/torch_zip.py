@@ -29,8 +29,12 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def matches(names: list[str]) -> bool:
-    """A `<prefix>/data.pkl` or `<prefix>/constants.pkl` record next to a version record."""
-    records = {_split(n) for n in names}
+    """A `<prefix>/data.pkl` or `<prefix>/constants.pkl` record next to a version record.
+
+    Case-insensitive: PyTorch's miniz looks records up with `mz_zip_reader_locate_file(..., 0)`,
+    which ignores case, so `archive/DATA.PKL` is what `torch.load` unpickles.
+    """
+    records = {_split(n.lower()) for n in names}
     prefixes = {p for p, rest in records if rest in _MARKERS}
     return any((p, v) in records for p in prefixes for v in _VERSION_RECORDS) or \
         any(rest == "data.pkl" for _, rest in records)
@@ -68,7 +72,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
             if m.encrypted:
                 add_at(ctx, m.name, "MS-ARC-005", name=m.name, how="zip encryption")
             continue
-        if m.name.endswith(".pkl") and not m.encrypted:
+        if m.name.lower().endswith(".pkl") and not m.encrypted:
             pickles.append(m.name)
             _analyse_pickle_member(archive, m, ctx, flavour)
             continue

@@ -37,6 +37,7 @@ class PickleResult:
     stream_globals: list[list[str]] = field(default_factory=list)  # per stream, for differential tests
     stream_calls: list[list[str]] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)  # folded value each complete stream returned
+    flavour: str = ""  # the view the result describes (a plain pickle with joblib arrays: "joblib")
 
 
 FLAVOURS = ("plain", "torch-zip", "torch-legacy", "torchscript", "joblib", "numpy")
@@ -51,9 +52,27 @@ def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour
     """
     from .session import Session
 
+    from . import views
+
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown pickle flavour {flavour!r}")
     end = blob.size if end is None else min(end, blob.size)
-    result = PickleResult(end=start)
-    Session(blob, ctx, flavour, result).run(start, end, max_streams)
+
+    def run(run_ctx, run_flavour: str) -> PickleResult:
+        result = PickleResult(end=start, flavour=run_flavour)
+        Session(blob, run_ctx, run_flavour, result).run(start, end, max_streams)
+        return result
+
+    if flavour not in ("plain", "joblib"):
+        return run(ctx, flavour)
+    # pickle.load and joblib.load read the same bytes differently (raw arrays): see views.py.
+    mark = len(ctx.artefact.findings)
+    if flavour == "plain":
+        result = run(ctx, "plain")
+        if not views.imports_array_wrapper(result.globals):
+            return result
+        del ctx.artefact.findings[mark:]  # the joblib view is the primary one for this file
+    result = run(ctx, "joblib")
+    views.secondary(run, ctx, "plain")
     return result
+

@@ -35,6 +35,7 @@ class StreamOutcome:
     builds: list[str] = field(default_factory=list)
     pids: list[tuple[Any, int, int]] = field(default_factory=list)  # (pid, offset, position)
     risky_calls: int = 0
+    short_frame: int | None = None  # offset of a FRAME longer than the data left (C loaders fail there)
     value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
 
 
@@ -437,13 +438,17 @@ class Machine:
         self.proto = proto
 
     def op_FRAME(self, size):
-        # _pickle.c: the whole frame must be readable now; opcodes are then read transparently.
-        if self.r.pos + size > self.end:
-            raise self.err(f"pickle data was truncated (FRAME of {size} bytes past the end)")
+        # _pickle.c reads the whole frame first (a short one fails there), then reads opcodes
+        # transparently. The pure-Python _Unframer (joblib.load, pickle._load) does NOT check
+        # the length: it runs whatever the short frame holds. So a frame running past the end is
+        # analysed up to the end, never a reason to stop (the payload would hide behind it).
+        short = self.r.pos + size > self.end
+        if short:
+            self.out.short_frame = self.op_offset
         if self.flavour == "joblib":  # pure-Python _Unframer semantics (joblib's Unpickler)
             if self.frame_end is not None and self.r.pos < self.frame_end:
                 raise self.err("beginning of a new frame before end of current frame")
-            self.frame_end = self.r.pos + size
+            self.frame_end = min(self.r.pos + size, self.end)
             self.file_pos = self.frame_end
 
     # imports

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import codecs
 import pickletools
+import re
 from dataclasses import dataclass
 
 # code byte -> (opcode name, argument descriptor name or None)
 OPCODES: dict[int, tuple[str, str | None]] = {
     op.code.encode("latin-1")[0]: (op.name, op.arg.name if op.arg else None) for op in pickletools.opcodes
 }
+# INT reads its line with base 0 (strtol / int(s, 0)), unlike PUT/GET (base 10): own descriptor.
+OPCODES[ord("I")] = ("INT", "decimalnl_int")
 HIGHEST_PROTOCOL = max(op.proto for op in pickletools.opcodes)
 INLINE_CAP = 1 << 20  # larger byte/str arguments stay on disk as BigBytes spans
 LINE_CAP = 16 << 20  # longest text-opcode line we accept
@@ -108,26 +111,85 @@ def _int(data: bytes, signed: bool) -> int:
     return int.from_bytes(data, "little", signed=signed)
 
 
+def _c_text(body: bytes) -> bytes:
+    """The part of a text operand C's strtol/PyLong_FromString sees: it ends at the first NUL."""
+    nul = body.find(b"\0")
+    return body if nul < 0 else body[:nul]
+
+
+def _lenient_int(text: bytes, base: int) -> int | None:
+    try:
+        return int(text, base)
+    except ValueError:
+        return None
+
+
 def _decimal_line(line: bytes, offset: int) -> int | bool:
+    """PUT/GET/BINPUT-style decimal lines: `PyLong_FromString(s, NULL, 10)` in `_pickle.c`."""
     body = line[:-1]
     if body == b"00":
         return False
     if body == b"01":
         return True
-    try:
-        return int(body)
-    except ValueError:
-        raise PickleError(f"invalid literal for int(): {body[:40]!r}", offset) from None
+    value = _lenient_int(_c_text(body), 10)
+    if value is None:
+        value = _lenient_int(body, 10)
+    if value is None:
+        raise PickleError(f"invalid literal for int(): {body[:40]!r}", offset)
+    return value
+
+
+_STRTOL = re.compile(rb"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def _int_line(line: bytes, offset: int) -> int | bool:
+    """INT: `_pickle.c` uses strtol(s, &end, 0) (hex, C octal `010`, text up to a NUL), then
+    PyLong_FromString(s, NULL, 0); the pure-Python unpickler uses int(line, 0). Anything one of
+    them accepts is accepted here (a stricter parser would stop where the loader goes on)."""
+    body = line[:-1]
+    if body == b"00":
+        return False
+    if body == b"01":
+        return True
+    text = _c_text(body)
+    if not text and body:  # strtol on an empty C string: 0, end pointer on the NUL
+        return 0
+    m = _STRTOL.fullmatch(text)
+    if m:
+        digits = m.group(2)
+        base = 16 if digits[:2] in (b"0x", b"0X") else 8 if digits[:1] == b"0" and len(digits) > 1 else 10
+        value = int(digits[2:] if base == 16 else digits, base)
+        return -value if m.group(1) == b"-" else value
+    for candidate in (text, body):
+        for base in (0, 10):
+            value = _lenient_int(candidate, base)
+            if value is not None:
+                return value
+    raise PickleError(f"invalid literal for int(): {body[:40]!r}", offset)
 
 
 def _long_line(line: bytes, offset: int) -> int:
+    """LONG: trailing `L` dropped, then PyLong_FromString(s, NULL, 0) (C) / int(s, 0) (Python)."""
     body = line[:-1]
     if body.endswith(b"L"):
         body = body[:-1]
-    try:
-        return int(body)
-    except ValueError:
-        raise PickleError(f"invalid literal for LONG: {body[:40]!r}", offset) from None
+    for candidate in (_c_text(body), body):
+        for base in (0, 10):
+            value = _lenient_int(candidate, base)
+            if value is not None:
+                return value
+    raise PickleError(f"invalid literal for LONG: {body[:40]!r}", offset)
+
+
+def _float_line(line: bytes, offset: int) -> float:
+    """FLOAT: C's PyOS_string_to_double stops at a NUL; Python's float() allows more spellings."""
+    body = line[:-1]
+    for candidate in (_c_text(body), body):
+        try:
+            return float(candidate)
+        except ValueError:
+            continue
+    raise PickleError(f"could not convert string to float: {body[:40]!r}", offset)
 
 
 def _string_line(line: bytes, offset: int) -> str | bytes:
@@ -202,11 +264,9 @@ def read_arg(r: Reader, desc: str, offset: int):
     if desc == "decimalnl_long":
         return _long_line(r.readline(), offset)
     if desc == "floatnl":
-        line = r.readline()
-        try:
-            return float(line[:-1])
-        except ValueError:
-            raise PickleError(f"could not convert string to float: {line[:40]!r}", offset) from None
+        return _float_line(r.readline(), offset)
+    if desc == "decimalnl_int":
+        return _int_line(r.readline(), offset)
     if desc == "stringnl":
         return _string_line(r.readline(), offset)
     if desc == "stringnl_noescape":  # PERSID: ASCII line

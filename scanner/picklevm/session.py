@@ -1,6 +1,7 @@
 """One `analyse_pickle` call: streams one after another, flavour rules, nested payloads, joblib arrays."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..blob import BytesBlob
@@ -66,6 +67,12 @@ class Session:
             self.result.builds.extend(machine.out.builds)
         if out.error is None:
             self.result.values.append(V.fold(out.value))
+        if out.short_frame is not None and out.error is None:  # an error already says 'truncated'
+            self.result.complete = False
+            self.rep.add("MS-PKL-008", stream=index, offset=out.short_frame, position=None, key="short-frame",
+                         reason="a FRAME runs past the end of the data; _pickle (pickle.load, torch.load) fails "
+                                "here, but the pure-Python unpickler (joblib.load, pickle._load) runs what the "
+                                "frame holds, so it was analysed to the end anyway")
         self.check_pids(out, index)
         return out
 
@@ -159,7 +166,7 @@ class Session:
     def on_array(self, machine: Machine, wrapper: V.Call, pos: int) -> int:
         """joblib NumpyArrayWrapper: skip (or scan, for object dtype) the array bytes at `pos`."""
         cls = V.class_of(wrapper)
-        if cls is None or cls.name != "NumpyArrayWrapper":
+        if cls is None or cls.full != "joblib.numpy_pickle.NumpyArrayWrapper":  # also `joblib` + dotted name
             return pos  # NDArrayWrapper (joblib <= 0.9): array in a side file
         state = wrapper.state if isinstance(wrapper.state, V.PDict) else V.PDict()
         shape = state.get("shape")
@@ -187,27 +194,68 @@ class Session:
         return pos
 
 
-def dtype_info(dtype: Any) -> tuple[int, bool] | None:
-    """(itemsize, hasobject) of a symbolic `numpy.dtype(descr, ...)` with its BUILD state."""
-    if not isinstance(dtype, V.Call) or not isinstance(dtype.func, V.Global) or dtype.func.name != "dtype":
+def dtype_info(dtype: Any, depth: int = 0) -> tuple[int, bool] | None:
+    """(itemsize, hasobject) of a symbolic `numpy.dtype(descr, ...)` with its BUILD state.
+
+    joblib reads a nested pickle instead of raw bytes when `dtype.hasobject`, and numpy's
+    `dtype.__setstate__` takes that from the state too: the flags word (bit 0, NPY_ITEM_HASOBJECT,
+    even on a plain `V8`), a sub-array descr (`(dtype('O'), (2,))`) or object fields. Any of them
+    means objects here; the descr string itself is parsed by numpy (a pure parse, no data).
+    """
+    if depth > 16 or not isinstance(dtype, V.Call) or not isinstance(dtype.func, V.Global) \
+            or dtype.func.name != "dtype":
         return None
     args = dtype.args if isinstance(dtype.args, tuple) else ()
     descr = args[0] if args and isinstance(args[0], str) else None
     if descr is None:
         return None
+    parsed = _numpy_dtype(descr)
     state = dtype.state if isinstance(dtype.state, tuple) else ()
-    hasobject = descr.lstrip("<>|=").startswith("O")
+    hasobject = bool(OBJECT_TEXT.search(descr)) or bool(parsed and parsed[1])
+    flags = state[7] if len(state) > 7 else None
+    if isinstance(flags, int) and flags & 1:
+        hasobject = True
+    elif len(state) > 7 and not isinstance(flags, int):
+        hasobject = True  # a computed flags word: assume the worst
+    subdescr = state[2] if len(state) > 2 else None
+    if isinstance(subdescr, tuple) and subdescr:
+        sub = dtype_info(subdescr[0], depth + 1)
+        if sub is None or sub[1]:
+            hasobject = True
+    elif subdescr is not None:
+        hasobject = True
     fields = state[4] if len(state) > 4 else None
     if isinstance(fields, V.PDict):
         for _, spec in fields.pairs:
             if isinstance(spec, tuple) and spec:
-                sub = dtype_info(spec[0])
+                sub = dtype_info(spec[0], depth + 1)
                 if sub is None or sub[1]:
                     hasobject = True
+    elif fields is not None:
+        hasobject = True
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     if elsize > 0:
         return elsize, hasobject
+    if parsed is not None:
+        return parsed[0], hasobject
     digits = "".join(c for c in descr if c.isdigit())
     if not digits:
         return (1, hasobject) if descr.lstrip("<>|=") in ("?", "b", "B") else None
     return int(digits), hasobject
+
+
+# An object type anywhere in a dtype string ("O", "|O8", "2O", "(2,)O", "i4,O", "object_").
+OBJECT_TEXT = re.compile(r"(^|[,\s<>|=)\d])(O|object)")
+
+
+def _numpy_dtype(descr: str) -> tuple[int, bool] | None:
+    """(itemsize, hasobject) numpy gives the descr string, or None (numpy absent / invalid)."""
+    if len(descr) > 4096:
+        return None
+    try:
+        import numpy
+
+        parsed = numpy.dtype(descr)  # parses the type string only; nothing from the artefact runs
+        return parsed.itemsize, bool(parsed.hasobject)
+    except Exception:  # noqa: BLE001 - invalid for numpy too: the loader fails the same way
+        return None

@@ -1,0 +1,197 @@
+"""Red-team fixtures: artefacts a REAL loader executes but modelshield once passed (or left inconclusive).
+
+Each builder returns file bytes whose payload only creates the file named by the environment
+variable MODELSHIELD_MARKER (`os.system('touch "$MODELSHIELD_MARKER"')`). Nothing here loads a
+pickle; `redteam_loaders.py` does that in a throw-away subprocess to prove each fixture runs.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+CMD = 'touch "$MODELSHIELD_MARKER"'
+
+
+def short_unicode(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def binunicode(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def text_string(text: str) -> bytes:
+    return b"S'" + text.encode().replace(b"'", b"\\'") + b"'\n"
+
+
+def global_(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+# os.system(CMD): protocol 0 opcodes only / binary opcodes.
+PAYLOAD_TEXT = global_("os", "system") + b"(" + text_string(CMD) + b"tR"
+PAYLOAD_BIN = global_("os", "system") + binunicode(CMD) + b"\x85R"
+
+
+def filler(length: int) -> bytes:
+    """Opcodes of exactly `length` (>= 4) bytes that leave the stack unchanged: a string, POPped."""
+    n = length - 3
+    assert 0 <= n < 256
+    return b"\x8c" + bytes([n]) + b"a" * n + b"0"
+
+
+@dataclass(frozen=True)
+class Attack:
+    id: str
+    file: str
+    loader: str  # pickle | pypickle | joblib | numpy | torch
+    build: Callable[[], bytes]
+    note: str
+
+
+ATTACKS: list[Attack] = []
+
+
+def attack(id: str, file: str, loader: str, note: str):
+    def register(fn: Callable[[], bytes]) -> Callable[[], bytes]:
+        ATTACKS.append(Attack(id, file, loader, fn, note))
+        return fn
+    return register
+
+
+# ---------------------------------------------------------------- text opcodes parsed like _pickle.c
+@attack("int-hex", "int_hex.pkl", "pickle", "INT read with strtol(base 0): 'I0x1' is 1; the VM stopped")
+def _int_hex() -> bytes:
+    return b"I0x1\n0" + PAYLOAD_TEXT + b"."
+
+
+@attack("int-nul", "int_nul.pkl", "pickle", "INT text ends at a NUL for strtol: 'I5\\0junk' is 5")
+def _int_nul() -> bytes:
+    return b"I5\x00junk\n0" + PAYLOAD_TEXT + b"."
+
+
+@attack("long-hex", "long_hex.pkl", "pickle", "LONG read with PyLong_FromString(base 0): 'L0x1L'")
+def _long_hex() -> bytes:
+    return b"L0x1L\n0" + PAYLOAD_TEXT + b"."
+
+
+@attack("float-nul", "float_nul.pkl", "pickle", "FLOAT text ends at a NUL for PyOS_string_to_double")
+def _float_nul() -> bytes:
+    return b"F1.5\x00x\n0" + PAYLOAD_TEXT + b"."
+
+
+# ---------------------------------------------------------------- FRAME: pure-Python unframer
+def _short_frame() -> bytes:
+    body = PAYLOAD_BIN + b"."
+    return b"\x80\x04\x95" + struct.pack("<Q", len(body) + 500) + body
+
+
+attack("short-frame-joblib", "short_frame.joblib", "joblib",
+       "FRAME longer than the file: _pickle fails, joblib's pure-Python unframer runs it")(_short_frame)
+attack("short-frame-pyload", "short_frame.pkl", "pypickle",
+       "the same file through pickle._load (pure-Python Unpickler)")(_short_frame)
+
+
+# ---------------------------------------------------------------- .npy object dtypes spelled oddly
+def npy(descr: object, payload: bytes) -> bytes:
+    header = repr({"descr": descr, "fortran_order": False, "shape": (1,)}).encode()
+    header += b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload
+
+
+NPY_PAYLOAD = b"\x80\x04" + PAYLOAD_BIN + b"."
+for _descr, _name in (("object_", "object_"), ("2O", "subarray_2O"), ("(2,)O", "subarray_paren"),
+                      ("i4,O", "comma_struct"), ("b1,object", "comma_object")):
+    attack(f"npy-{_name}", f"npy_{_name}.npy", "numpy",
+           f"descr {_descr!r}: numpy builds an object dtype and unpickles the data")(
+        (lambda d=_descr: npy(d, NPY_PAYLOAD)))
+
+
+# ---------------------------------------------------------------- joblib array wrappers
+def joblib_head(dtype_descr: str = "V8", flags: int = 0, count: int = 3, itemsize: int = 8,
+                dotted: bool = False) -> bytes:
+    """A joblib 1.6 `NumpyArrayWrapper` header (what joblib.dump writes), frame included, up to BUILD."""
+    wrapper = (short_unicode("joblib") + b"\x94" + short_unicode("numpy_pickle.NumpyArrayWrapper") if dotted
+               else short_unicode("joblib.numpy_pickle") + b"\x94" + short_unicode("NumpyArrayWrapper"))
+    dtype_state = (b"(K\x03" + short_unicode("|") + b"NNN" + b"K" + bytes([itemsize]) + b"K\x01" +
+                   b"K" + bytes([flags]) + b"t")
+    body = (wrapper + b"\x94\x93)\x81}(" +
+            short_unicode("subclass") + short_unicode("numpy") + short_unicode("ndarray") + b"\x93" +
+            short_unicode("shape") + b"K" + bytes([count]) + b"\x85" +
+            short_unicode("order") + short_unicode("C") +
+            short_unicode("dtype") + short_unicode("numpy") + short_unicode("dtype") + b"\x93" +
+            short_unicode(dtype_descr) + b"\x89\x88\x87R" + dtype_state + b"b" +
+            short_unicode("allow_mmap") + b"\x88" +
+            short_unicode("numpy_array_alignment_bytes") + b"K\x10" + b"ub")
+    return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body
+
+
+@attack("joblib-hasobject-flag", "v8_flags.joblib", "joblib",
+        "dtype V8 whose BUILD state sets NPY_ITEM_HASOBJECT: joblib unpickles where raw bytes were expected")
+def _joblib_flags() -> bytes:
+    # The VM used to read 0x80 (the nested PROTO) as padding length: 1 + 128 + 3*8 bytes skipped.
+    size = 1 + 0x80 + 3 * 8
+    core = b"\x80\x04" + PAYLOAD_BIN + b"0"
+    nested = core + filler(size - len(core) - 2) + b"N."
+    return joblib_head(flags=0x3F) + nested + b"."
+
+
+@attack("joblib-raw-is-opcodes", "raw_opcodes.pkl", "pickle",
+        "a joblib file loaded with pickle.load: the 'raw array bytes' are opcodes to pickle")
+def _joblib_raw_opcodes() -> bytes:
+    region = 1 + 0x30 + 3 * 8  # joblib: pad byte '0' (48) + padding + data; pickle.load: POP + payload
+    core = b"0" + PAYLOAD_BIN
+    return joblib_head() + core + filler(region - len(core)) + b"."
+
+
+attack("joblib-raw-is-opcodes-torch", "raw_opcodes.pt", "torch",
+       "the same file through torch.load (legacy path: pickle.load of the 'magic number')")(_joblib_raw_opcodes)
+
+
+@attack("joblib-dotted-wrapper", "dotted_wrapper.joblib", "joblib",
+        "wrapper imported as `joblib` + `numpy_pickle.NumpyArrayWrapper`: no array skip, analysis stopped")
+def _joblib_dotted() -> bytes:
+    return joblib_head(dotted=True) + b"\x00" + b"\xff" * 24 + b"0" + PAYLOAD_BIN + b"."
+
+
+@attack("joblib-far-wrapper", "far_wrapper.joblib", "joblib",
+        "70 KiB before the wrapper import: the head sniff chose the plain flavour")
+def _joblib_far() -> bytes:
+    lead = b"\x80\x04X" + struct.pack("<I", 70_000) + b"z" * 70_000 + b"0"
+    return lead + joblib_head()[11:] + b"\x00" + b"\xff" * 24 + b"0" + PAYLOAD_BIN + b"."
+
+
+# ---------------------------------------------------------------- torch zip checkpoints
+def _torch_zip(rename: Callable[[str], str], payload: bytes) -> bytes:
+    """A real torch.save zip whose `<archive>/data.pkl` is replaced (and maybe renamed)."""
+    import io
+    import zipfile
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            name, data = info.filename, src.read(info)
+            if name.endswith("/data.pkl"):
+                name, data = rename(name), payload
+            dst.writestr(name, data)
+    return out.getvalue()
+
+
+@attack("torch-zip-upper-case", "upper_case.pt", "torch",
+        "miniz finds records case-insensitively: torch.load unpickles archive/DATA.PKL")
+def _torch_upper() -> bytes:
+    return _torch_zip(lambda n: n.replace("data.pkl", "DATA.PKL"), b"\x80\x02" + PAYLOAD_BIN + b".")
+
+
+@attack("torch-zip-text-hex", "text_hex.pt", "torch",
+        "protocol 0 data.pkl starting with a hex INT (the VM used to stop at 'I0x1')")
+def _torch_text_hex() -> bytes:
+    return _torch_zip(lambda n: n, b"I0x1\n0" + PAYLOAD_TEXT + b".")

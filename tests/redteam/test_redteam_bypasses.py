@@ -1,0 +1,65 @@
+"""Red-team bypasses: each fixture runs its marker under the real loader AND modelshield says unsafe (>= high).
+
+One loader subprocess per loader family proves the fixtures execute; one CLI run scans them all.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import scan_json  # noqa: E402
+from redteam_attacks import ATTACKS  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+HIGH = {"high", "critical"}
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("redteam")
+    for a in ATTACKS:
+        (folder / a.file).write_bytes(a.build())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def loader_results(corpus, tmp_path_factory) -> dict[str, dict]:
+    scratch = tmp_path_factory.mktemp("redteam_run")
+    results: dict[str, dict] = {}
+    for family in sorted({a.loader for a in ATTACKS}):
+        items = [[str(corpus / a.file), str(scratch / f"{a.id}.marker")] for a in ATTACKS if a.loader == family]
+        proc = subprocess.run([sys.executable, str(HERE / "redteam_loaders.py"), family, json.dumps(items)],
+                              cwd=scratch, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        for a in ATTACKS:
+            if a.loader == family:
+                results[a.id] = out[str(corpus / a.file)]
+    return results
+
+
+@pytest.fixture(scope="session")
+def scanned(corpus) -> dict[str, dict]:
+    code, report = scan_json(str(corpus))
+    assert code == 1, report
+    return {Path(a["path"]).name: a for a in report["targets"][0]["artefacts"]}
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
+def test_real_loader_runs_the_payload(attack, loader_results):
+    assert loader_results[attack.id]["marker"], loader_results[attack.id]
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
+def test_modelshield_blocks_it(attack, scanned):
+    art = scanned[attack.file]
+    assert art["verdict"] == "unsafe", (attack.note, art["findings"])
+    threats = [f for f in art["findings"] if f["kind"] == "threat" and f["severity"] in HIGH]
+    assert threats, art["findings"]
+    assert any(f.get("callable") == "os.system" and f["rule_id"] in ("MS-PKL-001", "MS-PKL-003")
+               for f in art["findings"]), art["findings"]
