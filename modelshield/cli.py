@@ -10,8 +10,8 @@ from typing import Optional
 import typer
 
 from modelshield import __version__, scan as api_scan
-from modelshield.cli_common import FailOn, fail, load_policy, source_options, write_output
-from modelshield.scanner.findings import Report, Severity
+from modelshield.cli_common import FailOn, load_policy, source_options, write_output
+from modelshield.scanner.findings import Report
 from modelshield.scanner.output import json as json_out, sarif as sarif_out, text as text_out
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

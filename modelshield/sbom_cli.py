@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 

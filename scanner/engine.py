@@ -17,11 +17,8 @@ from .formats.interface import HEAD_SIZE
 from .policy import Policy
 from .rules import load_rules
 from .sources import SourceOptions, resolve
+from . import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
@@ -29,10 +26,7 @@ Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", p
 @functools.lru_cache(maxsize=1)
 def loader_suffixes() -> dict[str, str]:
     """Suffix -> loader that opens such files (data/loader_extensions.toml)."""
-    from importlib import resources
-
-    text = (resources.files("modelshield.scanner") / "data" / "loader_extensions.toml").read_text()
-    return tomllib.loads(text)["suffix"]
+    return datafiles.load("loader_extensions.toml")["suffix"]
 
 
 def loader_hint(name: str) -> str | None:

@@ -14,10 +14,7 @@ import base64
 import binascii
 import builtins
 import functools
-import struct
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from .blob import BytesBlob
@@ -25,11 +22,8 @@ from .budgets import BudgetExceeded
 from .context import ScanContext
 from .findings import Severity
 from .marshal_scan import MarshalError, parse_marshal_code
+from . import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 MAX_CONFIG_NODES = 2_000_000
 MAX_CONFIG_DEPTH = 400
@@ -40,8 +34,7 @@ MAX_EMBEDDED_BYTES = 2 << 30
 @functools.lru_cache(maxsize=1)
 def gadgets() -> dict[str, Any]:
     """The gadget table (data/keras_gadgets.toml)."""
-    text = (resources.files("modelshield.scanner") / "data" / "keras_gadgets.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    return datafiles.load("keras_gadgets.toml")
 
 
 # --------------------------------------------------------------------------------------------

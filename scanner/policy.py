@@ -15,12 +15,12 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .budgets import Budgets
 from .findings import Finding, Severity, Suppression
+from . import datafiles
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,11 +73,10 @@ def normalise_module(module: str) -> str:
 @functools.lru_cache(maxsize=None)
 def _table(name: str) -> dict[str, tuple[str, str]]:
     """entry -> (group, justification) from data/policy/<name>.toml (groups are tables)."""
-    path = resources.files("modelshield.scanner") / "data" / "policy" / f"{name}.toml"
-    if not path.is_file():
+    if not datafiles.path("policy", f"{name}.toml").is_file():
         return {}
     out: dict[str, tuple[str, str]] = {}
-    for group, entries in tomllib.loads(path.read_text(encoding="utf-8")).items():
+    for group, entries in datafiles.load("policy", f"{name}.toml").items():
         for entry, why in entries.items():
             if not isinstance(why, str) or not why.strip():
                 raise PolicyError(f"{name}.toml: {entry} needs a one-line justification")

@@ -6,17 +6,12 @@ through `Rules.finding(rule_id, ...)`, so every finding carries its rule's metad
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from .findings import Finding, Kind, Location, Severity
+from . import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -82,11 +77,10 @@ def _parse(area: str, raw: dict[str, Any]) -> Rule:
 def load_rules() -> RuleTable:
     """Load every `data/rules/*.toml` file shipped in the package (cached)."""
     table = RuleTable()
-    folder = resources.files("modelshield.scanner") / "data" / "rules"
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+    for entry in sorted(datafiles.path("rules").iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".toml"):
             continue
-        data = tomllib.loads(entry.read_text(encoding="utf-8"))
+        data = datafiles.load("rules", entry.name)
         area = entry.name[:-5]
         for raw in data.get("rule", []):
             rule = _parse(area, raw)

@@ -15,9 +15,7 @@ import functools
 import hashlib
 import re
 import string
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Iterator
 
 import jinja2
@@ -25,11 +23,8 @@ from jinja2 import nodes
 from jinja2.ext import Extension
 
 from ..budgets import FormatError
+from .. import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -45,8 +40,7 @@ _UNKNOWN = object()
 
 @functools.lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    text = (resources.files("modelshield.scanner") / "data" / "template_rules.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
+    raw = datafiles.load("template_rules.toml")
     return {k: frozenset(v) if isinstance(v, list) else v for k, v in raw.items()}
 
 

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import functools
 import struct
-import sys
 from collections import Counter
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..budgets import FormatError
 from .chat_template import MAX_TEMPLATE_CHARS, analyse_template
+from .. import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -51,8 +46,7 @@ _TEMPLATE_PREFIX = "tokenizer.chat_template"
 
 @functools.lru_cache(maxsize=1)
 def _types() -> tuple[dict[int, tuple[str, int, int]], dict[int, str]]:
-    text = (resources.files("modelshield.scanner") / "data" / "gguf_types.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
+    raw = datafiles.load("gguf_types.toml")
     ggml = {int(k): (v[0], int(v[1]), int(v[2])) for k, v in raw["ggml_types"].items()}
     return ggml, {int(k): v for k, v in raw["file_types"].items()}
 

@@ -93,7 +93,6 @@ def parse_header(blob: "Blob") -> tuple[dict, int, tuple[int, int]]:
 
 def _data_size(header: dict) -> int | None:
     try:
-        import numpy
         from numpy.lib.format import descr_to_dtype
 
         count = 1

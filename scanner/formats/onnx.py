@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..blob import Blob
 from ..budgets import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..protowire import LEN, VARINT, Field, Limits, ProtoError, Reader, signed64
+from ..protowire import LEN, VARINT, Limits, ProtoError, Reader, signed64
 
 NAME = "onnx"
 

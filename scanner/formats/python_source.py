@@ -18,24 +18,19 @@ import ast
 import functools
 import ipaddress
 import re
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
 
 from ..budgets import FormatError
 from ..findings import Artefact, Finding, Kind, Severity
+from .. import datafiles
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
     from ..rules import RuleTable
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 NAME = "python_source"
 MAX_SOURCE = 8 << 20  # bytes; real modeling files are < 1 MB
@@ -132,8 +127,7 @@ class Table:
 @functools.lru_cache(maxsize=1)
 def load_table() -> Table:
     """Parse data/python_dangerous.toml."""
-    raw = tomllib.loads((resources.files("modelshield.scanner") / "data" / "python_dangerous.toml")
-                        .read_text(encoding="utf-8"))
+    raw = datafiles.load("python_dangerous.toml")
     entries = {}
     for row in raw["entry"]:
         entries[row["name"]] = Entry(

@@ -12,17 +12,12 @@ from __future__ import annotations
 import functools
 import json
 import struct
-import sys
 from collections import Counter
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..budgets import BudgetExceeded, FormatError
+from .. import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -39,8 +34,7 @@ _RULE = "MS-ST-001"
 @functools.lru_cache(maxsize=1)
 def dtype_bits() -> dict[str, int]:
     """Known dtype -> size in bits (data/safetensors_dtypes.toml)."""
-    text = (resources.files("modelshield.scanner") / "data" / "safetensors_dtypes.toml").read_text("utf-8")
-    return dict(tomllib.loads(text)["bits"])
+    return dict(datafiles.load("safetensors_dtypes.toml")["bits"])
 
 
 def sniff(head: bytes, blob: "Blob", name: str) -> bool:

@@ -10,20 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
 
 from ..blob import Blob
 from ..budgets import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..findings import Severity
 from ..protowire import LEN, VARINT, Limits, ProtoError, Reader
+from .. import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 NAME = "tensorflow"
 
@@ -40,8 +35,7 @@ _MAX_KERAS_JSON = 64 << 20  # total metadata JSON decoded per file
 @functools.lru_cache(maxsize=1)
 def dangerous_ops() -> dict[str, dict]:
     """Op name -> {severity, why, checkpoint} from data/tensorflow_ops.toml."""
-    text = (resources.files("modelshield.scanner") / "data" / "tensorflow_ops.toml").read_text("utf-8")
-    return tomllib.loads(text)["op"]
+    return datafiles.load("tensorflow_ops.toml")["op"]
 
 
 def sniff(head: bytes, blob: Blob, name: str) -> bool:

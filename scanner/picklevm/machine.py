@@ -184,7 +184,6 @@ class Machine:
             self.class_cache[key] = cls
             return cls
         cls = policy.classify(module, name)
-        full = f"{module}.{name}"
         exact_allow = cls.verdict == "allow" and not (cls.entry or "").endswith(".*")
         if cls.verdict != "deny" and not exact_allow:
             parts = name.split(".")

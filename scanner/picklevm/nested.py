@@ -12,18 +12,13 @@ import bz2
 import codecs
 import functools
 import lzma
-import sys
 import zlib
-from importlib import resources
 from typing import Any
 
 from . import values as V
 from .opcodes import BigBytes
+from .. import datafiles
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DECODE_CAP = 64 << 20  # largest nested payload we materialise
 
@@ -31,8 +26,7 @@ DECODE_CAP = 64 << 20  # largest nested payload we materialise
 @functools.lru_cache(maxsize=1)
 def tables() -> dict[str, dict[str, str]]:
     """data/policy/picklevm.toml: nested_loaders, decoders, marshal_names."""
-    path = resources.files("modelshield.scanner") / "data" / "policy" / "picklevm.toml"
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    return datafiles.load("policy", "picklevm.toml")
 
 
 def loader_kind(func: Any) -> str | None:
