@@ -64,6 +64,8 @@ class Machine:
         b = ctx.budgets
         self.max_opcodes, self.max_memo, self.max_depth = b.max_opcodes, b.max_memo, b.max_stack_depth
         self.dispatch = {code: getattr(self, "op_" + name) for code, (name, _) in OPCODES.items()}
+        self.deferred: dict[int, tuple[V.Global, dict[str, Any]]] = {}  # getattr imports judged at use
+        self.deferred_safe: set[int] = set()
 
     # ----------------------------------------------------------------- driver
     def run(self) -> StreamOutcome:
@@ -90,6 +92,8 @@ class Machine:
                     self._leave_frame()
         except PickleError as exc:
             self.out.error = exc
+        finally:
+            self.flush_deferred()  # also when a budget ends the stream: an import is still reported
         self.out.end = r.pos
         self.out.proto = self.proto
         return self.out
@@ -158,7 +162,11 @@ class Machine:
             g.verdict = "deny"
             self.rep.add("MS-PKL-005", callable=full, key=("use", full), target=shadow, how="resolves to an "
                          "attribute overwritten earlier in this stream", **self.site())
-        if cls.verdict == "deny":
+        if cls.verdict == "deny" and full == "builtins.getattr":
+            # Python pickles every bound method as getattr(cls, name) (e.g. ZoneInfo._unpickle in
+            # tz-aware pandas frames): judged when called, see call(); reported at stream end if unused.
+            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, **self.site()))
+        elif cls.verdict == "deny":
             self.rep.add("MS-PKL-001", callable=full, group=cls.group, entry=cls.entry, why=cls.why, via=via,
                          **self.site())
         elif cls.verdict == "unknown":
@@ -200,7 +208,13 @@ class Machine:
         return cls
 
     # ----------------------------------------------------------------- calls
-    def call(self, func: Any, args: Any, kwargs: Any, opcode: str) -> V.Call:
+    def call(self, func: Any, args: Any, kwargs: Any, opcode: str) -> V.Call | V.Global:
+        if isinstance(func, V.Global) and id(func) in self.deferred:
+            method = self._bound_method(args, kwargs)
+            if method is not None:
+                self.deferred_safe.add(id(func))
+                return method
+            self._report_deferred(func)
         result = V.Call(func, args, kwargs, self.op_offset, opcode)
         name = V.callable_name(func)
         self.out.calls.append(func.full if isinstance(func, V.Global) else name)
@@ -221,6 +235,33 @@ class Machine:
         if self.on_call is not None and verdict != "allow":
             self.on_call(self, result, self.op_offset)
         return result
+
+    def _bound_method(self, args: Any, kwargs: Any) -> V.Global | None:
+        """getattr(<allowed global>, "<plain name>") whose `global.name` is itself an exact allow entry."""
+        if kwargs is not None or not isinstance(args, tuple) or len(args) != 2:
+            return None
+        owner, attr = args
+        if not (isinstance(owner, V.Global) and owner.verdict == "allow" and isinstance(attr, str)
+                and attr.isidentifier() and not attr.startswith("__")):
+            return None
+        method = V.Global(owner.module, f"{owner.name}.{attr}", self.op_offset)
+        cls = self.ctx.policy.classify(owner.module, method.name)
+        if cls.verdict != "allow" or cls.entry != method.canonical:
+            return None
+        method.verdict = "allow"
+        return method
+
+    def _report_deferred(self, g: V.Global) -> None:
+        entry = self.deferred.pop(id(g), None)
+        if entry is not None:
+            self.rep.add("MS-PKL-001", callable=g.canonical, **entry[1])
+
+    def flush_deferred(self) -> None:
+        """End of stream: a getattr import never used as a safe bound-method lookup is reported."""
+        for key, (g, _) in list(self.deferred.items()):
+            if key not in self.deferred_safe:
+                self._report_deferred(g)
+        self.deferred.clear()
 
     def _factory(self, holder: V.Global, args: Any) -> None:
         """An allowlisted container that calls a stored factory later (defaultdict): check the factory."""
