@@ -32,8 +32,6 @@ KNOWN_FALSE_ALARMS = {
                      "torch_legacy must resolve it to cls instead of an opaque <persistent object>",
     "quantized-module": "torch.ScriptObject (TorchBind packed params of quantized Linear): needs a reviewed rule "
                         "for TorchBind state, not a blanket allow",
-    "dcp": "torch.distributed.checkpoint.metadata dataclasses are denied by the 'torch.distributed' prefix "
-           "(meant for RPC)",
 }
 
 

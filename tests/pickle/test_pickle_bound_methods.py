@@ -62,3 +62,15 @@ def test_safe_lookup_then_unsafe_use_of_the_same_getattr(tmp_path):
     assert proc.returncode == 0, proc.stderr  # a valid pickle the loader runs to the end
     ids = {(f.rule_id, f.callable) for _, _, f in scan(str(path)).all_findings()}
     assert ("MS-PKL-001", "builtins.getattr") in ids
+
+
+def test_distributed_checkpoint_metadata_is_clean_but_rpc_is_not(tmp_path):
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save({"w": torch.zeros(3)}, checkpoint_id=str(tmp_path / "ckpt"))
+    assert scan(str(tmp_path / "ckpt" / ".metadata")).verdict is Verdict.CLEAN
+    rpc = tmp_path / "rpc.pkl"
+    rpc.write_bytes(b"ctorch.distributed.rpc\nrpc_sync\n(S'w'\ncos\nsystem\n(S'true'\nttR.")
+    ids = {(f.rule_id, f.callable) for _, _, f in scan(str(rpc)).all_findings()}
+    assert ("MS-PKL-001", "torch.distributed.rpc.rpc_sync") in ids
