@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 NAME = "python_source"
 MAX_SOURCE = 8 << 20  # bytes; real modeling files are < 1 MB
 MAX_FINDINGS = 200  # per file; the rest is counted
-MAX_NESTED = 3  # exec("...") strings analysed recursively
+MAX_NESTED = 3  # exec of "..." strings analysed recursively
 MAX_LISTED = 100  # imports / urls / classes kept in properties
 OBSERVATION = "MS-PY-100"
 DATASET_SCRIPT = "MS-PY-010"
