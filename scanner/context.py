@@ -83,9 +83,13 @@ class ScanContext:
         from .engine import analyse_blob  # local import: engine imports this module
 
         with self.enter(name, container=container, nested=nested):
-            if self.member and self.member not in self.artefact.members:
-                self.artefact.members.append(self.member)
+            self.record_member()
             return analyse_blob(blob, self, name)
+
+    def record_member(self) -> None:
+        """List the current member path on the artefact (once)."""
+        if self.member and self.member not in self.artefact.members:
+            self.artefact.members.append(self.member)
 
     def charge_decompressed(self, n: int, compressed: int = 0) -> None:
         """Account for `n` more decompressed bytes produced from `compressed` more input bytes.

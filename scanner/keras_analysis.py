@@ -171,8 +171,7 @@ class _Walker:
         from .engine import analyse_blob  # local import: the engine imports the format modules
 
         with self.ctx.enter(f"{path}.config.module", nested=True):
-            if self.ctx.member and self.ctx.member not in self.ctx.artefact.members:
-                self.ctx.artefact.members.append(self.ctx.member)
+            self.ctx.record_member()
             analyse_blob(BytesBlob(raw, "module.pt"), self.ctx, "module.pt")
 
     def reference(self, module: Any, name: str, registered: Any, node: dict, parent: dict | None,

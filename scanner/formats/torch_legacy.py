@@ -60,8 +60,7 @@ def analyse_tar(archive: "Archive", ctx: "ScanContext") -> None:
             continue
         blob = archive.open(m)
         with ctx.enter(m.name, container=True):
-            if ctx.member and ctx.member not in ctx.artefact.members:
-                ctx.artefact.members.append(ctx.member)
+            ctx.record_member()
             if m.name in ("sys_info", "pickle"):
                 result = analyse_pickle(blob, ctx, flavour="torch-legacy", max_streams=1)
                 binary.record(ctx, result, "torch-legacy")

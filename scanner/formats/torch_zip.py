@@ -103,8 +103,7 @@ def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanConte
         return
     try:
         with ctx.enter(member.name, container=True):
-            if ctx.member and ctx.member not in ctx.artefact.members:
-                ctx.artefact.members.append(ctx.member)
+            ctx.record_member()
             if member.method == 0 and blob.size > CRC_CHECK_MAX and hasattr(archive, "check_crc"):
                 archive.check_crc(member, blob)  # smaller stored members were checked by open()
             _run(analyse_pickle, blob, ctx, flavour)
