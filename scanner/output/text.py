@@ -8,7 +8,7 @@ def render(report: Report, quiet: bool = False) -> str:
     lines: list[str] = []
     for target in report.targets:
         if target.error:
-            lines.append(f"error  {target.target}: {target.error}")
+            lines.append(f"error  {target.error}")
             continue
         if not quiet:
             lines.append(f"{target.target}  [{target.verdict.value}]" + _provenance(target.provenance))
