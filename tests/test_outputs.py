@@ -92,3 +92,14 @@ def test_unwritable_output_path_is_one_line_error(mixed_folder: Path, tmp_path: 
     proc = run_cli("scan", str(mixed_folder), "-o", str(tmp_path / "missing-dir" / "r.json"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr
+
+
+def test_sarif_uris_are_relative_to_the_working_folder_and_fingerprinted(mixed_folder: Path):
+    proc = run_cli("scan", "repo", "--format", "sarif", cwd=mixed_folder.parent)
+    run = json.loads(proc.stdout)["runs"][0]
+    uris = {a["location"]["uri"] for a in run["artifacts"]}
+    assert "repo/evil.pkl" in uris and "repo/link.bin" in uris, uris
+    prints = [r["partialFingerprints"]["modelshieldFinding/v1"] for r in run["results"]]
+    assert len(prints) == len(set(prints))  # one per distinct problem
+    again = json.loads(run_cli("scan", "repo", "--format", "sarif", cwd=mixed_folder.parent).stdout)["runs"][0]
+    assert prints == [r["partialFingerprints"]["modelshieldFinding/v1"] for r in again["results"]]

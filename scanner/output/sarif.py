@@ -1,10 +1,13 @@
 """SARIF 2.1.0 for code-scanning dashboards: one run, one rule per rule id, one result per finding."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
-from ..findings import Finding, Kind, Report, Severity
+from ..findings import Finding, Kind, Report, Severity, TargetResult
 from ..rules import load_rules
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -37,10 +40,12 @@ def render(report: Report) -> str:
     results = []
     artifacts: dict[str, int] = {}
     for target, artefact, finding in report.all_findings():
-        uri = _uri(target.root, artefact.path if artefact else ".")
+        uri = _uri(target, artefact.path if artefact else ".")
         if uri not in artifacts:
             artifacts[uri] = len(artifacts)
-        results.append(_result(finding, uri, artifacts[uri], index[finding.rule_id]))
+        result = _result(finding, uri, artifacts[uri], index[finding.rule_id])
+        result["partialFingerprints"] = {"modelshieldFinding/v1": _fingerprint(uri, finding)}
+        results.append(result)
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "modelshield", "version": report.tool_version or "0",
                             "informationUri": "https://github.com/modelshield/modelshield",
@@ -56,8 +61,30 @@ def render(report: Report) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _uri(root: str | None, path: str) -> str:
-    return path if path != "." else (root or ".")
+def _uri(target: TargetResult, path: str) -> str:
+    """Where a code-scanning UI finds the file: relative to the working folder for local files
+    inside it, a file:// URI for other local files, the Hub's blob URL for Hub files."""
+    prov = target.provenance or {}
+    if target.kind == "hf" and prov.get("endpoint") and prov.get("commit"):
+        prefix = "datasets/" if prov.get("repo_type") == "dataset" else ""
+        base = f"{prov['endpoint']}/{prefix}{prov['repo_id']}"
+        return base if path == "." else f"{base}/blob/{prov['commit']}/{path}"
+    if target.kind == "url" and prov.get("url"):
+        return prov["url"]
+    if target.root is None:
+        return path
+    full = os.path.normpath(os.path.join(target.root, path))
+    rel = os.path.relpath(full, os.getcwd())
+    if not rel.startswith(".."):
+        return rel.replace(os.sep, "/")
+    return Path(full).as_uri()
+
+
+def _fingerprint(uri: str, finding: Finding) -> str:
+    """Stable across runs for the same problem at the same place (GitHub de-duplicates on it)."""
+    loc = finding.location
+    key = "|".join(str(x) for x in (finding.rule_id, uri, loc.member, loc.stream, finding.callable, loc.line))
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) -> dict[str, Any]:
