@@ -38,6 +38,7 @@ class PickleResult:
     stream_calls: list[list[str]] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)  # folded value each complete stream returned
     flavour: str = ""  # the view the result describes (a plain pickle with joblib arrays: "joblib")
+    frame_straddle: bool = False  # an opcode crossed a FRAME boundary (loaders disagree, gh-154848)
 
 
 FLAVOURS = ("plain", "torch-zip", "torch-legacy", "torchscript", "joblib", "numpy")
@@ -58,19 +59,25 @@ def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour
         raise ValueError(f"unknown pickle flavour {flavour!r}")
     end = blob.size if end is None else min(end, blob.size)
 
-    def run(run_ctx, run_flavour: str) -> PickleResult:
+    def run(run_ctx, run_flavour: str, c_stream: bool = False) -> PickleResult:
         result = PickleResult(end=start, flavour=run_flavour)
-        Session(blob, run_ctx, run_flavour, result).run(start, end, max_streams)
+        Session(blob, run_ctx, run_flavour, result, c_stream=c_stream).run(start, end, max_streams)
         return result
 
+    def c_stream_view(primary: PickleResult) -> PickleResult:
+        # Frames crossed by an opcode: older _pickle.c reading a BytesIO/file runs other opcodes.
+        if primary.frame_straddle:
+            views.secondary(lambda c, f: run(c, f, c_stream=True), ctx, primary.flavour, view=views.C_STREAM)
+        return primary
+
     if flavour not in ("plain", "joblib"):
-        return run(ctx, flavour)
+        return c_stream_view(run(ctx, flavour))
     # pickle.load and joblib.load read the same bytes differently (raw arrays): see views.py.
     mark = len(ctx.artefact.findings)
     if flavour == "plain":
         result = run(ctx, "plain")
         if not views.imports_array_wrapper(result.globals):
-            return result
+            return c_stream_view(result)
         del ctx.artefact.findings[mark:]  # the joblib view is the primary one for this file
     result = run(ctx, "joblib")
     views.secondary(run, ctx, "plain")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..budgets import BudgetExceeded
 from ..policy import Classification
 from . import values as V
-from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, read_arg
+from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
@@ -36,6 +36,7 @@ class StreamOutcome:
     pids: list[tuple[Any, int, int]] = field(default_factory=list)  # (pid, offset, position)
     risky_calls: int = 0
     short_frame: int | None = None  # offset of a FRAME longer than the data left (C loaders fail there)
+    frame_straddle: tuple[int, str] | None = None  # first opcode crossing a frame boundary (gh-154848)
     value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
 
 
@@ -44,9 +45,13 @@ class Machine:
 
     def __init__(self, blob, start: int, end: int, *, ctx, reporter, stream: int, flavour: str,
                  memo: dict | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
-                 on_array: Callable[["Machine", V.Call, int], int] | None = None) -> None:
+                 on_array: Callable[["Machine", V.Call, int], int] | None = None,
+                 c_stream: bool = False) -> None:
         self.blob, self.ctx, self.rep, self.stream, self.flavour = blob, ctx, reporter, stream, flavour
-        self.r = Reader(blob, start, end)
+        # c_stream: read as _pickle.c reads an io.BytesIO (frames drop bytes; see StreamReader)
+        self.r = StreamReader(blob, start, end) if c_stream else Reader(blob, start, end)
+        self.c_stream = c_stream
+        self.c_frame_end: int | None = None  # end of the current frame, for boundary checks
         self.end = end
         self.stack: list[Any] = []
         self.marks: list[int] = []
@@ -90,6 +95,12 @@ class Machine:
                 self.position += 1
                 if self.frame_end is not None and r.pos >= self.frame_end:
                     self._leave_frame()
+                if self.c_frame_end is not None and r.pos >= self.c_frame_end:
+                    if r.pos > self.c_frame_end and self.op_offset < self.c_frame_end \
+                            and self.out.frame_straddle is None:
+                        self.out.frame_straddle = (self.op_offset, f"{name} at offset {self.op_offset} "
+                                                   f"reads past the end of its frame ({self.c_frame_end})")
+                    self.c_frame_end = None
         except PickleError as exc:
             self.out.error = exc
         finally:
@@ -485,11 +496,22 @@ class Machine:
         short = self.r.pos + size > self.end
         if short:
             self.out.short_frame = self.op_offset
+        if self.c_stream:
+            self.r.frame(size)
+            return
         if self.flavour == "joblib":  # pure-Python _Unframer semantics (joblib's Unpickler)
             if self.frame_end is not None and self.r.pos < self.frame_end:
                 raise self.err("beginning of a new frame before end of current frame")
             self.frame_end = min(self.r.pos + size, self.end)
             self.file_pos = self.frame_end
+            return
+        # Linear reading (pickletools, CPython >= 3.13.15 / 3.14.7 raise instead): note the first
+        # boundary violation, older C unpicklers read other opcodes there (StreamReader).
+        if self.c_frame_end is not None and self.op_offset < self.c_frame_end \
+                and self.out.frame_straddle is None:
+            self.out.frame_straddle = (self.op_offset, f"FRAME at offset {self.op_offset} opens before the "
+                                       f"frame ending at {self.c_frame_end} is finished")
+        self.c_frame_end = self.r.pos + size
 
     # imports
     def op_GLOBAL(self, arg):

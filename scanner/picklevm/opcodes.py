@@ -85,6 +85,10 @@ class Reader:
             raise PickleError(f"truncated: argument of {n} bytes runs past the end", self.pos)
         self.pos += n
 
+    def read_into(self, n: int) -> bytes:
+        """Counted bytes (`_Unpickler_ReadInto` in C); the same as `read` here."""
+        return self.read(n)
+
     def readline(self) -> bytes:
         """A line including its b'\\n' (CPython requires the newline)."""
         start = self.pos
@@ -105,6 +109,66 @@ class Reader:
             self.pos = self.buf_start + len(self.buf)
             if self.pos - start > LINE_CAP:
                 raise PickleError(f"line longer than {LINE_CAP} bytes", start)
+
+
+class StreamReader(Reader):
+    """The bytes `_pickle.c` reads from a file object without `peek` (io.BytesIO: torch.load).
+
+    After FRAME the C unpickler holds exactly the frame in its buffer; an opcode argument (or a
+    line) that does not fit in what is left of it is read afresh from the file, which already
+    stands after the frame, so the rest of the frame is silently dropped. Counted bytes
+    (BINBYTES, BYTEARRAY8) are copied from the buffer and then the file, i.e. linearly.
+    CPython >= 3.13.15 / 3.14.7 and the pure-Python unpickler reject such straddling reads
+    (gh-154848); older C unpicklers run opcodes a linear reader never sees.
+    """
+
+    def __init__(self, blob, pos: int, end: int) -> None:
+        super().__init__(blob, pos, end)
+        self.file_pos = pos  # the file object's position == end of the C buffer
+
+    def _sync(self) -> None:
+        if self.pos > self.file_pos:
+            self.file_pos = self.pos
+
+    def read(self, n: int) -> bytes:
+        if self.pos + n > self.file_pos:
+            self.pos = self.file_pos  # whatever is left of the frame is dropped
+        out = super().read(n)
+        self._sync()
+        return out
+
+    def byte(self) -> int:
+        out = super().byte()
+        self._sync()
+        return out
+
+    def read_into(self, n: int) -> bytes:
+        out = super().read(n)
+        self._sync()
+        return out
+
+    def skip(self, n: int) -> None:
+        super().skip(n)
+        self._sync()
+
+    def readline(self) -> bytes:
+        if self.pos < self.file_pos:
+            left = self.file_pos - self.pos
+            rest = self.blob.read_at(self.pos, min(left, LINE_CAP + 1))
+            if b"\n" not in rest and left <= LINE_CAP:
+                self.pos = self.file_pos  # no newline in the frame buffer: a fresh line from the file
+        out = super().readline()
+        self._sync()
+        return out
+
+    def frame(self, size: int) -> None:
+        """FRAME: load `size` bytes into the buffer unless they are already there."""
+        if self.pos + size <= self.file_pos:
+            return
+        self.pos = self.file_pos
+        if self.pos + size > self.end:
+            raise PickleError("pickle data was truncated", self.pos)
+        self.file_pos = self.pos + size
 
 
 def _int(data: bytes, signed: bool) -> int:
@@ -225,7 +289,7 @@ def _sized(r: Reader, n: int, kind: str, offset: int):
         start = r.pos
         r.skip(n)
         return BigBytes(start, n, kind)
-    data = r.read(n)
+    data = r.read_into(n) if kind in ("bytes", "bytearray") else r.read(n)
     if kind == "str":
         return _utf8(data, offset)
     if kind == "py2str":

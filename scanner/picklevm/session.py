@@ -20,8 +20,9 @@ MAX_PIDS = 100_000
 class Session:
     """State shared by the streams of one call (reporter, stream counter, result)."""
 
-    def __init__(self, blob, ctx, flavour: str, result) -> None:
+    def __init__(self, blob, ctx, flavour: str, result, c_stream: bool = False) -> None:
         self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
+        self.c_stream = c_stream  # the io.BytesIO reading of older _pickle.c (see StreamReader)
         self.rep = Reporter(ctx)
         self.next_stream = 0
 
@@ -53,7 +54,7 @@ class Session:
         self.next_stream += 1
         machine = Machine(self.blob, pos, end, ctx=self.ctx, reporter=self.rep, stream=index,
                           flavour=self.flavour, on_call=self.on_call,
-                          on_array=self.on_array if self.flavour == "joblib" else None)
+                          on_array=self.on_array if self.flavour == "joblib" else None, c_stream=self.c_stream)
         self.result.streams.append((pos, pos))
         slot = len(self.result.streams) - 1
         self.result.stream_globals.append(machine.out.globals)
@@ -73,6 +74,11 @@ class Session:
                          reason="a FRAME runs past the end of the data; _pickle (pickle.load, torch.load) fails "
                                 "here, but the pure-Python unpickler (joblib.load, pickle._load) runs what the "
                                 "frame holds, so it was analysed to the end anyway")
+        if out.frame_straddle is not None:
+            self.result.frame_straddle = True
+            offset, reason = out.frame_straddle
+            self.rep.add("MS-PKL-015", stream=index, offset=offset, position=None, key="frame-straddle",
+                         reason=reason)
         self.check_pids(out, index)
         return out
 

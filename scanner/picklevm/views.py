@@ -47,8 +47,15 @@ def imports_array_wrapper(globals_seen: list[str]) -> bool:
     return any(g in ARRAY_WRAPPERS for g in globals_seen)
 
 
-def secondary(run: Any, ctx: Any, flavour: str) -> None:
-    """Run `run(shadow_ctx, flavour)` on a throw-away context and keep its threat findings."""
+C_STREAM = ("_pickle.c reading a file object without peek (torch.load, pickle.load(BytesIO)) on CPython "
+            "< 3.13.15 / 3.14.7: the rest of a frame is dropped when an opcode crosses its end")
+
+
+def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None:
+    """Run `run(shadow_ctx, flavour)` on a throw-away context and keep its threat findings.
+
+    `view` names the reading in the findings' evidence (default: the flavour's loader).
+    """
     from ..context import ScanContext
 
     shadow = ScanContext(artefact=Artefact(path=ctx.artefact.path), policy=ctx.policy, budgets=ctx.budgets,
@@ -73,6 +80,9 @@ def secondary(run: Any, ctx: Any, flavour: str) -> None:
         if key in seen:
             continue
         seen.add(key)
-        finding.evidence["view"] = f"{flavour} loader (pickle.load / torch.load)" if flavour == "plain" \
-            else f"{flavour} loader"
+        if view is not None:
+            finding.evidence["view"] = view
+        else:
+            finding.evidence["view"] = f"{flavour} loader (pickle.load / torch.load)" if flavour == "plain" \
+                else f"{flavour} loader"
         ctx.artefact.findings.append(finding)
