@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from ..findings import TargetResult
 from ..rules import load_rules
-from . import hf_cache, hub_errors, hub_verify
+from . import hf_cache, hub_errors, hub_guard, hub_verify
 from .interface import Resolved, SourceOptions
 
 _TARGET = re.compile(r"^hf://(?:(models|datasets|spaces)/)?([A-Za-z0-9][\w.\-]*(?:/[\w.\-]+)?)(?:@(.+))?/?$")
@@ -68,11 +68,13 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
 
     api = HfApi()
     endpoint = api.endpoint.rstrip("/")
+    timeout = float(constants.HF_HUB_DOWNLOAD_TIMEOUT or 10)
     try:
-        if repo_type == "dataset":
-            info = api.dataset_info(repo_id, revision=revision, files_metadata=True)
-        else:
-            info = api.model_info(repo_id, revision=revision, files_metadata=True, securityStatus=True)
+        with hub_guard.guarded(endpoint, timeout):
+            if repo_type == "dataset":
+                info = api.dataset_info(repo_id, revision=revision, files_metadata=True)
+            else:
+                info = api.model_info(repo_id, revision=revision, files_metadata=True, securityStatus=True)
     except Exception as exc:  # noqa: BLE001 - every client error becomes one line, exit 2
         result.error = hub_errors.describe(exc, repo_id, repo_type, revision, endpoint, cache_dir)
         return Resolved(result)
@@ -84,43 +86,71 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
         result.error = f"{target}: the Hub answered commit {commit} for requested commit {revision}"
         return Resolved(result)
 
-    records = {s.rfilename: hub_verify.record(
-        s.rfilename, s.size, s.blob_id, (s.lfs or {}).get("sha256") if s.lfs else None)
-        for s in (info.siblings or [])}
+    records, refused = _records(info.siblings or [])
     chosen, excluded, over_cap = _select(list(records.values()), options, repo_id, repo_type, commit, cache_dir)
-    _hub_scans(api, repo_id, repo_type, commit, [r["path"] for r in chosen], records)
+    with hub_guard.guarded(endpoint, timeout) as guard:
+        guard.commit = commit
+        _hub_scans(api, repo_id, repo_type, commit, [r["path"] for r in chosen], records)
 
     result.provenance = _provenance(info, endpoint, repo_id, repo_type, revision, commit)
     result.provenance["files"] = [records[p] for p in sorted(records)]
     result.root = os.path.join(cache_dir, f"{repo_type}s--{repo_id.replace('/', '--')}", "snapshots", commit)
 
     ref_noted: list[bool] = []
+    repo_dir = os.path.join(cache_dir, f"{repo_type}s--{repo_id.replace('/', '--')}")
+    budget = [options.max_download]  # bytes left under --max-download (None: no cap)
 
     def files() -> Iterator[tuple[str, str, int]]:
+        for name, reason in refused:
+            _refused(result, name, reason)
         for rec in chosen:
             if result.error:
                 return
+            size = rec.get("size")
             try:
-                local = _download(repo_id, repo_type, commit, rec["path"], cache_dir)
+                with hub_guard.guarded(endpoint, timeout) as guard:
+                    guard.commit, guard.published = commit, records
+                    with hub_guard.downloading(guard, rec["path"], size, budget[0]):
+                        local = _download(repo_id, repo_type, commit, rec["path"], cache_dir)
+            except hub_guard.HostileAnswer as exc:
+                rec["_reported"] = True
+                if exc.hostile:
+                    _refused(result, rec["path"], exc.reason, size)
+                else:
+                    hub_verify.not_scanned(result, rec["path"], exc.reason, size=size)
+                continue
             except Exception as exc:  # noqa: BLE001
                 from huggingface_hub import errors
 
                 if isinstance(exc, errors.EntryNotFoundError) and not isinstance(exc, errors.GatedRepoError):
                     hub_verify.not_scanned(result, rec["path"], "listed by the Hub but missing on the server",
-                                           size=rec.get("size"))
+                                           size=size)
                     rec["_reported"] = True
                     continue
                 result.error = hub_errors.describe(exc, repo_id, repo_type, revision, endpoint, cache_dir)
                 return
+            problem = _outside(local, repo_dir, commit, rec["path"])
+            if problem:
+                rec["_reported"] = True
+                if problem.startswith("the client"):
+                    _refused(result, rec["path"], problem, size)
+                else:
+                    from .local import skipped
+
+                    skipped(result, rec["path"], problem, "MS-GEN-004", link_target=os.path.realpath(local))
+                continue
             rec["downloaded"] = True
             if not ref_noted:
                 _remember_ref(cache_dir, repo_id, repo_type, revision or "main", commit)
                 ref_noted.append(True)
-            yield rec["path"], local, os.path.getsize(local)
+            got = os.path.getsize(local)
+            if budget[0] is not None:
+                budget[0] = max(budget[0] - got, 0)
+            yield rec["path"], local, got
 
     def finish(res: TargetResult) -> None:
         ordered = res.provenance["files"]
-        hub_verify.verify(res, ordered, commit)
+        hub_verify.verify(res, ordered, commit, strict=True)
         hub_verify.hub_scan_findings(res, ordered)
         for rec in ordered:
             if rec.get("_reported") or rec["downloaded"]:
@@ -139,6 +169,76 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
 
     total = sum(r.get("size") or 0 for r in chosen)
     return Resolved(result, files(), total_bytes=total, finish=finish)
+
+
+def _records(siblings: Any) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+    """Published-file records from the siblings, and (name, reason) of names no download may use.
+
+    Sizes and hashes are kept only when well formed (an int >= 0, 40/64 lower-case hex)."""
+    records: dict[str, dict[str, Any]] = {}
+    refused: list[tuple[str, str]] = []
+    for s in siblings:
+        name = getattr(s, "rfilename", None)
+        reason = _bad_name(name)
+        if reason:
+            refused.append((repr(name)[:300] if not isinstance(name, str) else name[:300], reason))
+            continue
+        lfs = s.lfs if isinstance(getattr(s, "lfs", None), dict) else {}
+        records[name] = hub_verify.record(name, _size(s.size), _hex(s.blob_id, hub_verify.SHA1_RE),
+                                          _hex(lfs.get("sha256"), hub_verify.SHA256_RE))
+        if lfs.get("sha256") is not None and records[name]["lfs_sha256"] is None:
+            # an LFS file whose hash is unusable: its blob id is the pointer's, never the content's
+            records[name].update(blob_id=None, _malformed="its published LFS SHA-256 is malformed")
+    return records, refused
+
+
+def _bad_name(name: Any) -> str | None:
+    """Why a repo file name cannot be a path inside the snapshot (None when it can)."""
+    if not isinstance(name, str) or not name:
+        return "the file name is empty or not a string"
+    if len(name.encode("utf-8", "surrogatepass")) > 4096:
+        return "the file name is longer than 4096 bytes"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        return "the file name holds control characters (NUL, newline...)"
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "the file name is an absolute path"
+    parts = name.replace("\\", "/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "the file name has an empty, '.' or '..' segment (path traversal)"
+    if any(len(p.encode("utf-8", "surrogatepass")) > 255 for p in parts):
+        return "a segment of the file name is longer than 255 bytes"
+    return None
+
+
+def _size(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _hex(value: Any, pattern: re.Pattern[str]) -> str | None:
+    return value.lower() if isinstance(value, str) and pattern.match(value.lower()) else None
+
+
+def _outside(local: str, repo_dir: str, commit: str, path: str) -> str | None:
+    """Why the file the client returned may not be read (None: it is the snapshot's regular file)."""
+    expected = os.path.join(repo_dir, "snapshots", commit, *path.split("/"))
+    if os.path.abspath(local) != os.path.abspath(expected):
+        return f"the client returned {local}, not the pinned snapshot's file"
+    real = os.path.realpath(local)
+    root = os.path.realpath(repo_dir)
+    if not real.startswith(root + os.sep):
+        return f"the cached file links to {real}, outside the cache repo folder"
+    if not os.path.isfile(real):
+        return f"the cached file links to {real}, not a regular file"
+    return None
+
+
+def _refused(result: TargetResult, path: str, reason: str, size: int | None = None) -> None:
+    """MS-HUB-008: the endpoint's answer about this file was refused; nothing of it was scanned."""
+    from ..findings import Artefact, Location, Status
+
+    artefact = Artefact(path=path, size=size or 0, status=Status.SKIPPED, reason=reason, format="-")
+    artefact.findings.append(load_rules().finding("MS-HUB-008", Location(path=path), reason=reason))
+    result.artefacts.append(artefact)
 
 
 def _remember_ref(cache_dir: str, repo_id: str, repo_type: str, revision: str, commit: str) -> None:

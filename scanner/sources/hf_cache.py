@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from typing import Any
 
 from ..findings import TargetResult
@@ -57,11 +58,10 @@ def read_refs(repo_dir: str) -> dict[str, str]:
     for folder, _dirs, names in os.walk(root):
         for name in names:
             full = os.path.join(folder, name)
-            try:
-                with open(full, encoding="utf-8") as fh:
-                    commit = fh.read(100).strip()
-            except OSError:
+            commit = _read_small(full, 100)
+            if commit is None:
                 continue
+            commit = commit.strip()
             if _COMMIT.match(commit):
                 refs[os.path.relpath(full, root).replace(os.sep, "/")] = commit
     return refs
@@ -93,6 +93,11 @@ def resolve_snapshot(result: TargetResult, repo_dir: str, commit: str, revision:
     repo_id, repo_type = repo_identity(repo_dir)
     snapshot = os.path.join(repo_dir, "snapshots", commit)
     result.root = snapshot
+    real_repo, real_snapshot = os.path.realpath(repo_dir), os.path.realpath(snapshot)
+    if not real_snapshot.startswith(real_repo + os.sep):
+        result.error = (f"{snapshot}: the snapshot folder links to {real_snapshot}, outside the cache repo folder; "
+                        "not scanned")
+        return Resolved(result)
     listing = _tree_listing(repo_dir, commit)
     files: list[tuple[str, str, int]] = []
     records: dict[str, dict[str, Any]] = {}
@@ -108,6 +113,7 @@ def resolve_snapshot(result: TargetResult, repo_dir: str, commit: str, revision:
             # the listing is what the Hub published; the blob name must agree with it (checked below too)
             rec.update(size=info.get("size"), blob_id=info.get("blob_id") or rec["blob_id"],
                        lfs_sha256=info.get("lfs_sha256") or rec["lfs_sha256"])
+
         extra = [p for p in records if p not in listing]
     result.provenance = cache_provenance(repo_id, repo_type, revision, commit, records, listing is not None)
     ordered = [records[p] for p in sorted(records)]
@@ -167,18 +173,46 @@ def _ref_of(refs: dict[str, str], commit: str) -> str | None:
 
 def _tree_listing(repo_dir: str, commit: str) -> dict[str, dict[str, Any]] | None:
     """huggingface_hub 2.x's saved listing of the commit (`trees/<commit>.json`), if present and sane."""
-    path = os.path.join(repo_dir, "trees", f"{commit}.json")
+    text = _read_small(os.path.join(repo_dir, "trees", f"{commit}.json"), 64 << 20)
     try:
-        if os.path.getsize(path) > 64 << 20:
-            return None
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+        data = json.loads(text) if text is not None else None
+    except ValueError:
         return None
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         return None
-    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)}
+    return {k: _listed(v) for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
+def _listed(info: dict[str, Any]) -> dict[str, Any]:
+    """A listing entry with only well-formed values (a tampered listing must not crash the scan)."""
+    size = info.get("size")
+    out: dict[str, Any] = {"size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+                           else None}
+    for key, pattern in (("blob_id", hub_verify.SHA1_RE), ("lfs_sha256", hub_verify.SHA256_RE)):
+        value = info.get(key)
+        out[key] = value.lower() if isinstance(value, str) and pattern.match(value.lower()) else None
+    if info.get("lfs_sha256") is not None and out["lfs_sha256"] is None:
+        out["blob_id"] = None  # an LFS entry's blob id is its pointer's: never compare content with it
+    return out
+
+
+def _read_small(path: str, limit: int) -> str | None:
+    """Text of a regular file of at most `limit` bytes (never opens a fifo or device: no hang)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _walk(snapshot: str, repo_dir: str, result: TargetResult, files: list[tuple[str, str, int]],

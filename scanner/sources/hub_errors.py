@@ -16,6 +16,11 @@ def describe(exc: BaseException, repo_id: str, repo_type: str, revision: str | N
     kind = "dataset" if repo_type == "dataset" else "model"
     page = f"{endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
     status = _status(exc)
+    from .hub_guard import HostileAnswer
+
+    hostile = next((x for x in _chain(exc) if isinstance(x, HostileAnswer)), None)
+    if hostile is not None:
+        return f"{endpoint} answered in a way a real Hub never does for {repo_id}, refused: {hostile.reason}"
     # GatedRepoError subclasses RepositoryNotFoundError: test it first.
     if isinstance(exc, e.GatedRepoError):
         return (f"{kind} repo {repo_id} is gated: open {page}, log in and accept its terms, then set HF_TOKEN "

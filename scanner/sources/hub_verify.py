@@ -40,10 +40,14 @@ def git_blob_sha1(path: str, size: int) -> str:
     return digest.hexdigest()
 
 
-def verify(result: TargetResult, records: Iterable[dict[str, Any]], commit: str | None) -> None:
-    """Set each downloaded record's `verified` and add MS-HUB-001/002/003 to mismatching artefacts."""
+def verify(result: TargetResult, records: Iterable[dict[str, Any]], commit: str | None, strict: bool = False) -> None:
+    """Set each downloaded record's `verified` and add MS-HUB-001/002/003 to mismatching artefacts.
+
+    `strict` (files fetched from an endpoint, which must publish a hash for every file): a file
+    that cannot be verified gets MS-HUB-009 (inconclusive) instead of MS-HUB-003 (info)."""
     by_path = {a.path: a for a in result.artefacts}
     for rec in records:
+        malformed = rec.pop("_malformed", None)
         if not rec.get("downloaded"):
             rec["verified"] = "not-downloaded"
             continue
@@ -51,16 +55,20 @@ def verify(result: TargetResult, records: Iterable[dict[str, Any]], commit: str 
         if artefact is None or artefact.status is Status.SKIPPED or artefact.sha256 is None:
             rec["verified"] = "unverifiable"
             continue
-        rec["verified"] = _check(artefact, rec, commit or "?")
+        rec["verified"] = _check(artefact, rec, commit or "?", strict, malformed)
 
 
-def _check(artefact: Artefact, rec: dict[str, Any], commit: str) -> str:
+def _check(artefact: Artefact, rec: dict[str, Any], commit: str, strict: bool = False,
+           malformed: str | None = None) -> str:
     rules = load_rules()
     size = rec.get("size")
     if isinstance(size, int) and artefact.size != size:
         artefact.findings.append(rules.finding(
             "MS-HUB-002", _loc(artefact), expected=size, actual=artefact.size, commit=commit))
         return "mismatch"
+    if malformed:
+        _unverifiable(artefact, malformed, strict)
+        return "unverifiable"
     lfs = rec.get("lfs_sha256")
     if lfs:
         if artefact.sha256 != lfs.lower():
@@ -74,7 +82,7 @@ def _check(artefact: Artefact, rec: dict[str, Any], commit: str) -> str:
         try:
             actual = git_blob_sha1(artefact.absolute_path, artefact.size)
         except OSError as exc:
-            _unverifiable(artefact, f"could not re-read it: {exc.strerror or exc}")
+            _unverifiable(artefact, f"could not re-read it: {exc.strerror or exc}", strict)
             return "unverifiable"
         if actual != blob_id.lower():
             artefact.findings.append(rules.finding(
@@ -82,7 +90,7 @@ def _check(artefact: Artefact, rec: dict[str, Any], commit: str) -> str:
                 commit=commit))
             return "mismatch"
         return "match"
-    _unverifiable(artefact, "the Hub published no hash for it" if not blob_id else "too large to re-hash")
+    _unverifiable(artefact, "the Hub published no hash for it" if not blob_id else "too large to re-hash", strict)
     return "unverifiable"
 
 
@@ -110,8 +118,9 @@ def not_scanned(result: TargetResult, path: str, reason: str, rule_id: str = "MS
     return artefact
 
 
-def _unverifiable(artefact: Artefact, reason: str) -> None:
-    artefact.findings.append(load_rules().finding("MS-HUB-003", _loc(artefact), reason=reason))
+def _unverifiable(artefact: Artefact, reason: str, strict: bool = False) -> None:
+    rule = "MS-HUB-009" if strict else "MS-HUB-003"
+    artefact.findings.append(load_rules().finding(rule, _loc(artefact), reason=reason))
 
 
 def _loc(artefact: Artefact):

@@ -74,6 +74,12 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
                     out.append(Entry(rel, entry.path, os.path.getsize(dest), dest))
                 elif not os.path.exists(dest):
                     skipped(result, rel, "dangling symlink", "MS-GEN-003", error="the file it points to is missing")
+                elif os.path.isdir(dest):
+                    skipped(result, rel, "symlink to a folder", "MS-GEN-008",
+                            what="a link to a folder, not followed; its files are scanned where they are, if inside")
+                else:
+                    skipped(result, rel, "symlink to a special file", "MS-GEN-008",
+                            what="a link to a fifo, socket or device")
             elif entry.is_dir(follow_symlinks=False):
                 _walk(root, entry.path, boundary, result, boundary_name, out)
             elif entry.is_file(follow_symlinks=False):

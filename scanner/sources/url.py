@@ -1,8 +1,11 @@
 """`http(s)://...`: one file, streamed with `requests` to a temp file under a size cap, then scanned.
 
 Never executed. TLS verification stays on; redirects are followed by hand (at most
-`MAX_REDIRECTS`, never from https down to http) so each hop is checked; the temp folder is removed
-by `Resolved.finish` once the scan is done (or at once on error).
+`MAX_REDIRECTS`, http(s) only, never from https down to http) so each hop is checked; a compressed
+answer is refused (we ask for identity); the body is read as it arrives, so a server that goes
+silent (`MODELSHIELD_DOWNLOAD_TIMEOUT`, default 60 s) or drips bytes (under `MIN_BYTES` per such
+window) is stopped; the temp folder is removed by `Resolved.finish` once the scan is done (or at
+once on error).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..findings import TargetResult
@@ -18,7 +22,17 @@ from .interface import Resolved, SourceOptions
 MAX_REDIRECTS = 5
 DEFAULT_CAP = 20 * 10**9  # bytes, when --max-download is not given
 CHUNK = 1 << 20
-TIMEOUT = (15, 120)  # connect, read (seconds between bytes)
+CONNECT_TIMEOUT = 15
+READ_TIMEOUT = 60  # seconds without a byte; MODELSHIELD_DOWNLOAD_TIMEOUT overrides
+MIN_BYTES = 1024  # a download must bring this much per READ_TIMEOUT window, or it is a stall (slow drip)
+
+
+def _read_timeout() -> float:
+    try:
+        value = float(os.environ.get("MODELSHIELD_DOWNLOAD_TIMEOUT", READ_TIMEOUT))
+    except ValueError:
+        return READ_TIMEOUT
+    return value if value > 0 else READ_TIMEOUT
 
 
 def accepts(target: str) -> bool:
@@ -29,6 +43,7 @@ def accepts(target: str) -> bool:
 def resolve(target: str, options: SourceOptions) -> Resolved:
     """Download `target` into a private temp folder and return it as the one file to scan."""
     import requests
+    import urllib3
 
     result = TargetResult(target=target, kind="url")
     cap = options.max_download if options.max_download is not None else DEFAULT_CAP
@@ -41,9 +56,11 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
     session.headers["User-Agent"] = "modelshield (static scanner; never executes downloads)"
     session.headers["Accept-Encoding"] = "identity"  # the bytes as served, sizes comparable
     url = target
+    window = _read_timeout()
     try:
         for _hop in range(MAX_REDIRECTS + 1):
-            response = session.get(url, stream=True, allow_redirects=False, timeout=TIMEOUT, verify=True)
+            response = session.get(url, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, window),
+                                   verify=True)
             if response.is_redirect:
                 location = response.headers.get("Location", "")
                 response.close()
@@ -66,15 +83,16 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
         if declared and declared.isdigit() and int(declared) > cap:
             response.close()
             raise _Refused(f"{int(declared)} bytes is over the --max-download cap of {cap} bytes")
+        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            # we asked for identity; what a loader gets from a compressed answer depends on its client
+            response.close()
+            raise _Refused(f"the server compressed the file (Content-Encoding: {encoding[:40]}) although "
+                           "modelshield asked for the bytes as published")
         name = _file_name(url, response.headers.get("Content-Disposition"))
         path = os.path.join(tmpdir, name)
-        written = 0
         with response, open(path, "wb") as fh:
-            for chunk in response.iter_content(CHUNK):
-                written += len(chunk)
-                if written > cap:
-                    raise _Refused(f"the download exceeds the --max-download cap of {cap} bytes")
-                fh.write(chunk)
+            written = _stream(response, fh, cap, window)
         if declared and declared.isdigit() and written != int(declared):
             raise _Refused(f"truncated download: {written} of {declared} bytes")
     except _Refused as exc:
@@ -86,9 +104,13 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
         reason = re.search(r"certificate verify failed: ([^(\"]+)", str(exc))
         result.error = f"{target}: TLS verification failed ({reason.group(1).strip() if reason else _short(exc)})"
         return Resolved(result)
-    except requests.exceptions.Timeout:
+    except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
         cleanup()
-        result.error = f"{target}: timed out"
+        result.error = f"{target}: timed out (no byte for {window:g} s; MODELSHIELD_DOWNLOAD_TIMEOUT)"
+        return Resolved(result)
+    except urllib3.exceptions.HTTPError as exc:
+        cleanup()
+        result.error = f"{target}: the download broke off: {type(exc).__name__}: {_short(exc)}"
         return Resolved(result)
     except requests.exceptions.RequestException as exc:
         cleanup()
@@ -104,6 +126,28 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
 
 class _Refused(Exception):
     pass
+
+
+def _stream(response, fh, cap: int, window: float) -> int:
+    """Copy the body to `fh` as it arrives (`read1`: never waits for a full chunk), under `cap` bytes,
+    refusing a drip of under MIN_BYTES per `window` seconds. Returns the bytes written."""
+    written = 0
+    window_start, window_bytes = time.monotonic(), 0
+    raw = response.raw
+    while True:
+        chunk = raw.read1(CHUNK) if hasattr(raw, "read1") else raw.read(CHUNK)
+        if not chunk:
+            return written
+        written += len(chunk)
+        window_bytes += len(chunk)
+        if written > cap:
+            raise _Refused(f"the download exceeds the --max-download cap of {cap} bytes")
+        fh.write(chunk)
+        now = time.monotonic()
+        if now - window_start >= window:
+            if window_bytes < MIN_BYTES:
+                raise _Refused(f"the server stalls (under {MIN_BYTES} bytes in {window:g} s)")
+            window_start, window_bytes = now, 0
 
 
 def _file_name(url: str, disposition: str | None) -> str:

@@ -89,6 +89,11 @@ class HubServer:
     def __init__(self) -> None:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str]] = []
+        # Hostile-server hooks (tests/hub/test_hub_hostile.py): rewrite the repo info JSON, or the
+        # (status, headers, body) of a `resolve` answer; `raw_resolve` takes the socket over entirely.
+        self.info_hook: Any = None  # callable(info: dict) -> dict
+        self.resolve_hook: Any = None  # callable(path, head, status, headers, body) -> (status, headers, body)
+        self.raw_resolve: Any = None  # callable(handler, path, head) -> bool (True: answered)
         handler = type("Handler", (_Handler,), {"hub": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
@@ -257,9 +262,13 @@ class _Handler(BaseHTTPRequestHandler):
             info["securityRepoStatus"] = {"scansDone": True, "filesWithIssues": [
                 {"path": p, "level": s.get("status")} for p, s in sorted(repo.security.items())
                 if s.get("status") != "safe"]}
+        if self.hub.info_hook is not None:
+            info = self.hub.info_hook(info)
         self._json(200, info, head=head)
 
     def _resolve(self, kind: str, repo_id: str, rev: str, path: str, head: bool) -> None:
+        if self.hub.raw_resolve is not None and self.hub.raw_resolve(self, path, head):
+            return
         repo = self._repo(kind, repo_id, head, download=True)
         if repo is None:
             return
@@ -291,4 +300,6 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Content-Range"] = f"bytes {start}-{min(end, len(data) - 1)}/{len(data)}"
                 data = data[start:end + 1]
                 status = 206
+        if self.hub.resolve_hook is not None:
+            status, headers, data = self.hub.resolve_hook(path, head, status, headers, data)
         self._send(status, data, headers, content_type="application/octet-stream", head=head)
