@@ -47,7 +47,7 @@ def imports_array_wrapper(globals_seen: list[str]) -> bool:
     return any(g in ARRAY_WRAPPERS for g in globals_seen)
 
 
-C_STREAM = ("_pickle.c reading a file object without peek (torch.load, pickle.load(BytesIO)) on CPython "
+C_STREAM = ("_pickle.c reading a file object without peek (torch.load, pickle.load of a BytesIO) on CPython "
             "< 3.13.15 / 3.14.7: the rest of a frame is dropped when an opcode crosses its end")
 
 
