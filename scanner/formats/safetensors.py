@@ -201,7 +201,6 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
 # __metadata__ payloads: free-form strings that some tools turn into templates, code or pickles
 
 _TEMPLATE_KEYS = ("chat_template", "tokenizer.chat_template")
-_CODE_HINTS = ("import ", "exec(", "eval(", "__import__", "compile(", "getattr(", "os.system", "subprocess")
 _PICKLE_B64 = ("gAJ", "gAN", "gAS", "gAV")  # base64 of \x80 + protocol 2..5
 
 
@@ -245,7 +244,8 @@ def scan_metadata(metadata: dict[str, str], ctx: "ScanContext") -> None:
                 ctx.charge_decompressed(len(raw), len(stripped))
                 ctx.dispatch(BytesBlob(raw, field), field, nested=True)
                 continue
-        if any(h in value for h in _CODE_HINTS) and len(value) <= (1 << 20):
+        if any(h in value for h in datafiles.load("python_dangerous.toml")["code_hints"]["strings"]) \
+                and len(value) <= (1 << 20):
             try:
                 ast.parse(value)
             except (SyntaxError, ValueError, RecursionError, MemoryError):

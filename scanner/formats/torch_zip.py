@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..budgets import BudgetExceeded, FormatError
-from .zip import CRC_CHECK_MAX, add_at, dispatch_member
+from .zip import CRC_CHECK_MAX, add_at, dispatch_member, opened_member
 
 if TYPE_CHECKING:
     from ..context import ScanContext
@@ -98,21 +98,14 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
 def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext", flavour: str) -> None:
     from ..picklevm import analyse_pickle
 
-    blob = archive.open(member)
-    if blob is None:
-        return
-    try:
+    with opened_member(archive, member, ctx) as blob:
+        if blob is None:
+            return
         with ctx.enter(member.name, container=True):
             ctx.record_member()
             if member.method == 0 and blob.size > CRC_CHECK_MAX and hasattr(archive, "check_crc"):
                 archive.check_crc(member, blob)  # smaller stored members were checked by open()
             _run(analyse_pickle, blob, ctx, flavour)
-    except BudgetExceeded as exc:
-        if exc.budget not in ("max_container_depth", "max_nested_depth"):
-            raise
-        add_at(ctx, member.name, "MS-GEN-005", budget=exc.budget, limit=exc.limit)
-    finally:
-        blob.close()
 
 
 def _run(analyse_pickle: Any, blob: Any, ctx: "ScanContext", flavour: str) -> None:

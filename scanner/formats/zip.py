@@ -15,6 +15,7 @@ through the sniffer unless a *flavour* (torch zip, Keras) claims the archive by 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import lzma
 import stat
@@ -23,7 +24,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..blob import Blob, SpoolBlob
 from ..budgets import BudgetExceeded, FormatError
@@ -121,17 +122,25 @@ def dispatch_member(archive: Any, member: Member, ctx: "ScanContext") -> None:
     if member.encrypted:
         add_at(ctx, member.name, "MS-ARC-005", name=member.name, how=_how_encrypted(member))
         return
+    with opened_member(archive, member, ctx) as blob:
+        if blob is not None:
+            ctx.dispatch(blob, member.name)
+
+
+@contextlib.contextmanager
+def opened_member(archive: Any, member: Member, ctx: "ScanContext") -> Iterator[Blob | None]:
+    """The member's bytes (None if unreadable), closed afterwards; a depth budget that runs out
+    inside it is a finding at that member, not the end of the archive's analysis."""
     blob = archive.open(member)
-    if blob is None:
-        return
     try:
-        ctx.dispatch(blob, member.name)
+        yield blob
     except BudgetExceeded as exc:
         if exc.budget not in ("max_container_depth", "max_nested_depth"):
             raise
         add_at(ctx, member.name, "MS-GEN-005", budget=exc.budget, limit=exc.limit)
     finally:
-        blob.close()
+        if blob is not None:
+            blob.close()
 
 
 def _how_encrypted(member: Member) -> str:

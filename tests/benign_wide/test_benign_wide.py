@@ -3,9 +3,6 @@ torch, transformers, sentence-transformers, scikit-learn, scipy, pandas, numpy, 
 safetensors and gguf must scan clean. A false alarm is a bug as much as a miss."""
 from __future__ import annotations
 
-import io
-import pickle
-import sys
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,6 @@ import random
 import struct
 import subprocess
 import sys
-import zipfile
 import zlib
 
 import pytest

@@ -24,6 +24,7 @@ from modelshield.scanner.formats import onnx as onnx_format
 from modelshield.scanner.formats import tensorflow as tf_format
 from modelshield.scanner.policy import Policy
 from modelshield.scanner.protowire import Limits, ProtoError, Reader
+from protobuf_bytes import integer as _int, length_delimited as _len, varint as _varint
 
 
 def _one(path: Path):
@@ -197,22 +198,6 @@ def test_large_onnx_streams_without_reading_initializers(tmp_path):
 
 # --- TensorFlow: exact protobuf byte builders (TensorFlow is not installed) -----------------------
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _len(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _int(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
 
 
 def node_def(name: str, op: str, inputs=(), attrs: bytes = b"") -> bytes:

@@ -3,7 +3,6 @@ plain jinja2.Environment, proven in a subprocess) are flagged on the AST."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -1,7 +1,6 @@
 """hf:// targets through the real huggingface_hub client against a Hub-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys

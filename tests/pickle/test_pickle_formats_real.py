@@ -6,7 +6,6 @@ report the same imports and call sites, stream by stream.
 from __future__ import annotations
 
 import collections
-import io
 import json
 import os
 import pickle

@@ -9,24 +9,9 @@ from pathlib import Path
 
 from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import Severity
+from protobuf_bytes import integer as _int, length_delimited as _len
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _len(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _int(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
 
 
 def _lambda_layer(code) -> dict:
