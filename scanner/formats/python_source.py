@@ -4,11 +4,11 @@ Loaders pick code files by name (`modeling_x.py`, `<dataset>.py`), so this modul
 names (and Python shebangs) and analyses them with `ast` only: nothing is imported or run.
 
 What a behaviour weighs depends on whether a loader runs the file on load:
-- a dataset loading script (a `datasets` builder subclass) runs on `load_dataset()`: its
-  behaviours are threats at their "loaded" severity (data/python_dangerous.toml);
-- any other file runs only if a config references it; that is only known once the whole repo is
-  scanned, so behaviours are recorded as `MS-PY-100` observations and `repo_checks` promotes them
-  (`promote`) for files that `auto_map` & co. reach;
+- whether a loader runs the file (auto_map & co., a dataset loading script: a `datasets` builder
+  subclass runs on `load_dataset()`) is only known once the whole repo is scanned, so behaviours
+  are recorded as `MS-PY-100` observations and `code_review` promotes them (`promote`) to threats
+  at their "loaded" severity (data/python_dangerous.toml) for the files loaders reach, which are
+  unreviewed code (MS-PY-020) unless the policy lists their hash;
 - malicious shapes (decode-then-exec, reverse shells, exfiltration hosts, persistence writes,
   credential theft) are threats wherever the file is.
 """
@@ -185,10 +185,8 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     }
     if builders:
         props["dataset_builders"] = builders
-    analyser.emit(loaded=bool(builders))
+    analyser.emit(loaded=False)  # repo_checks promotes what a loader reaches (code_review)
     ctx.artefact.properties[NAME] = props
-    if builders:
-        mark_dataset_script(ctx.artefact, ctx.rules, ", ".join(builders), line=None)
 
 
 # ---------------------------------------------------------------------------------------------
