@@ -3,7 +3,7 @@
 A denylist of dangerous calls always misses some standard-library helper that runs a command or
 evaluates a string, so code a loader imports is judged by review, not by what it seems to call:
 each reached file is MS-PY-020 (high) unless the policy lists its SHA-256 in `[allow.code]`
-(then MS-PY-021, info). The call analysis of `formats.python_source` stays as evidence: its
+(then MS-PY-021, info). The call analysis of `analysis.python` stays as evidence: its
 behaviours are promoted to threats at their loaded severity and rank the finding (critical when
 one of `data/code_review.toml`'s `critical_rules` reaches high). A reviewed file keeps only the
 threats that count wherever a file is (decode-then-exec, reverse shells...).
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import datafiles
 from .findings import Artefact, Kind, Location, Severity, Status
-from .formats import python_source
+from .analysis import python as python_code
+from .formats import python_file as python_source
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -78,13 +79,13 @@ def review(art: Artefact, reached_by: list[str], rules: "RuleTable", policy: "Po
         art.findings.append(rules.finding(REVIEWED, loc, file=art.path, reached=reached, sha256=sha, reason=reason))
         return
     if props.get("role") == "dataset_script":
-        python_source.mark_dataset_script(art, rules, ", ".join(props.get("dataset_builders", [])) or
+        python_code.mark_dataset_script(art, rules, ", ".join(props.get("dataset_builders", [])) or
                                           "script named after the repository", line=None)
     else:
         for how in props["reached_by"]:
-            python_source.promote(art, rules, how)
+            python_code.promote(art, rules, how)
     behaviours = [f for f in art.findings if f.kind is Kind.THREAT and f.active and f.rule_id.startswith("MS-PY-")
-                  and f.rule_id not in (UNREVIEWED, python_source.DATASET_SCRIPT)]
+                  and f.rule_id not in (UNREVIEWED, python_code.DATASET_SCRIPT)]
     ranking = sorted({f"{f.rule_id} {f.callable or ''}".strip() for f in behaviours
                       if f.rule_id in critical_rules() and f.severity >= Severity.HIGH})
     severity = Severity.CRITICAL if ranking else Severity.HIGH

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import code_review
 from .findings import Artefact, Kind, Location, Severity, TargetResult
-from .formats import python_source
+from .analysis import python as python_code
+from .formats import python_file as python_source
 from .rules import RuleTable
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def _reach_closure(start: str, how: str, by_path: dict[str, Artefact], reached: 
 
 def _worst_behaviour(art: Artefact) -> Severity | None:
     sev = [f.severity for f in art.findings if f.kind is Kind.THREAT and f.active
-           and f.rule_id not in (python_source.DATASET_SCRIPT, code_review.UNREVIEWED)]
+           and f.rule_id not in (python_code.DATASET_SCRIPT, code_review.UNREVIEWED)]
     return max(sev) if sev else None
 
 

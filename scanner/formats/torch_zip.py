@@ -4,7 +4,7 @@
 `<archive>/data/<key>`; TorchScript archives add `constants.pkl` and a `code/` tree of serialized
 TorchScript that `torch.jit.load` compiles. Here every `.pkl` member (not only `data.pkl`) goes
 through the pickle VM with the `torch-zip` flavour; `code/**/*.py` goes to the operator allowlist
-analysis (`torchscript_code`); storages are inventoried by size, never read; other members go back
+analysis (`analysis.torchscript`); storages are inventoried by size, never read; other members go back
 through the sniffer.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
             continue
         if rest.startswith("code/") and rest.endswith(".py"):
             code_files += 1
-            code.append(m)  # compiled by TorchScript, not imported by Python: see torchscript_code
+            code.append(m)  # compiled by TorchScript, not imported by Python: see analysis.torchscript
             continue
         if _is_storage(rest):
             storages += 1
@@ -105,7 +105,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
 def _analyse_code(archive: "Archive", members: list["Member"], ctx: "ScanContext") -> dict[str, Any]:
     """Every `code/` file through the TorchScript operator analysis (one pass over the whole tree,
     since classes and methods of one file are used from others)."""
-    from .. import torchscript_code
+    from ..analysis import torchscript as torchscript_code
 
     files = []
     total = 0
@@ -132,7 +132,7 @@ def _analyse_code(archive: "Archive", members: list["Member"], ctx: "ScanContext
 
 
 def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext", flavour: str) -> None:
-    from ..picklevm import analyse_pickle
+    from ..analysis.picklevm import analyse_pickle
 
     with opened_member(archive, member, ctx) as blob:
         if blob is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelshield import scan
-from modelshield.scanner import torchscript_code
+from modelshield.scanner.analysis import torchscript as torchscript_code
 from modelshield.scanner.findings import Severity
 
 HERE = Path(__file__).resolve().parent

@@ -18,11 +18,11 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import datafiles
-from .findings import Severity
+from .. import datafiles
+from ..findings import Severity
 
 if TYPE_CHECKING:
-    from .context import ScanContext
+    from ..context import ScanContext
 
 MAX_CODE = 64 << 20  # bytes of code per archive
 MAX_LISTED = 50
