@@ -21,7 +21,7 @@ from ..scanner.findings import Artefact, Finding, Location, Report, Suppression,
 from ..scanner.rules import load_rules
 from . import known_bad, severity as sev, tables
 from .database import CombinedDatabase
-from .interface import Advisory, AdvisoryDatabase, Runtime, unique
+from .interface import AdvisoryDatabase, Runtime, unique
 from .matching import Match, match, parse_version
 from .policy import AdvisoryPolicy
 
@@ -201,19 +201,20 @@ def target_findings(target: TargetResult, groups: list[Group], unknown: dict[str
         out.append(finding)
     for package, (reason, source, matches) in sorted(unknown.items()):
         concerned: list[str] = []
-        files: list[str] = []
+        unknown_files: list[str] = []
         for m in matches:
             wanted = unique(f for e in m.entries for f in (e.ml.formats if e.ml and e.ml.formats
                                                            else tables.ml_packages().get(package, ())))
             hit = files_for(target, wanted)
             if hit:
                 concerned.append(m.advisory.id)
-                files = unique(files + hit)
+                unknown_files = unique(unknown_files + hit)
         if not concerned:
             continue
-        out.append(rules.finding(RULE_UNKNOWN, Location(path=files[0]), package=package, reason=reason, source=source,
-                                 count=len(concerned), advisories=concerned, files=files, file_count=len(files),
-                                 advisories_text=_listing(concerned), files_text=_listing(files)))
+        out.append(rules.finding(RULE_UNKNOWN, Location(path=unknown_files[0]), package=package, reason=reason,
+                                 source=source, count=len(concerned), advisories=concerned, files=unknown_files,
+                                 file_count=len(unknown_files), advisories_text=_listing(concerned),
+                                 files_text=_listing(unknown_files)))
     return out
 
 

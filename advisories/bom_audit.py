@@ -22,7 +22,7 @@ from ..scanner.findings import (Artefact, Finding, Kind, Location, Report, Runti
                                 Suppression, TargetResult)
 from . import severity as sev
 from .audit import RULE_AFFECTED, RULE_DISPUTED, RULE_INFO, RULE_KNOWN_BAD, AuditResult, check_report
-from .interface import AdvisoryDatabase, InputError, Runtime, pypi_purl
+from .interface import AdvisoryDatabase, InputError, Runtime, as_dict, pypi_purl
 from .policy import AdvisoryPolicy
 from .runtime import load_runtime
 
@@ -48,7 +48,7 @@ class BomAudit:
 
 
 def _props(comp: dict[str, Any]) -> dict[str, str]:
-    return {p.get("name"): p.get("value") for p in comp.get("properties") or [] if isinstance(p, dict)}
+    return {str(p.get("name")): str(p.get("value")) for p in comp.get("properties") or [] if isinstance(p, dict)}
 
 
 def _sha256(comp: dict[str, Any]) -> str | None:
@@ -86,7 +86,7 @@ def targets_of(doc: dict[str, Any]) -> tuple[list[TargetResult], dict[tuple[str,
     """One target per model/data component with file children; loose files form one more."""
     refs: dict[tuple[str, str], str] = {}
     targets: list[TargetResult] = []
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    meta = as_dict(doc.get("metadata"))
     roots = ([meta["component"]] if isinstance(meta.get("component"), dict) else []) + \
         [c for c in doc.get("components") or [] if isinstance(c, dict)]
     claimed: set[int] = set()
@@ -116,13 +116,14 @@ def targets_of(doc: dict[str, Any]) -> tuple[list[TargetResult], dict[tuple[str,
 
 def libraries_of(doc: dict[str, Any]) -> tuple[list[RuntimePackage], dict[tuple[str, str | None], str]]:
     """pkg:pypi components of the BOM (a deployment BOM lists the loader libraries)."""
-    packages, refs = [], {}
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    packages: list[RuntimePackage] = []
+    refs: dict[tuple[str, str | None], str] = {}
+    meta = as_dict(doc.get("metadata"))
     for comp in _walk(doc.get("components")) + _walk([meta.get("component")] if meta.get("component") else []):
         purl = comp.get("purl")
         if not isinstance(purl, str) or not purl.startswith("pkg:pypi/"):
             continue
-        name = canonicalize_name(str(comp.get("name") or purl[9:].split("@")[0]))
+        name = str(canonicalize_name(str(comp.get("name") or purl[9:].split("@")[0])))
         version = comp.get("version") if isinstance(comp.get("version"), str) else None
         packages.append(RuntimePackage(name=name, version=version, source="bom component", purl=purl))
         refs[(name, version)] = str(comp.get("bom-ref") or purl)
@@ -145,7 +146,7 @@ def _earlier_findings(doc: dict[str, Any], report: Report, refs: dict[tuple[str,
             level = Severity.parse(str(ratings[0].get("severity"))) if ratings else Severity.HIGH
         except ValueError:
             level = Severity.HIGH
-        analysis = vuln.get("analysis") if isinstance(vuln.get("analysis"), dict) else {}
+        analysis = as_dict(vuln.get("analysis"))
         state = analysis.get("state")
         for affect in vuln.get("affects") or []:
             ref = str((affect or {}).get("ref", ""))

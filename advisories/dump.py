@@ -27,7 +27,8 @@ def import_dump(dump: Path, target: Path | None = None) -> ImportResult:
     """Import `dump` into the index at `target` (default: the user cache). InputError when the
     file is not a readable zip or holds no OSV record at all; malformed members are skipped and
     counted."""
-    result = ImportResult(path=target or index.index_path())
+    path = target or index.index_path()
+    result = ImportResult(path=path)
     kept: dict[str, tuple[Advisory, str]] = {}
     newest = ""
     total = 0
@@ -67,7 +68,7 @@ def import_dump(dump: Path, target: Path | None = None) -> ImportResult:
         raise InputError(f"{dump}: no OSV record in it" +
                          (f" ({len(result.malformed)} malformed, e.g. {result.malformed[0]})" if result.malformed else ""))
     result.date = parse_timestamp(newest) or _dt.datetime.now(_dt.timezone.utc)
-    result.kept = index.LocalIndex.write(result.path, kept.values(), kind="imported", date=result.date,
+    result.kept = index.LocalIndex.write(path, kept.values(), kind="imported", date=result.date,
                                          source=str(Path(dump).resolve()))
     return result
 

@@ -66,7 +66,7 @@ class CurrentEnvironment(DependencySource):
     def collect(self) -> Runtime:
         entries = []
         for dist in metadata.distributions():
-            meta = dist.metadata
+            meta: Any = dist.metadata  # an email.message.Message underneath
             entries.append({"name": meta["Name"], "version": dist.version,
                             "license_expression": meta.get("License-Expression"), "license": meta.get("License"),
                             "classifiers": [c for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]})

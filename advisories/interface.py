@@ -163,9 +163,15 @@ class InputError(ValueError):
 
 
 def pypi_purl(name: str, version: str | None) -> str:
-    """pkg:pypi purl (name canonicalised as the purl spec asks)."""
-    base = f"pkg:pypi/{canonicalize_name(name)}"
-    return f"{base}@{version}" if version else base
+    """pkg:pypi purl (name canonicalised and version percent-encoded as the purl spec asks)."""
+    from packageurl import PackageURL
+
+    return str(PackageURL(type="pypi", name=canonicalize_name(name), version=version or None).to_string())
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON/TOML table, else an empty one (tolerant reading of foreign files)."""
+    return value if isinstance(value, dict) else {}
 
 
 def unique(items: Iterable[str]) -> list[str]:

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 
 from ..scanner.datafiles import tomllib
 from ..scanner.findings import RuntimePackage
-from .interface import DependencySource, InputError, Runtime, pypi_purl
+from .interface import DependencySource, InputError, Runtime, as_dict, pypi_purl
 from .matching import parse_version
 from .requirements import RequirementsFile, pinned_version, read_text
 
@@ -59,7 +59,7 @@ class UvLock(DependencySource):
         for pkg in data["package"]:
             if not isinstance(pkg, dict):
                 continue
-            src = pkg.get("source") if isinstance(pkg.get("source"), dict) else {}
+            src = as_dict(pkg.get("source"))
             if "editable" in src or "virtual" in src:  # the project itself
                 continue
             hashes = _hashes(pkg.get("wheels")) + _hashes([pkg.get("sdist")] if pkg.get("sdist") else [])
@@ -115,7 +115,7 @@ class Pyproject(DependencySource):
     def collect(self) -> Runtime:
         data = _toml(self.path)
         runtime = Runtime(packages=[], source=f"pyproject:{self.path}")
-        project = data.get("project") if isinstance(data.get("project"), dict) else {}
+        project = as_dict(data.get("project"))
         lines: list[tuple[str, str]] = [(d, "project.dependencies") for d in project.get("dependencies") or []]
         for extra, deps in (project.get("optional-dependencies") or {}).items():
             lines += [(d, f"project.optional-dependencies.{extra}") for d in deps or []]

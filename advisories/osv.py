@@ -10,7 +10,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .interface import Advisory, Affected, Event, MlFields, Range
+from .interface import Advisory, Affected, Event, MlFields, Range, as_dict
 
 EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 TRIGGERS = ("load", "save", "inference")
@@ -51,7 +51,7 @@ def parse(data: Any, origin: str = "shipped") -> Advisory:
                               if isinstance(s, dict) and s.get("score"))
     refs = tuple((str(r.get("type", "WEB")), str(r["url"])) for r in _list(data.get("references"))
                  if isinstance(r, dict) and isinstance(r.get("url"), str))
-    specific = data.get("database_specific") if isinstance(data.get("database_specific"), dict) else {}
+    specific = as_dict(data.get("database_specific"))
     cwes = tuple(str(c) for c in _list(specific.get("cwe_ids")) if isinstance(c, str))
     return Advisory(
         id=ident.strip(), modified=modified, aliases=tuple(str(a) for a in _list(data.get("aliases")) if isinstance(a, str)),
@@ -66,7 +66,7 @@ def _list(value: Any) -> list[Any]:
 
 
 def _affected(ident: str, entry: dict[str, Any]) -> Affected:
-    package = entry.get("package") if isinstance(entry.get("package"), dict) else {}
+    package = as_dict(entry.get("package"))
     ecosystem = str(package.get("ecosystem") or "")
     name = str(package.get("name") or "")
     ranges = []
@@ -84,7 +84,7 @@ def _affected(ident: str, entry: dict[str, Any]) -> Affected:
         ranges.append(Range(type=str(raw.get("type", "")), events=tuple(events),
                             repo=raw.get("repo") if isinstance(raw.get("repo"), str) else None))
     versions = tuple(str(v) for v in _list(entry.get("versions")) if isinstance(v, (str, int, float)))
-    specific = entry.get("database_specific") if isinstance(entry.get("database_specific"), dict) else {}
+    specific = as_dict(entry.get("database_specific"))
     return Affected(ecosystem=ecosystem.split(":", 1)[0], name=canonicalize_name(name) if name else "",
                     ranges=tuple(ranges), versions=versions, ml=ml_fields(specific.get("ml")))
 
