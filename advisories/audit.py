@@ -17,8 +17,8 @@ from typing import Any, Callable
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..scanner.findings import Artefact, Finding, Location, Report, Suppression, TargetResult
-from ..scanner.rules import load_rules
+from modelshield.scanner.findings import Artefact, Finding, Location, Report, Suppression, TargetResult
+from modelshield.scanner.rules import load_rules
 from . import known_bad, severity as sev, tables
 from .database import CombinedDatabase
 from .interface import AdvisoryDatabase, Runtime, unique

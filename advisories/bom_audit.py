@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from packaging.utils import canonicalize_name
 
-from ..scanner.findings import (Artefact, Finding, Kind, Location, Report, RuntimePackage, Severity, Status,
+from modelshield.scanner.findings import (Artefact, Finding, Kind, Location, Report, RuntimePackage, Severity, Status,
                                 Suppression, TargetResult)
 from . import severity as sev
 from .audit import RULE_AFFECTED, RULE_DISPUTED, RULE_INFO, RULE_KNOWN_BAD, AuditResult, check_report
@@ -191,7 +191,7 @@ def audit(doc: dict[str, Any], db: AdvisoryDatabase, *, requirements: list[Path]
 
 
 def _version() -> str:
-    from ..scanner import __version__
+    from modelshield.scanner import __version__
 
     return __version__
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from ..scanner.findings import RuntimePackage
+from modelshield.scanner.findings import RuntimePackage
 from . import tables
 from .interface import DependencySource, InputError, Runtime, pypi_purl
 

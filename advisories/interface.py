@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 
 from packaging.utils import canonicalize_name
 
-from ..scanner.findings import RuntimePackage
+from modelshield.scanner.findings import RuntimePackage
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scanner.findings import Artefact, Finding, Location
-from ..scanner.rules import load_rules
+from modelshield.scanner.findings import Artefact, Finding, Location
+from modelshield.scanner.rules import load_rules
 from . import tables
 
 

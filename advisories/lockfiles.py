@@ -12,8 +12,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ..scanner.datafiles import tomllib
-from ..scanner.findings import RuntimePackage
+from modelshield.scanner.datafiles import tomllib
+from modelshield.scanner.findings import RuntimePackage
 from .interface import DependencySource, InputError, Runtime, as_dict, pypi_purl
 from .matching import parse_version
 from .requirements import RequirementsFile, pinned_version, read_text

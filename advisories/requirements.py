@@ -10,7 +10,7 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from ..scanner.findings import RuntimePackage
+from modelshield.scanner.findings import RuntimePackage
 from .interface import DependencySource, InputError, Runtime, pypi_purl
 
 MAX_FILE_BYTES = 16 * 1024 * 1024

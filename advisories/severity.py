@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..scanner.findings import Severity
+from modelshield.scanner.findings import Severity
 
 _GHSA_WORDS = {"CRITICAL": Severity.CRITICAL, "HIGH": Severity.HIGH, "MODERATE": Severity.MEDIUM,
                "MEDIUM": Severity.MEDIUM, "LOW": Severity.LOW}

@@ -11,7 +11,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from ..scanner.datafiles import tomllib
+from modelshield.scanner.datafiles import tomllib
 
 
 def path(*parts: str) -> Traversable:
