@@ -90,19 +90,29 @@ class AuditResult:
 
 def check_report(report: Report, runtime: Runtime, db: AdvisoryDatabase, *, policy: AdvisoryPolicy | None = None,
                  ignore: list[str] | tuple[str, ...] = (), apply_suppressions: Callable[[list[Finding], str], None] | None = None,
-                 today: Any = None) -> AuditResult:
-    """Attach the runtime, the database description and the advisory findings to `report`."""
+                 today: Any = None, record_runtime: bool = True) -> AuditResult:
+    """Attach the database description and the advisory findings to `report`.
+
+    `record_runtime`: the runtime is the deployment's (a requirements/lock file, `--python`), so it
+    becomes `Report.runtime` (which the deployment BOM lists). False for the scanning process's own
+    environment, which says nothing about where the model runs: it is only described under
+    `advisory_database["checked_runtime"]`.
+    """
     import datetime as _dt
 
     policy = policy or AdvisoryPolicy()
     today = today or _dt.datetime.now(_dt.timezone.utc).date()
-    report.runtime = list(runtime.packages)
-    report.runtime_source = runtime.source
     if isinstance(db, CombinedDatabase):
         report.advisory_database = db.describe(policy.max_age_days)
     else:
         info = db.info()
         report.advisory_database = {"kind": info.kind, "date": info.date.date().isoformat(), "records": info.records}
+    if record_runtime:
+        report.runtime = list(runtime.packages)
+        report.runtime_source = runtime.source
+    else:
+        report.advisory_database["checked_runtime"] = {
+            "source": runtime.source, "packages": [{"name": p.name, "version": p.version} for p in runtime.packages]}
     if runtime.notes:
         report.advisory_database["runtime_notes"] = list(runtime.notes)
     result = AuditResult(warning=report.advisory_database.get("warning"))
@@ -230,7 +240,7 @@ def _waive(findings: list[Finding], policy: AdvisoryPolicy, ignore: list[str] | 
             continue
         if waiver.expires < today:
             finding.message += f" (waiver of {waiver.id} expired on {waiver.expires.isoformat()}: {waiver.reason})"
-            finding.evidence["expired_waiver"] = waiver.expires.isoformat()
+            finding.evidence["expired_suppression"] = waiver.expires.isoformat()
             continue
         finding.suppressed = Suppression(reason=waiver.reason, expires=waiver.expires.isoformat(),
                                          vex_state=waiver.vex_state, vex_justification=waiver.vex_justification)

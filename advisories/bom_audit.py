@@ -185,7 +185,8 @@ def audit(doc: dict[str, Any], db: AdvisoryDatabase, *, requirements: list[Path]
     report = Report(targets=targets, tool_version=_version(), fail_on=fail_on,
                     policy={"source": "audit", "fail_on": str(fail_on), "inconclusive": "fail"})
     _earlier_findings(doc, report, file_refs)
-    result = check_report(report, runtime, db, policy=policy, ignore=ignore, apply_suppressions=apply_suppressions)
+    result = check_report(report, runtime, db, policy=policy, ignore=ignore, apply_suppressions=apply_suppressions,
+                          record_runtime=bool(requirements) or python is not None or bool(libraries))
     files = sum(1 for t in targets for a in t.artefacts if a.sha256)
     return BomAudit(report=report, result=result, files=files, file_refs=file_refs, library_refs=library_refs)
 
@@ -297,11 +298,13 @@ def advisory_vuln(finding: Finding, loader_ref: str, file_refs: list[str], targe
 def _analysis(finding: Finding) -> dict[str, Any]:
     waiver = finding.suppressed
     if waiver is not None:
-        out = {"state": waiver.vex_state or "not_affected",
-               "detail": f"waiver: {waiver.reason}" + (f" (expires {waiver.expires})" if waiver.expires else "")}
+        # As the deployment BOM says it (sbom/vex.py): a justified waiver is its VEX state; one
+        # without a justification accepts the risk (exploitable, will not fix).
+        detail = f"waiver: {waiver.reason}" + (f" (expires {waiver.expires})" if waiver.expires else "")
         if waiver.vex_justification:
-            out["justification"] = waiver.vex_justification
-        return out
+            return {"state": waiver.vex_state or "not_affected", "justification": waiver.vex_justification,
+                    "detail": detail}
+        return {"state": "exploitable", "response": ["will_not_fix"], "detail": detail}
     if finding.rule_id == RULE_INFO:
         return {"state": "not_affected", "justification": "code_not_reachable",
                 "detail": "no artefact of a format this advisory concerns is part of this model"}

@@ -69,7 +69,8 @@ def attach_advisories(report: Report, policy: Any, requirements: list[Path], pyt
         fail(str(exc))
     db = _database()
     result = check_report(report, runtime, db, policy=adv_policy, ignore=ignore_vuln,
-                          apply_suppressions=policy.apply_suppressions)
+                          apply_suppressions=policy.apply_suppressions,
+                          record_runtime=bool(requirements) or python is not None)
     if result.warning:
         typer.echo(f"modelshield: warning: {result.warning}", err=True)
     if not quiet:

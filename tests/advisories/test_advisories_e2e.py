@@ -167,11 +167,14 @@ def test_known_bad_hash_from_the_policy_is_critical(artefacts, tmp_path, cache):
 
 
 def test_current_environment_and_python_flag(artefacts, cache):
+    # This process's environment is checked but is not the deployment's runtime (no Report.runtime).
     code, report, _ = scan(artefacts["keras"], env=cache)
-    assert report["runtime_source"] == f"environment:{sys.executable}"
-    assert any(p["name"] == "keras" for p in report["runtime"])
+    checked = report["advisory_database"]["checked_runtime"]
+    assert checked["source"] == f"environment:{sys.executable}" and report["runtime"] == []
+    assert any(p["name"] == "keras" for p in checked["packages"])
     code2, report2, _ = scan(artefacts["keras"], "--python", sys.executable, env=cache)
-    assert [p["name"] for p in report2["runtime"]] == [p["name"] for p in report["runtime"]]
+    assert report2["runtime_source"] == f"environment:{sys.executable}"
+    assert [p["name"] for p in report2["runtime"]] == [p["name"] for p in checked["packages"]]
     proc = invoke("scan", str(artefacts["keras"]), "--python", "/nonexistent/python", env=cache)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
 

@@ -131,3 +131,17 @@ def test_stale_database_warning_names_which_database(tmp_path, cache):
     described = db.describe(30, now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
     assert "imported database of 2026-01-01" in described["warning"] and described["age_days"] == 59
     assert "warning" not in db.describe(30, now=dt.datetime(2026, 1, 15, tzinfo=dt.timezone.utc))
+
+
+def test_hostile_dump_records_never_reach_the_terminal_raw(tmp_path, cache):
+    from advisories_helpers import invoke
+
+    evil = osv_record("PYSEC-2099-7", "keras", "0", "3.99.0", summary="ok\x1b[2J\x1b]0;pwned\x07 done")
+    huge = b'{"id": "PYSEC-2099-8", "modified": "2026-01-01T00:00:00Z", "details": "' + b"A" * (5 * 1024 * 1024) + b'"}'
+    dump = build_dump(tmp_path / "all.zip", [evil], extra={"huge.json": huge, "latin.json": "{\"id\": \"\xe9\"}".encode("latin-1")})
+    proc = invoke("advisories", "import", str(dump), env={"MODELSHIELD_CACHE": str(cache)})
+    assert proc.returncode == 0 and "2 malformed" in proc.stderr
+    proc = invoke("advisories", "show", "PYSEC-2099-7", env={"MODELSHIELD_CACHE": str(cache)})
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "\\x1b[2J" in proc.stdout
+    proc = invoke("advisories", "list", env={"MODELSHIELD_CACHE": str(cache)})
+    assert "\x1b" not in proc.stdout
