@@ -27,7 +27,6 @@ from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
 from modelshield.scanner import __version__ as SCANNER_VERSION
 from modelshield.scanner.findings import Report
-
 from . import authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, validate, vex
 from .context import PHASES, SPEC_VERSIONS, Attribution, BomContext
 

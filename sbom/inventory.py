@@ -16,7 +16,6 @@ from cyclonedx.model.contact import OrganizationalEntity
 from packageurl import PackageURL
 
 from modelshield.scanner.findings import Artefact, Finding, Status, TargetResult, Verdict, combine
-
 from . import licenses, roots, tables
 from .context import BomContext, Citation, ModelEntry
 

@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 
 from modelshield.scanner.findings import Artefact, TargetResult
-
 from . import tables
 
 

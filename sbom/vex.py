@@ -29,7 +29,6 @@ from cyclonedx.model.vulnerability import (BomTarget, Vulnerability, Vulnerabili
                                            VulnerabilitySource)
 
 from modelshield.scanner.findings import Finding, Kind
-
 from .context import BomContext
 
 # No URL: the rule table ships inside the package (`modelshield rules`, docs/rules.md), not at a
