@@ -27,7 +27,7 @@ from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
 from ..scanner import __version__ as SCANNER_VERSION
 from ..scanner.findings import Report
-from . import etsi, inventory, lineage, merge, modelcard, phases, provenance, validate, vex
+from . import etsi, inventory, lineage, merge, modelcard, phases, provenance, signature, validate, vex
 from .context import PHASES, SPEC_VERSIONS, BomContext
 
 Provider = Callable[[BomContext], None]
@@ -40,7 +40,7 @@ PROVIDERS: list[Provider] = [
     lineage.base_models_provider,
     modelcard.provider,
     lineage.environment_provider,
-    provenance.signature_provider,
+    signature.provider,
     vex.provider,
     provenance.drift_provider,
     provenance.compositions_provider,

@@ -104,7 +104,7 @@ def _facts(ctx: BomContext) -> dict[str, Any]:
         "hub": all((e.target.provenance or {}).get("commit") for e in ctx.models) and bool(ctx.models),
         "datasets": bool(ctx.facts.get("datasets") or ctx.facts.get("datasets_scanned")),
         "signed": bool(ctx.facts.get("signature_statuses")) and all(
-            s == "verified" for s in ctx.facts["signature_statuses"]),
+            s == "valid" for s in ctx.facts["signature_statuses"]),
         "drift": ctx.facts.get("drift"),
         "phase": ctx.phase,
     }

@@ -1,5 +1,5 @@
-"""Evidence providers about where the artefact came from and how it changed: signature status,
-drift against the development BOM (`--from-bom`), and `compositions` (what is known complete)."""
+"""Evidence providers about where the artefact came from and how it changed: drift against the
+development BOM (`--from-bom`), and `compositions` (what is known complete)."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -8,27 +8,6 @@ from urllib.parse import quote
 from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, XsUri
 
 from .context import BomContext
-
-
-def signature_provider(ctx: BomContext) -> None:
-    """`modelshield:signature:status` per model: what the (future) signature check recorded.
-
-    The signature helper is expected to put `{"status": "verified"|"unsigned"|"invalid"|...,
-    "signer": ..., "bundle": ...}` in `TargetResult.provenance["signature"]`; until then the
-    status is `not-checked`, which the ETSI mapping reports as a gap, never as evidence.
-    """
-    statuses = []
-    for entry in ctx.models:
-        sig = (entry.target.provenance or {}).get("signature")
-        status = str(sig.get("status")) if isinstance(sig, dict) and sig.get("status") else "not-checked"
-        entry.component.properties.add(Property(name="modelshield:signature:status", value=status))
-        if isinstance(sig, dict) and sig.get("signer"):
-            entry.component.properties.add(Property(name="modelshield:signature:signer", value=str(sig["signer"])))
-        if isinstance(sig, dict) and isinstance(sig.get("bundle_url"), str):
-            entry.component.external_references.add(ExternalReference(
-                type=ExternalReferenceType.DIGITAL_SIGNATURE, url=XsUri(sig["bundle_url"])))
-        statuses.append(status)
-    ctx.facts["signature_statuses"] = statuses
 
 
 def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -95,6 +95,8 @@ class Policy:
     suppressions: list[SuppressionRule] = field(default_factory=list)
     source: str | None = None
     digest: str | None = None
+    trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
+    require_signature: bool = False  # --require-signature: anything but a valid signature blocks
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
 
     @classmethod
@@ -140,7 +142,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "trust"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -159,6 +161,10 @@ class Policy:
                 policy.extra_allow[name] = why
             for i, item in enumerate(data.get("suppress", [])):
                 policy.suppressions.append(_suppression(item, i))
+            if "trust" in data:
+                from .signatures.trust import TrustPolicy
+
+                policy.trust = TrustPolicy.from_mapping(data["trust"], source)
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy
