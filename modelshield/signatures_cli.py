@@ -84,7 +84,7 @@ def render_text(sig: dict) -> str:
         lines.append(f"  {key}: {', '.join(items)}")
     if sig.get("uncovered"):
         lines.append(f"  not covered (still scanned by `scan`): {', '.join(sig['uncovered'])}")
-    return "\n".join(lines) + "\n"
+    return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in lines) + "\n"
 
 
 def sign(

@@ -55,7 +55,8 @@ def signature_line(sig: dict) -> str:
         text += f" ({sig['method']}{', legacy format' if sig.get('legacy') else ''})"
     if sig.get("reason"):
         text += f": {sig['reason']}"
-    return text
+    # signer names and file names come from the artefact: no control character reaches a terminal
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _finding(f: Finding) -> str:

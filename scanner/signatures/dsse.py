@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .bundle import Bundle
 from .statement import pae, pae_legacy
 
-CURVE_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
+CURVE_HASH: dict[str, type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]] = {
+    "secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
 
 
 def curve_hash(key: Any) -> hashes.HashAlgorithm:
@@ -32,9 +33,9 @@ def verify(key: ec.EllipticCurvePublicKey, bundle: Bundle) -> tuple[bool, bool]:
             pass
     old = pae_legacy(bundle.payload, bundle.payload_type)
     for sig in bundle.signatures:
-        for algorithm in {type(curve_hash(key)), hashes.SHA256}:
+        for algorithm in (curve_hash(key), hashes.SHA256()):
             try:
-                key.verify(sig, old, ec.ECDSA(algorithm()))
+                key.verify(sig, old, ec.ECDSA(algorithm))
                 return True, True
             except InvalidSignature:
                 pass

@@ -8,9 +8,11 @@ scope: `modelshield sign` signs with keys and certificates only.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
-from typing import Any
+import logging
+from typing import Any, Iterator
 
 from ..findings import SignatureOutcome as O
 from . import dsse
@@ -55,7 +57,8 @@ class KeylessMethod:
         try:
             root = TrustedRoot.from_file(trust.sigstore_trust_root)
             parsed = SigstoreBundle.from_json(bundle.raw)
-            Verifier(trusted_root=root).verify_dsse(parsed, UnsafeNoOp())
+            with _quiet("sigstore"):  # the identity is checked below, against the trust policy
+                Verifier(trusted_root=root).verify_dsse(parsed, UnsafeNoOp())
         except SigstoreError as exc:
             return MethodResult(O.UNTRUSTED, f"signed by {signer}, but Sigstore verification against "
                                 f"{trust.sigstore_trust_root} failed: {_line(exc)}", signer=signer, authentic=True)
@@ -73,6 +76,18 @@ class KeylessMethod:
             return MethodResult(O.UNTRUSTED, f"the identity was issued by {issuer!r}, not by "
                                 f"{', '.join(trust.issuers)}", signer=signer, authentic=True)
         return MethodResult(O.VALID, "", signer=signer, authentic=True)
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Silence a library logger's warnings for the duration (its no-op policy warning)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def identity_of(bundle: Bundle) -> str:

@@ -18,11 +18,10 @@ import concurrent.futures
 import hashlib
 import os
 import posixpath
-import stat
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
-from .statement import Resource, Statement
+from .statement import Statement
 
 CHUNK = 8 << 20
 
@@ -105,7 +104,7 @@ def ignored(rel: str, ignores: list[str]) -> bool:
     return any(i == "." or rel == i or rel.startswith(i + "/") for i in ignores)
 
 
-def hasher(hash_type: str) -> Callable[[], "hashlib._Hash"]:
+def hasher(hash_type: str) -> Callable[[], Any]:
     """A constructor for the statement's hash type; ValueError when unavailable here."""
     if hash_type == "sha256":
         return hashlib.sha256
@@ -116,11 +115,11 @@ def hasher(hash_type: str) -> Callable[[], "hashlib._Hash"]:
             import blake3  # type: ignore[import-not-found]
         except ImportError:
             raise ValueError("BLAKE3 digests need the blake3 package (pip install blake3)") from None
-        return blake3.blake3  # type: ignore[no-any-return]
+        return blake3.blake3  # type: ignore[no-any-return,unused-ignore]
     raise ValueError(f"unsupported hash type {hash_type!r}")
 
 
-def hash_range(path: str, make: Callable[[], "hashlib._Hash"], start: int = 0, end: int | None = None) -> str:
+def hash_range(path: str, make: Callable[[], Any], start: int = 0, end: int | None = None) -> str:
     """Digest of bytes [start, end) of a file, read in fixed-size chunks."""
     h = make()
     fd = os.open(path, os.O_RDONLY)

@@ -113,6 +113,8 @@ def record(result: TargetResult, sig: SignatureResult, trust: TrustSet) -> None:
     """Target-level findings for a signature outcome (and the requirement, when one applies)."""
     rules = _RULES.get(sig.outcome)
     where = sig.bundle or "."
+    if sig.outcome is O.UNSIGNED and trust.source is None and not trust.require:
+        rules = None  # no trust policy in force: "unsigned" is the outcome, not a finding on every scan
     if rules is not None:
         rule = rules[0] if trust.configured else rules[1]
         _finding(result, rule, where, outcome=sig.outcome.value, reason=sig.reason, signer=sig.signer or "unknown",

@@ -52,9 +52,6 @@ def verify_folder(root: str, signature: str | None, trust: TrustSet, *, listing:
     result.method = method.NAME
     checked = method.verify(bundle, trust, now)
     result.signer, result.legacy = checked.signer, checked.legacy
-    if method.NAME == "sigstore" and trust.sigstore_trust_root:
-        age = trust_root_age(trust.sigstore_trust_root)
-        result.serialization["trust_root_newest_key"] = age
     if checked.outcome in (O.INVALID, O.UNVERIFIABLE):
         return _set(result, checked.outcome, checked.reason)
     try:
@@ -67,9 +64,7 @@ def verify_folder(root: str, signature: str | None, trust: TrustSet, *, listing:
         return _set(result, O.UNVERIFIABLE, str(exc))
     result.model_name, result.root_digest, result.legacy = stmt.model_name, stmt.root_digest, \
         result.legacy or stmt.legacy
-    result.serialization = {**stmt.serialization(), **result.serialization}
-    if result.serialization.get("trust_root_newest_key") is None:
-        result.serialization.pop("trust_root_newest_key", None)
+    result.serialization = stmt.serialization()
 
     ignores = manifest.normalise_ignores(list(statement_mod.DEFAULT_IGNORES) + stmt.ignore_paths +
                                          ([inside] if inside else []))
@@ -84,7 +79,12 @@ def verify_folder(root: str, signature: str | None, trust: TrustSet, *, listing:
     result.covered, result.unchecked = diff.covered, diff.unchecked
     result.uncovered = sorted(set(uncovered + diff.added) - {inside})
     result.differences = diff.problems()
-    return _conclude(result, checked, stmt, diff, trust, expected_name)
+    _conclude(result, checked, stmt, diff, trust, expected_name)
+    if method.NAME == "sigstore" and trust.sigstore_trust_root and result.outcome is not O.INVALID:
+        age = trust_root_age(trust.sigstore_trust_root)
+        result.reason += f" (Sigstore trust root {os.path.basename(trust.sigstore_trust_root)}: newest key " \
+                         f"valid from {age or 'unknown'}; roots go stale as keys rotate)"
+    return result
 
 
 def _conclude(result: SignatureResult, checked: MethodResult, stmt: statement_mod.Statement,

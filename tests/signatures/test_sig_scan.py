@@ -60,8 +60,11 @@ def test_require_signature_blocks_unsigned_untrusted_invalid(setup):
     root = setup["root"]
     code, out = run("scan", str(root), "--require-signature", "-f", "json")
     assert code == 1 and sig_findings(json.loads(out)) == ["MS-SIG-007", "MS-SIG-008"]
-    code, out = run("scan", str(root), "-f", "json")  # without the requirement: an info finding
+    code, out = run("scan", str(root), "-f", "json")  # no policy: the outcome, and no finding
     assert code == 0 and json.loads(out)["targets"][0]["signature"]["outcome"] == "unsigned"
+    assert sig_findings(json.loads(out)) == []
+    code, out = run("scan", str(root), "--trust", str(setup["trust"]), "-f", "json")
+    assert code == 0 and sig_findings(json.loads(out)) == ["MS-SIG-006"]  # the policy names signers: medium
     sign_folder(str(root), str(setup["other"]))
     code, out = run("scan", str(root), "--trust", str(setup["trust"]), "-f", "json")
     assert code == 0 and sig_findings(json.loads(out)) == ["MS-SIG-003"]  # medium: below fail-on high
