@@ -150,7 +150,7 @@ def test_bom_records_outcome_signer_digest_and_reference(setup, tmp_path):
     model = doc["metadata"]["component"]
     props = {p["name"]: p["value"] for p in model["properties"]}
     assert props["modelshield:signature:status"] == "valid"
-    assert props["modelshield:signature:bundle-sha256"] == signed.bundle_sha256
+    assert props["modelshield:signature:bundle_sha256"] == signed.bundle_sha256
     assert props["modelshield:signature:signer"].startswith("release (key sha256:")
     refs = [r for r in model["externalReferences"] if r["type"] == "digital-signature"]
     assert refs == [{"comment": "OpenSSF model signature (OMS), outcome valid",
