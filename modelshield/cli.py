@@ -74,6 +74,9 @@ def scan(
     reproducible: bool = typer.Option(False, "--reproducible", help="--sbom: byte-identical output for the same input (also SOURCE_DATE_EPOCH)."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures ([trust] table: keys, CAs, identities per target)."),
     require_signature: bool = typer.Option(False, "--require-signature", help="Exit 1 unless every target carries a valid, trusted signature."),
+    requirements: list[Path] = typer.Option([], "--requirements", "-r", help="Check advisories against these pins (requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml; repeatable) instead of this environment."),
+    python: Optional[Path] = typer.Option(None, "--python", help="Check advisories against this interpreter's installed packages (a deployment venv)."),
+    ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
     pol = load_policy(policy, fail_on)
@@ -87,6 +90,9 @@ def scan(
             report = api_scan(targets, policy=pol, progress=on_event, options=options)
     else:
         report = api_scan(targets, policy=pol, options=options)
+    from modelshield.advisories_cli import attach_advisories
+
+    attach_advisories(report, pol, requirements, python, ignore_vuln, quiet)
     write_output(render(report, format, quiet), output)
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
@@ -124,6 +130,9 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     app.add_typer(sbom_app, name="sbom")
+    from modelshield.advisories_cli import app as advisories_app
+
+    app.add_typer(advisories_app, name="advisories")
 
 
 _register_optional_commands()

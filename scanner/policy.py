@@ -93,6 +93,7 @@ class Policy:
     budgets: Budgets = field(default_factory=Budgets)
     extra_allow: dict[str, str] = field(default_factory=dict)
     suppressions: list[SuppressionRule] = field(default_factory=list)
+    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
     source: str | None = None
     digest: str | None = None
     trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
@@ -142,7 +143,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "trust"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "trust"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -161,6 +162,9 @@ class Policy:
                 policy.extra_allow[name] = why
             for i, item in enumerate(data.get("suppress", [])):
                 policy.suppressions.append(_suppression(item, i))
+            if not isinstance(data.get("advisories", {}), dict):
+                raise PolicyError("[advisories] must be a table")
+            policy.advisories = dict(data.get("advisories", {}))
             if "trust" in data:
                 from .signatures.trust import TrustPolicy
 
