@@ -68,7 +68,7 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
     from .signatures.scan import check_target as check_signature
 
     check_signature(result, policy.trust, policy.require_signature)
-    repo_checks.check_target(result, load_rules())
+    repo_checks.check_target(result, load_rules(), policy)
     for artefact in result.artefacts:
         policy.apply_suppressions(artefact.findings, artefact.path)
     policy.apply_suppressions(result.findings, ".")
