@@ -9,16 +9,34 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 from dataclasses import dataclass, field
+from struct import Struct
 from typing import Any, Callable
 
 from ...budgets import BudgetExceeded
 from ...policy import Classification
 from . import values as V
-from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
+from . import memo as memo_module
+from .memo import MISSING, Memo
+from .opcodes import (BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader,
+                      read_arg)
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
 ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
+MAX_NAMES = 1 << 20  # per stream: import/call names listed in order (distinct imports always listed)
+MAX_PIDS = 1 << 16  # per stream: persistent ids kept for the session's checks (the rest checked at once)
+# Opcodes pushing a str/bytes read from their argument: the memo can re-read them (memo.py).
+STR_CODES = frozenset(code for code, (_, desc) in OPCODES.items() if desc in (
+    "stringnl", "string1", "string4", "bytes1", "bytes4", "bytes8", "bytearray8", "unicodestringnl",
+    "unicodestring1", "unicodestring4", "unicodestring8"))
+# Opcodes the fast loop runs inline (a subclass overriding their handler turns the fast loop off).
+INLINE = ("MARK", "BINGET", "LONG_BINGET", "MEMOIZE", "BINPUT", "LONG_BINPUT", "SHORT_BINUNICODE",
+          "SHORT_BINBYTES", "BININT1", "BININT2", "BININT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
+          "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "TUPLE1", "TUPLE2", "TUPLE3", "TUPLE",
+          "APPEND", "APPENDS", "SETITEM", "SETITEMS")
+_I32, _U32, _F64 = (Struct(f).unpack_from for f in ("<i", "<I", ">d"))
+_PList, _PDict, _PSet = V.PList, V.PDict, V.PSet
+_WINDOW_MARGIN = 16  # the fast loop stops this far from the window's end (fixed arguments fit)
 
 
 @dataclass
@@ -34,19 +52,29 @@ class StreamOutcome:
     calls: list[str] = field(default_factory=list)
     builds: list[str] = field(default_factory=list)
     pids: list[tuple[Any, int, int]] = field(default_factory=list)  # (pid, offset, position)
-    risky_calls: int = 0
+    risky_calls: int = 0  # calls of non-allowlisted callables (incl. method calls on such objects)
     short_frame: int | None = None  # offset of a FRAME longer than the data left (C loaders fail there)
     frame_straddle: tuple[int, str] | None = None  # first opcode crossing a frame boundary (gh-154848)
-    value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
+    value: Any = None  # what STOP returned
 
 
 class Machine:
-    """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads)."""
+    """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads).
+
+    Two execution paths with one set of semantics: `_step` runs any opcode through the opcode
+    table (`read_arg` + an `op_*` handler), the reference; `_fast` runs the frequent opcodes
+    inline straight from the read window and hands everything unusual (window or frame
+    boundaries, budget check points, invalid arguments, errors) back to `_step`. The property
+    tests run both (`Machine.FAST = False` runs the reference path only) and compare.
+    """
+
+    FAST = True
 
     def __init__(self, blob, start: int, end: int, *, ctx, reporter, stream: int, flavour: str,
-                 memo: dict | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
+                 memo: Memo | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
                  on_array: Callable[["Machine", V.Call, int], int] | None = None,
-                 c_stream: bool = False) -> None:
+                 c_stream: bool = False, fast: bool = True,
+                 on_pid: Callable[[Any, int, int], None] | None = None) -> None:
         self.blob, self.ctx, self.rep, self.stream, self.flavour = blob, ctx, reporter, stream, flavour
         # c_stream: read as _pickle.c reads an io.BytesIO (frames drop bytes; see StreamReader)
         self.r = StreamReader(blob, start, end) if c_stream else Reader(blob, start, end)
@@ -55,10 +83,12 @@ class Machine:
         self.end = end
         self.stack: list[Any] = []
         self.marks: list[int] = []
-        self.memo: dict[int, Any] = {} if memo is None else memo
+        self.memo = memo if memo is not None else Memo(memo_module.EXACT_ENTRIES,
+                                                      reread=None if c_stream else self._reread,
+                                                      keep_call=_keeps_arguments)
         self.proto = 0
         self.out = StreamOutcome(start=start, end=start)
-        self.on_call, self.on_array = on_call, on_array
+        self.on_call, self.on_array, self.on_pid = on_call, on_array, on_pid
         self.shadowed: set[str] = set()
         self.class_cache: dict[tuple[str, str], Classification] = {}
         self.position = 0  # opcode index
@@ -71,6 +101,20 @@ class Machine:
         self.dispatch = {code: getattr(self, "op_" + name) for code, (name, _) in OPCODES.items()}
         self.deferred: dict[int, tuple[V.Global, dict[str, Any]]] = {}  # getattr imports judged at use
         self.deferred_safe: set[int] = set()
+        self.seen_globals: set[str] = set()
+        self.last_code = -1  # the opcode run last (for boundary messages)
+        self.last_str = self.last_str_end = -1  # offset and end of the last str/bytes push
+        # the fast loop's table: opcode byte -> (buffer reader or None, handler); text arguments
+        # (lines) have no buffer reader and always take `_step`
+        self.table: list[tuple[Any, Any] | None] = [None] * 256
+        for code, (name, desc) in OPCODES.items():
+            reader = BUFFER_READERS.get(desc) if desc else None
+            if desc and reader is None:
+                continue
+            self.table[code] = (reader, self.dispatch[code])
+        cls = type(self)
+        self.fast_ok = fast and self.FAST and not c_stream and all(
+            getattr(cls, "op_" + name) is getattr(Machine, "op_" + name) for name in INLINE)
 
     # ----------------------------------------------------------------- driver
     def run(self) -> StreamOutcome:
@@ -78,29 +122,14 @@ class Machine:
         r = self.r
         try:
             while True:
-                self.op_offset = r.pos
-                code = r.byte()
-                entry = OPCODES.get(code)
-                if entry is None:
-                    raise PickleError(f"invalid load key, {chr(code)!r}.", self.op_offset)
-                name, desc = entry
-                arg = read_arg(r, desc, self.op_offset) if desc else None
-                self.out.opcodes += 1
-                if self.out.opcodes > self.max_opcodes:
-                    raise BudgetExceeded("max_opcodes", self.max_opcodes)
-                if not self.out.opcodes & 0xFFFF:
-                    self.ctx.check_time()
-                if self.dispatch[code](arg):
+                if self.fast_ok:
+                    if self._fast():
+                        break
+                    self._after_op()
+                    if len(self.stack) + len(self.marks) > self.max_depth:
+                        raise BudgetExceeded("max_stack_depth", self.max_depth)
+                if self._step():
                     break
-                self.position += 1
-                if self.frame_end is not None and r.pos >= self.frame_end:
-                    self._leave_frame()
-                if self.c_frame_end is not None and r.pos >= self.c_frame_end:
-                    if r.pos > self.c_frame_end and self.op_offset < self.c_frame_end \
-                            and self.out.frame_straddle is None:
-                        self.out.frame_straddle = (self.op_offset, f"{name} at offset {self.op_offset} "
-                                                   f"reads past the end of its frame ({self.c_frame_end})")
-                    self.c_frame_end = None
         except PickleError as exc:
             self.out.error = exc
         finally:
@@ -109,10 +138,394 @@ class Machine:
         self.out.proto = self.proto
         return self.out
 
+    def _step(self) -> bool:
+        """One opcode through the opcode table (the reference path); True at STOP."""
+        r = self.r
+        self.op_offset = r.pos
+        code = r.byte()
+        entry = OPCODES.get(code)
+        if entry is None:
+            raise PickleError(f"invalid load key, {chr(code)!r}.", self.op_offset)
+        desc = entry[1]
+        arg = read_arg(r, desc, self.op_offset) if desc else None
+        self.out.opcodes += 1
+        if self.out.opcodes > self.max_opcodes:
+            raise BudgetExceeded("max_opcodes", self.max_opcodes)
+        if not self.out.opcodes & 0xFFFF:
+            self.ctx.check_time()
+        self.last_code = code
+        if self.dispatch[code](arg):
+            return True
+        if code in STR_CODES:
+            self.last_str, self.last_str_end = self.op_offset, r.pos
+        self.position += 1
+        self._after_op()
+        return False
+
+    def _after_op(self) -> None:
+        """Frame bookkeeping after an opcode (the last one run, at `op_offset`)."""
+        r = self.r
+        if self.frame_end is not None and r.pos >= self.frame_end:
+            self._leave_frame()
+        if self.c_frame_end is not None and r.pos >= self.c_frame_end:
+            if r.pos > self.c_frame_end and self.op_offset < self.c_frame_end \
+                    and self.out.frame_straddle is None:
+                name = OPCODES[self.last_code][0] if self.last_code in OPCODES else "?"
+                self.out.frame_straddle = (self.op_offset, f"{name} at offset {self.op_offset} "
+                                           f"reads past the end of its frame ({self.c_frame_end})")
+            self.c_frame_end = None
+
+    def _limit(self, base: int, n: int) -> int:
+        """Where (relative to the window) the fast loop must hand over to `_after_op`/`_step`."""
+        limit = n - _WINDOW_MARGIN
+        if self.frame_end is not None:
+            limit = min(limit, self.frame_end - base)
+        if self.c_frame_end is not None:
+            limit = min(limit, self.c_frame_end - base)
+        return limit
+
+    def _fast(self) -> bool:  # noqa: C901 - one loop on purpose: every call costs in the hot path
+        """Run opcodes inline from the read window; True at STOP, False to hand over to `_step`.
+
+        Mirrors the `op_*` handlers exactly for the opcodes it inlines; an opcode it cannot finish
+        the same way (argument outside the window, invalid argument, any error condition) is left
+        to `_step`, which raises the loader's error at the loader's position. `p` stays on the
+        current opcode until it is done. The loop runs at most up to the next budget check point,
+        and no further than the stack depth budget allows (no opcode grows the stack and the marks
+        by more than one), so neither needs a check per opcode.
+        """
+        r = self.r
+        buf = r.buf
+        base = r.buf_start
+        p = r.pos - base
+        n = len(buf)
+        limit = self._limit(base, n)
+        if p < 0 or p >= limit:
+            return False
+        stack = self.stack
+        push = stack.append
+        marks = self.marks
+        memo = self.memo
+        full = memo.full
+        tail = memo.tail
+        exact = min(memo.exact, self.max_memo)
+        max_memo = self.max_memo
+        reread = memo.reread is not None
+        table = self.table
+        dispatch = self.dispatch
+        start_ops = ops = self.out.opcodes
+        extra = 0
+        stop_at = min(self.max_opcodes, ops | 0xFFFF, ops + self.max_depth - len(stack) - len(marks))
+        fence = marks[-1] if marks else 0
+        last_str, last_end = self.last_str - base, self.last_str_end - base
+        code = self.last_code
+        op_start = p
+        synced = False
+        PList, PDict, PSet, keep, keep2, missing = _PList, _PDict, _PSet, V.KEEP, 2 * V.KEEP, MISSING
+        i32, u32, f64 = _I32, _U32, _F64
+        try:
+            # `ops + extra` opcodes run so far (MEMOIZE right after a push is run with it: extra += 1),
+            # so the loop runs at most half the way to `stop_at` (re-entering costs little)
+            for ops in range(ops + 1, ops + 1 + (stop_at - ops) // 2):  # noqa: B007
+                if p >= limit:
+                    ops -= 1
+                    break
+                op_start = p
+                code = buf[p]
+                if code == 0x68:  # BINGET
+                    try:
+                        push(full[buf[p + 1]])
+                    except KeyError:
+                        v = memo.get(buf[p + 1])
+                        if v is missing:
+                            ops -= 1
+                            break
+                        push(v)
+                    p += 2
+                elif code == 0x94:  # MEMOIZE
+                    if len(stack) <= fence:
+                        ops -= 1
+                        break
+                    ntail = len(tail)
+                    idx = len(full) + ntail
+                    if not ntail and idx < exact:
+                        full[idx] = stack[-1]
+                    elif idx >= max_memo:
+                        ops -= 1
+                        break
+                    elif ntail and idx == memo.tail_base + ntail and idx not in full and \
+                            (last_end == p or type(stack[-1]) is PDict) and reread:
+                        tail.append(last_str + base + 1 if last_end == p else -1)  # memo.py: stub 0 is COMPACT_DICT
+                    else:
+                        memo.put(idx, stack[-1], last_str + base if last_end == p else None)
+                    p += 1
+                elif code == 0x8c:  # SHORT_BINUNICODE
+                    end = p + 2 + buf[p + 1]
+                    if end > n:
+                        ops -= 1
+                        break
+                    try:
+                        v = buf[p + 2:end].decode("utf-8", "surrogatepass")
+                    except UnicodeDecodeError:
+                        ops -= 1
+                        break
+                    push(v)
+                    last_str = p
+                    p = last_end = end
+                    if p < limit and buf[p] == 0x94 and ops + extra < stop_at:  # + MEMOIZE
+                        ntail = len(tail)
+                        idx = len(full) + ntail
+                        if not ntail and idx < exact:
+                            full[idx] = v
+                        elif ntail and idx < max_memo and idx == memo.tail_base + ntail and idx not in full \
+                                and reread:
+                            tail.append(last_str + base + 1)
+                        else:
+                            continue
+                        p += 1
+                        extra += 1
+                elif code == 0x4b:  # BININT1
+                    push(buf[p + 1])
+                    p += 2
+                elif code == 0x4a:  # BININT
+                    push(i32(buf, p + 1)[0])
+                    p += 5
+                elif code == 0x47:  # BINFLOAT
+                    push(f64(buf, p + 1)[0])
+                    p += 9
+                elif code == 0x28:  # MARK
+                    fence = len(stack)
+                    marks.append(fence)
+                    p += 1
+                elif code == 0x7d:  # EMPTY_DICT (+ MEMOIZE)
+                    v = PDict()
+                    push(v)
+                    p += 1
+                    if p < limit and buf[p] == 0x94 and ops + extra < stop_at:
+                        ntail = len(tail)
+                        idx = len(full) + ntail
+                        if not ntail and idx < exact:
+                            full[idx] = v
+                        elif ntail and idx < max_memo and idx == memo.tail_base + ntail and idx not in full:
+                            tail.append(-1)
+                        else:
+                            continue
+                        p += 1
+                        extra += 1
+                elif code == 0x88:  # NEWTRUE
+                    push(True)
+                    p += 1
+                elif code == 0x89:  # NEWFALSE
+                    push(False)
+                    p += 1
+                elif code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
+                    if not marks:
+                        ops -= 1
+                        break
+                    k = marks[-1]
+                    depth = len(stack)
+                    if k <= 0 or k > depth:
+                        ops -= 1
+                        break
+                    target = stack[k - 1]
+                    if code == 0x75 and type(target) is PDict and not (depth - k) & 1:
+                        if depth > k:
+                            if keep2 - len(target.flat) >= depth - k:
+                                target.flat.extend(stack[k:])
+                                target.size += (depth - k) >> 1
+                            else:
+                                target.extend(stack[k:])
+                            del stack[k:]
+                    elif code == 0x65 and type(target) is PList:
+                        if depth > k:
+                            items = target.items
+                            free = keep - len(items)
+                            if free > 0:
+                                items.extend(stack[k:k + free])
+                            target.size += depth - k
+                            del stack[k:]
+                    else:
+                        p += 1
+                        self.op_offset, self.position, r.pos, self.out.opcodes = base + p - 1, ops + extra - 1, base + p, ops + extra
+                        synced = True
+                        dispatch[code](None)
+                        synced = False
+                        fence = marks[-1] if marks else 0
+                        continue
+                    marks.pop()
+                    fence = marks[-1] if marks else 0
+                    p += 1
+                elif code == 0x71 or code == 0x72:  # BINPUT, LONG_BINPUT
+                    idx = buf[p + 1] if code == 0x71 else u32(buf, p + 1)[0]
+                    if len(stack) <= fence:
+                        ops -= 1
+                        break
+                    if idx in full or (not tail and len(full) < exact):
+                        full[idx] = stack[-1]
+                    elif len(full) + len(tail) >= max_memo and idx not in memo:
+                        ops -= 1
+                        break
+                    else:
+                        memo.put(idx, stack[-1], last_str + base if last_end == p else None)
+                    p += 2 if code == 0x71 else 5
+                elif code == 0x6a:  # LONG_BINGET
+                    idx = u32(buf, p + 1)[0]
+                    v = full.get(idx, missing)
+                    if v is missing:
+                        v = memo.get(idx)
+                        if v is missing:
+                            ops -= 1
+                            break
+                    push(v)
+                    p += 5
+                elif code == 0x5d:  # EMPTY_LIST (+ MEMOIZE)
+                    v = PList()
+                    push(v)
+                    p += 1
+                    if p < limit and buf[p] == 0x94 and ops + extra < stop_at:
+                        ntail = len(tail)
+                        idx = len(full) + ntail
+                        if not ntail and idx < exact:
+                            full[idx] = v
+                        elif ntail and idx < max_memo and idx == memo.tail_base + ntail and idx not in full:
+                            tail.append(-2)
+                        else:
+                            continue
+                        p += 1
+                        extra += 1
+                elif code == 0x4e:  # NONE
+                    push(None)
+                    p += 1
+                elif code == 0x4d:  # BININT2
+                    push(buf[p + 1] | buf[p + 2] << 8)
+                    p += 3
+                elif code == 0x29:  # EMPTY_TUPLE
+                    push(())
+                    p += 1
+                elif 0x85 <= code <= 0x87:  # TUPLE1..3
+                    k = code - 0x84
+                    if len(stack) - k < fence:
+                        ops -= 1
+                        break
+                    v = tuple(stack[-k:])
+                    del stack[-k:]
+                    push(v)
+                    p += 1
+                elif code == 0x74:  # TUPLE
+                    if not marks:
+                        ops -= 1
+                        break
+                    k = marks.pop()
+                    v = tuple(stack[k:])
+                    del stack[k:]
+                    fence = marks[-1] if marks else 0
+                    push(v)
+                    p += 1
+                elif code == 0x61 or code == 0x73:  # APPEND, SETITEM
+                    need = 2 if code == 0x61 else 3
+                    if len(stack) - need < fence:
+                        ops -= 1
+                        break
+                    target = stack[-need]
+                    if code == 0x61 and type(target) is PList:
+                        v = stack.pop()
+                        if len(target.items) < keep:
+                            target.items.append(v)
+                        target.size += 1
+                    elif code == 0x73 and type(target) is PDict:
+                        if len(target.flat) < keep2:
+                            target.flat.extend(stack[-2:])
+                            target.size += 1
+                        else:
+                            target.extend(stack[-2:])
+                        del stack[-2:]
+                    else:
+                        self.op_offset, self.position, r.pos, self.out.opcodes = base + p, ops + extra - 1, base + p + 1, ops + extra
+                        synced = True
+                        dispatch[code](None)
+                        synced = False
+                    p += 1
+                elif code == 0x43:  # SHORT_BINBYTES
+                    end = p + 2 + buf[p + 1]
+                    if end > n:
+                        ops -= 1
+                        break
+                    push(buf[p + 2:end])
+                    last_str = p
+                    p = last_end = end
+                elif code == 0x8f:  # EMPTY_SET
+                    push(PSet())
+                    p += 1
+                else:
+                    entry = table[code]
+                    if entry is None:  # not an opcode, or a text argument: `_step`
+                        ops -= 1
+                        break
+                    reader, handler = entry
+                    arg = None
+                    if reader is not None:
+                        got = reader(buf, p + 1, base, base + p)
+                        if got is None:
+                            ops -= 1
+                            break
+                        arg, p = got
+                    else:
+                        p += 1
+                    self.op_offset, self.position, r.pos, self.out.opcodes = base + op_start, ops + extra - 1, base + p, ops + extra
+                    self.last_code = code
+                    synced = True
+                    if handler(arg):
+                        return True
+                    synced = False
+                    if code in STR_CODES:
+                        last_str, last_end = op_start, p
+                    if r.buf is not buf:  # a handler read through the reader: same bytes, new window
+                        last_str += base - r.buf_start
+                        last_end += base - r.buf_start
+                        buf, base = r.buf, r.buf_start
+                        n = len(buf)
+                    p = r.pos - base
+                    fence = marks[-1] if marks else 0
+                    limit = self._limit(base, n)
+                    if p < 0:
+                        break
+            self.position = ops + extra
+            if ops + extra != start_ops:  # the last opcode run (for `_after_op`)
+                self.last_code = code
+                self.op_offset = base + op_start
+            return False
+        finally:
+            if not synced:
+                r.pos = base + p
+            self.out.opcodes = ops + extra
+            self.last_str, self.last_str_end = last_str + base, last_end + base
+
     def _leave_frame(self) -> None:
         if self.file_pos is not None and self.file_pos > self.r.pos:
             self.r.pos = self.file_pos  # pure-Python unframer: raw reads moved the file past the frame
         self.frame_end = self.file_pos = None
+
+    def _reread(self, src: int) -> Any:
+        """The value the str/bytes opcode at `src` pushes (the memo keeps offsets, not strings)."""
+        r = Reader(self.blob, src, self.end, window=512)
+        return read_arg(r, OPCODES[r.byte()][1] or "", src)
+
+    def text(self, value: Any) -> Any:
+        """`value`, with a validated str span read back from the blob as the str it stands for."""
+        if isinstance(value, BigBytes) and value.is_text and value.preview is not None:
+            raw = self.blob.read_at(value.offset, value.length)
+            return raw.decode("utf-8", "surrogatepass") if value.kind == "str" else raw.decode("ascii")
+        return value
+
+    def _src(self) -> int | None:
+        """Offset of the previous opcode if it pushed a str/bytes from its argument (memo.put)."""
+        return self.last_str if self.last_str_end == self.op_offset else None
+
+    def note_global(self, full: str) -> None:
+        """Record an import name (in order; past MAX_NAMES only names not seen before)."""
+        if len(self.out.globals) < MAX_NAMES or full not in self.seen_globals:
+            self.out.globals.append(full)
+        self.seen_globals.add(full)
 
     # ----------------------------------------------------------------- stack helpers
     def err(self, reason: str) -> PickleError:
@@ -157,7 +570,7 @@ class Machine:
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
         g = V.Global(module, name, self.op_offset)
-        self.out.globals.append(g.full)
+        self.note_global(g.full)
         cls = self.classify(module, name)
         g.verdict = cls.verdict
         full = g.canonical
@@ -228,7 +641,8 @@ class Machine:
             self._report_deferred(func)
         result = V.Call(func, args, kwargs, self.op_offset, opcode)
         name = V.callable_name(func)
-        self.out.calls.append(func.full if isinstance(func, V.Global) else name)
+        if len(self.out.calls) < MAX_NAMES:
+            self.out.calls.append(func.full if isinstance(func, V.Global) else name)
         verdict = func.verdict if isinstance(func, V.Global) else "computed"
         folded = None
         if verdict != "allow":
@@ -298,9 +712,14 @@ class Machine:
             names: set[str] = set()
             for item in items:
                 state, slots = (item if isinstance(item, tuple) and len(item) == 2 else (item, None))
+                if V.is_compact(item):
+                    names.add(target.canonical)
                 for d in (state, slots):
                     if isinstance(d, V.PDict):
-                        names.update(f"{target.canonical}.{k}" for k, _ in d.pairs if isinstance(k, str))
+                        keys = [self.text(k) for k, _ in d.pairs]
+                        names.update(f"{target.canonical}.{k}" for k in keys if isinstance(k, str))
+                        if not d.keys_known:
+                            names.add(target.canonical)  # keys not all known: the whole global
             # Unknown keys: everything reached through this global is suspect from now on.
             self.shadowed.update(names or {target.canonical})
             return
@@ -406,7 +825,9 @@ class Machine:
         items = self.pop_mark()
         if len(items) % 2:
             raise self.err("odd number of items for DICT")
-        self.push(V.PDict(list(zip(items[::2], items[1::2]))))
+        d = V.PDict()
+        d.extend(items)
+        self.push(d)
 
     def op_FROZENSET(self, _):
         self.push(V.PSet(self.pop_mark(), frozen=True))
@@ -420,13 +841,13 @@ class Machine:
         if not items:
             return
         if kind == "list" and isinstance(target, V.PList):
-            target.items.extend(items)
+            target.extend(items)
         elif kind == "dict" and isinstance(target, V.PDict):
             if len(items) % 2:
                 raise self.err("odd number of items for SETITEMS")
-            target.pairs.extend(zip(items[::2], items[1::2]))
+            target.extend(items)
         elif kind == "set" and isinstance(target, V.PSet) and not target.frozen:
-            target.items.extend(items)
+            target.extend(items)
         else:
             if kind == "dict" and len(items) % 2:
                 raise self.err("odd number of items for SETITEMS")
@@ -463,9 +884,10 @@ class Machine:
 
     # memo
     def _get(self, idx):
-        if idx not in self.memo:
+        value = self.memo.get(idx)
+        if value is MISSING:
             raise self.err(f"Memo value not found at index {idx}")
-        self.push(self.memo[idx])
+        self.push(value)
 
     op_GET = op_BINGET = op_LONG_BINGET = _get
 
@@ -475,7 +897,7 @@ class Machine:
         value = self.top()
         if idx not in self.memo and len(self.memo) >= self.max_memo:
             raise BudgetExceeded("max_memo", self.max_memo)
-        self.memo[idx] = value
+        self.memo.put(idx, value, self._src())
 
     op_PUT = op_BINPUT = op_LONG_BINPUT = _put
 
@@ -519,8 +941,8 @@ class Machine:
         self.push(self.find_class(module, name, "GLOBAL"))
 
     def op_STACK_GLOBAL(self, _):
-        name = self.pop()
-        module = self.pop()
+        name = self.text(self.pop())
+        module = self.text(self.pop())
         if isinstance(module, str) and isinstance(name, str):
             self.push(self.find_class(module, name, "STACK_GLOBAL"))
             return
@@ -529,7 +951,7 @@ class Machine:
             raise self.err("STACK_GLOBAL requires str")
         text = f"{V.fold(module)}.{V.fold(name)}"
         g = V.Global(str(V.fold(module)), str(V.fold(name)), self.op_offset, "dynamic")
-        self.out.globals.append(g.full)
+        self.note_global(g.full)
         self.rep.add("MS-PKL-013", callable=text, **self.site())
         self.push(g)
 
@@ -540,7 +962,7 @@ class Machine:
         if key is None:
             self.rep.add("MS-PKL-007", callable=f"<extension code {code}>", code=code, **self.site())
             g = V.Global("<extension>", str(code), self.op_offset, "dynamic")
-            self.out.globals.append(g.full)
+            self.note_global(g.full)
             self.push(g)
             return
         self.push(self.find_class(key[0], key[1], "EXT"))
@@ -596,7 +1018,7 @@ class Machine:
     def op_BUILD(self, _):
         state = self.pop()
         inst = self.top()
-        if isinstance(inst, V.Call):
+        if isinstance(inst, V.Call) and not inst.compact:
             inst.state = state
         self.method_call(inst, "__setstate__" if not isinstance(inst, V.Global) else "BUILD", [state])
         cls = V.class_of(inst)
@@ -622,10 +1044,26 @@ class Machine:
     # persistent ids
     def _persid(self, pid):
         self.push(V.Persistent(pid, self.op_offset))
-        self.out.pids.append((pid, self.op_offset, self.position))
+        if len(self.out.pids) < MAX_PIDS or self.on_pid is None:
+            self.out.pids.append((pid, self.op_offset, self.position))
+        else:
+            self.on_pid(pid, self.op_offset, self.position)
 
     def op_PERSID(self, pid):
         self._persid(pid)
 
     def op_BINPERSID(self, _):
         self._persid(self.pop())
+
+
+def _keeps_arguments(call: V.Call) -> bool:
+    """Objects whose arguments or state an analysis reads after they were memoised: kept in full."""
+    from . import nested
+
+    func = call.func
+    if not isinstance(func, V.Global):
+        return False
+    if func.name == "dtype" or func.full in ARRAY_WRAPPERS:
+        return True
+    tables = nested.tables()
+    return func.full in tables["decoders"] or func.full in tables["nested_loaders"]
