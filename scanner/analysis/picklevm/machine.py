@@ -9,34 +9,29 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 from dataclasses import dataclass, field
-from struct import Struct
 from typing import Any, Callable
 
 from ...budgets import BudgetExceeded
 from ...policy import Classification
 from . import values as V
+from . import fastloop, nested
 from . import memo as memo_module
 from .memo import MISSING, Memo
-from .opcodes import (BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader,
-                      read_arg)
+from .opcodes import (BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, STR_CODES, BigBytes, PickleError, Reader,
+                      StreamReader, read_arg)
+from .values import MAX_NAMES
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
+NOT_CALLABLE = CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)  # what _pickle refuses to call
+NOT_ARGS = CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)  # what _pickle refuses as an argument tuple
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
 ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
-MAX_NAMES = 1 << 20  # per stream: import/call names listed in order (distinct imports always listed)
 MAX_PIDS = 1 << 16  # per stream: persistent ids kept for the session's checks (the rest checked at once)
-# Opcodes pushing a str/bytes read from their argument: the memo can re-read them (memo.py).
-STR_CODES = frozenset(code for code, (_, desc) in OPCODES.items() if desc in (
-    "stringnl", "string1", "string4", "bytes1", "bytes4", "bytes8", "bytearray8", "unicodestringnl",
-    "unicodestring1", "unicodestring4", "unicodestring8"))
 # Opcodes the fast loop runs inline (a subclass overriding their handler turns the fast loop off).
 INLINE = ("MARK", "BINGET", "LONG_BINGET", "MEMOIZE", "BINPUT", "LONG_BINPUT", "SHORT_BINUNICODE",
           "SHORT_BINBYTES", "BININT1", "BININT2", "BININT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
           "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "TUPLE1", "TUPLE2", "TUPLE3", "TUPLE",
           "APPEND", "APPENDS", "SETITEM", "SETITEMS")
-_I32, _U32, _F64 = (Struct(f).unpack_from for f in ("<i", "<I", ">d"))
-_PList, _PDict, _PSet = V.PList, V.PDict, V.PSet
-_WINDOW_MARGIN = 16  # the fast loop stops this far from the window's end (fixed arguments fit)
 
 
 @dataclass
@@ -101,6 +96,7 @@ class Machine:
         self.dispatch = {code: getattr(self, "op_" + name) for code, (name, _) in OPCODES.items()}
         self.deferred: dict[int, tuple[V.Global, dict[str, Any]]] = {}  # getattr imports judged at use
         self.deferred_safe: set[int] = set()
+        self.constrained = False  # a global whose allow entry covers some uses only was imported
         self.seen_globals: set[str] = set()
         self.last_code = -1  # the opcode run last (for boundary messages)
         self.last_str = self.last_str_end = -1  # offset and end of the last str/bytes push
@@ -123,7 +119,7 @@ class Machine:
         try:
             while True:
                 if self.fast_ok:
-                    if self._fast():
+                    if fastloop.run(self):
                         break
                     self._after_op()
                     if len(self.stack) + len(self.marks) > self.max_depth:
@@ -177,328 +173,12 @@ class Machine:
 
     def _limit(self, base: int, n: int) -> int:
         """Where (relative to the window) the fast loop must hand over to `_after_op`/`_step`."""
-        limit = n - _WINDOW_MARGIN
+        limit = n
         if self.frame_end is not None:
             limit = min(limit, self.frame_end - base)
         if self.c_frame_end is not None:
             limit = min(limit, self.c_frame_end - base)
         return limit
-
-    def _fast(self) -> bool:  # noqa: C901 - one loop on purpose: every call costs in the hot path
-        """Run opcodes inline from the read window; True at STOP, False to hand over to `_step`.
-
-        Mirrors the `op_*` handlers exactly for the opcodes it inlines; an opcode it cannot finish
-        the same way (argument outside the window, invalid argument, any error condition) is left
-        to `_step`, which raises the loader's error at the loader's position. `p` stays on the
-        current opcode until it is done. The loop runs at most up to the next budget check point,
-        and no further than the stack depth budget allows (no opcode grows the stack and the marks
-        by more than one), so neither needs a check per opcode.
-        """
-        r = self.r
-        buf = r.buf
-        base = r.buf_start
-        p = r.pos - base
-        n = len(buf)
-        limit = self._limit(base, n)
-        if p < 0 or p >= limit:
-            return False
-        stack = self.stack
-        push = stack.append
-        marks = self.marks
-        memo = self.memo
-        full = memo.full
-        tail = memo.tail
-        exact = min(memo.exact, self.max_memo)
-        max_memo = self.max_memo
-        reread = memo.reread is not None
-        table = self.table
-        dispatch = self.dispatch
-        start_ops = ops = self.out.opcodes
-        extra = 0
-        stop_at = min(self.max_opcodes, ops | 0xFFFF, ops + self.max_depth - len(stack) - len(marks))
-        fence = marks[-1] if marks else 0
-        last_str, last_end = self.last_str - base, self.last_str_end - base
-        code = self.last_code
-        op_start = p
-        synced = False
-        PList, PDict, PSet, keep, keep2, missing = _PList, _PDict, _PSet, V.KEEP, 2 * V.KEEP, MISSING
-        i32, u32, f64 = _I32, _U32, _F64
-        try:
-            # `ops + extra` opcodes run so far (MEMOIZE right after a push is run with it: extra += 1),
-            # so the loop runs at most half the way to `stop_at` (re-entering costs little)
-            for ops in range(ops + 1, ops + 1 + (stop_at - ops) // 2):  # noqa: B007
-                if p >= limit:
-                    ops -= 1
-                    break
-                op_start = p
-                code = buf[p]
-                if code == 0x68:  # BINGET
-                    try:
-                        push(full[buf[p + 1]])
-                    except KeyError:
-                        v = memo.get(buf[p + 1])
-                        if v is missing:
-                            ops -= 1
-                            break
-                        push(v)
-                    p += 2
-                elif code == 0x94:  # MEMOIZE
-                    if len(stack) <= fence:
-                        ops -= 1
-                        break
-                    ntail = len(tail)
-                    idx = len(full) + ntail
-                    if not ntail and idx < exact:
-                        full[idx] = stack[-1]
-                    elif idx >= max_memo:
-                        ops -= 1
-                        break
-                    elif ntail and idx == memo.tail_base + ntail and idx not in full and \
-                            (last_end == p or type(stack[-1]) is PDict) and reread:
-                        tail.append(last_str + base + 1 if last_end == p else -1)  # memo.py: stub 0 is COMPACT_DICT
-                    else:
-                        memo.put(idx, stack[-1], last_str + base if last_end == p else None)
-                    p += 1
-                elif code == 0x8c:  # SHORT_BINUNICODE
-                    end = p + 2 + buf[p + 1]
-                    if end > n:
-                        ops -= 1
-                        break
-                    try:
-                        v = buf[p + 2:end].decode("utf-8", "surrogatepass")
-                    except UnicodeDecodeError:
-                        ops -= 1
-                        break
-                    push(v)
-                    last_str = p
-                    p = last_end = end
-                    if p < limit and buf[p] == 0x94 and ops + extra < stop_at:  # + MEMOIZE
-                        ntail = len(tail)
-                        idx = len(full) + ntail
-                        if not ntail and idx < exact:
-                            full[idx] = v
-                        elif ntail and idx < max_memo and idx == memo.tail_base + ntail and idx not in full \
-                                and reread:
-                            tail.append(last_str + base + 1)
-                        else:
-                            continue
-                        p += 1
-                        extra += 1
-                elif code == 0x4b:  # BININT1
-                    push(buf[p + 1])
-                    p += 2
-                elif code == 0x4a:  # BININT
-                    push(i32(buf, p + 1)[0])
-                    p += 5
-                elif code == 0x47:  # BINFLOAT
-                    push(f64(buf, p + 1)[0])
-                    p += 9
-                elif code == 0x28:  # MARK
-                    fence = len(stack)
-                    marks.append(fence)
-                    p += 1
-                elif code == 0x7d:  # EMPTY_DICT (+ MEMOIZE)
-                    v = PDict()
-                    push(v)
-                    p += 1
-                    if p < limit and buf[p] == 0x94 and ops + extra < stop_at:
-                        ntail = len(tail)
-                        idx = len(full) + ntail
-                        if not ntail and idx < exact:
-                            full[idx] = v
-                        elif ntail and idx < max_memo and idx == memo.tail_base + ntail and idx not in full:
-                            tail.append(-1)
-                        else:
-                            continue
-                        p += 1
-                        extra += 1
-                elif code == 0x88:  # NEWTRUE
-                    push(True)
-                    p += 1
-                elif code == 0x89:  # NEWFALSE
-                    push(False)
-                    p += 1
-                elif code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
-                    if not marks:
-                        ops -= 1
-                        break
-                    k = marks[-1]
-                    depth = len(stack)
-                    if k <= 0 or k > depth:
-                        ops -= 1
-                        break
-                    target = stack[k - 1]
-                    if code == 0x75 and type(target) is PDict and not (depth - k) & 1:
-                        if depth > k:
-                            if keep2 - len(target.flat) >= depth - k:
-                                target.flat.extend(stack[k:])
-                                target.size += (depth - k) >> 1
-                            else:
-                                target.extend(stack[k:])
-                            del stack[k:]
-                    elif code == 0x65 and type(target) is PList:
-                        if depth > k:
-                            items = target.items
-                            free = keep - len(items)
-                            if free > 0:
-                                items.extend(stack[k:k + free])
-                            target.size += depth - k
-                            del stack[k:]
-                    else:
-                        p += 1
-                        self.op_offset, self.position, r.pos, self.out.opcodes = base + p - 1, ops + extra - 1, base + p, ops + extra
-                        synced = True
-                        dispatch[code](None)
-                        synced = False
-                        fence = marks[-1] if marks else 0
-                        continue
-                    marks.pop()
-                    fence = marks[-1] if marks else 0
-                    p += 1
-                elif code == 0x71 or code == 0x72:  # BINPUT, LONG_BINPUT
-                    idx = buf[p + 1] if code == 0x71 else u32(buf, p + 1)[0]
-                    if len(stack) <= fence:
-                        ops -= 1
-                        break
-                    if idx in full or (not tail and len(full) < exact):
-                        full[idx] = stack[-1]
-                    elif len(full) + len(tail) >= max_memo and idx not in memo:
-                        ops -= 1
-                        break
-                    else:
-                        memo.put(idx, stack[-1], last_str + base if last_end == p else None)
-                    p += 2 if code == 0x71 else 5
-                elif code == 0x6a:  # LONG_BINGET
-                    idx = u32(buf, p + 1)[0]
-                    v = full.get(idx, missing)
-                    if v is missing:
-                        v = memo.get(idx)
-                        if v is missing:
-                            ops -= 1
-                            break
-                    push(v)
-                    p += 5
-                elif code == 0x5d:  # EMPTY_LIST (+ MEMOIZE)
-                    v = PList()
-                    push(v)
-                    p += 1
-                    if p < limit and buf[p] == 0x94 and ops + extra < stop_at:
-                        ntail = len(tail)
-                        idx = len(full) + ntail
-                        if not ntail and idx < exact:
-                            full[idx] = v
-                        elif ntail and idx < max_memo and idx == memo.tail_base + ntail and idx not in full:
-                            tail.append(-2)
-                        else:
-                            continue
-                        p += 1
-                        extra += 1
-                elif code == 0x4e:  # NONE
-                    push(None)
-                    p += 1
-                elif code == 0x4d:  # BININT2
-                    push(buf[p + 1] | buf[p + 2] << 8)
-                    p += 3
-                elif code == 0x29:  # EMPTY_TUPLE
-                    push(())
-                    p += 1
-                elif 0x85 <= code <= 0x87:  # TUPLE1..3
-                    k = code - 0x84
-                    if len(stack) - k < fence:
-                        ops -= 1
-                        break
-                    v = tuple(stack[-k:])
-                    del stack[-k:]
-                    push(v)
-                    p += 1
-                elif code == 0x74:  # TUPLE
-                    if not marks:
-                        ops -= 1
-                        break
-                    k = marks.pop()
-                    v = tuple(stack[k:])
-                    del stack[k:]
-                    fence = marks[-1] if marks else 0
-                    push(v)
-                    p += 1
-                elif code == 0x61 or code == 0x73:  # APPEND, SETITEM
-                    need = 2 if code == 0x61 else 3
-                    if len(stack) - need < fence:
-                        ops -= 1
-                        break
-                    target = stack[-need]
-                    if code == 0x61 and type(target) is PList:
-                        v = stack.pop()
-                        if len(target.items) < keep:
-                            target.items.append(v)
-                        target.size += 1
-                    elif code == 0x73 and type(target) is PDict:
-                        if len(target.flat) < keep2:
-                            target.flat.extend(stack[-2:])
-                            target.size += 1
-                        else:
-                            target.extend(stack[-2:])
-                        del stack[-2:]
-                    else:
-                        self.op_offset, self.position, r.pos, self.out.opcodes = base + p, ops + extra - 1, base + p + 1, ops + extra
-                        synced = True
-                        dispatch[code](None)
-                        synced = False
-                    p += 1
-                elif code == 0x43:  # SHORT_BINBYTES
-                    end = p + 2 + buf[p + 1]
-                    if end > n:
-                        ops -= 1
-                        break
-                    push(buf[p + 2:end])
-                    last_str = p
-                    p = last_end = end
-                elif code == 0x8f:  # EMPTY_SET
-                    push(PSet())
-                    p += 1
-                else:
-                    entry = table[code]
-                    if entry is None:  # not an opcode, or a text argument: `_step`
-                        ops -= 1
-                        break
-                    reader, handler = entry
-                    arg = None
-                    if reader is not None:
-                        got = reader(buf, p + 1, base, base + p)
-                        if got is None:
-                            ops -= 1
-                            break
-                        arg, p = got
-                    else:
-                        p += 1
-                    self.op_offset, self.position, r.pos, self.out.opcodes = base + op_start, ops + extra - 1, base + p, ops + extra
-                    self.last_code = code
-                    synced = True
-                    if handler(arg):
-                        return True
-                    synced = False
-                    if code in STR_CODES:
-                        last_str, last_end = op_start, p
-                    if r.buf is not buf:  # a handler read through the reader: same bytes, new window
-                        last_str += base - r.buf_start
-                        last_end += base - r.buf_start
-                        buf, base = r.buf, r.buf_start
-                        n = len(buf)
-                    p = r.pos - base
-                    fence = marks[-1] if marks else 0
-                    limit = self._limit(base, n)
-                    if p < 0:
-                        break
-            self.position = ops + extra
-            if ops + extra != start_ops:  # the last opcode run (for `_after_op`)
-                self.last_code = code
-                self.op_offset = base + op_start
-            return False
-        finally:
-            if not synced:
-                r.pos = base + p
-            self.out.opcodes = ops + extra
-            self.last_str, self.last_str_end = last_str + base, last_end + base
 
     def _leave_frame(self) -> None:
         if self.file_pos is not None and self.file_pos > self.r.pos:
@@ -595,6 +275,8 @@ class Machine:
                          **self.site())
         elif cls.verdict == "unknown":
             self.rep.add("MS-PKL-002", callable=full, via=via, **self.site())
+        g.plain = g.verdict == "allow" and g.only is None and full not in FACTORY_HOLDERS \
+            and g.full not in ARRAY_WRAPPERS
         return g
 
     def classify(self, module: str, name: str):
@@ -974,12 +656,12 @@ class Machine:
         args = self.pop()
         func = self.pop()
         self._check_callable(func)
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
+        if isinstance(args, NOT_ARGS):
             raise self.err("argument list must be a tuple")
         self.push(self.call(func, args, None, "REDUCE"))
 
     def _check_callable(self, func):
-        if isinstance(func, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
+        if isinstance(func, NOT_CALLABLE):
             raise self.err(f"'{type(func).__name__}' object is not callable")
 
     def op_INST(self, arg):
@@ -999,7 +681,7 @@ class Machine:
     def op_NEWOBJ(self, _):
         args = self.pop()
         cls = self.pop()
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
+        if isinstance(args, NOT_ARGS):
             raise self.err("NEWOBJ expected an arg tuple.")
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "NEWOBJ"))
@@ -1008,7 +690,7 @@ class Machine:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
+        if isinstance(args, NOT_ARGS):
             raise self.err("NEWOBJ_EX args argument must be a tuple")
         if isinstance(kwargs, CONSTANT_TYPES + (tuple, V.PList, V.PSet)):
             raise self.err("NEWOBJ_EX kwargs argument must be a dict")
@@ -1058,8 +740,6 @@ class Machine:
 
 def _keeps_arguments(call: V.Call) -> bool:
     """Objects whose arguments or state an analysis reads after they were memoised: kept in full."""
-    from . import nested
-
     func = call.func
     if not isinstance(func, V.Global):
         return False

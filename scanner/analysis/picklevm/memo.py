@@ -27,7 +27,8 @@ MISSING = object()
 class Memo:
     """Memo of one stream: index -> value, exact for the first `exact` entries."""
 
-    __slots__ = ("full", "tail", "tail_base", "stubs", "stub_index", "exact", "reread", "keep_call", "calls")
+    __slots__ = ("full", "tail", "tail_base", "stubs", "stub_index", "exact", "reread", "keep_call", "calls",
+                 "tuple_codes", "call_codes")
 
     def __init__(self, exact: int = EXACT_ENTRIES, reread: Callable[[int], Any] | None = None,
                  keep_call: Callable[[V.Call], bool] | None = None) -> None:
@@ -39,7 +40,10 @@ class Memo:
         self.exact = exact
         self.reread = reread  # source offset -> the value its opcode pushes (None: keep values)
         self.keep_call = keep_call or (lambda call: False)
-        self.calls: dict[int, V.CompactCall] = {}  # id(func) -> its shared placeholder
+        self.calls: dict[int, tuple[Any, V.CompactCall | None]] = {}  # id(func) -> (func, placeholder or None: kept)
+        # the codes of shared placeholders, for the VM's fast loop: tuple length / id(func) -> code
+        self.tuple_codes: dict[int, int] = {}
+        self.call_codes: dict[int, int] = {}
         for stub in (V.COMPACT_DICT, V.COMPACT_LIST):  # codes -1 and -2 (the VM's fast loop writes them)
             self._stub(stub)
 
@@ -79,7 +83,19 @@ class Memo:
         j = idx - self.tail_base
         tail = self.tail
         if 0 <= j <= len(tail):
-            code = src + 1 if src is not None and self.reread is not None else -(self._stub(value) + 1)
+            if src is not None and self.reread is not None:
+                code = src + 1
+            else:
+                stub = self.compact(value)
+                k = self.stub_index.get(id(stub))
+                if k is None:
+                    k = self.stub_index[id(stub)] = len(self.stubs)
+                    self.stubs.append(stub)
+                code = -(k + 1)
+                if isinstance(stub, V.CompactTuple):
+                    self.tuple_codes[stub.length] = code
+                elif isinstance(stub, V.CompactCall):
+                    self.call_codes[id(stub.func)] = code
             if j == len(tail):
                 tail.append(code)
             else:
@@ -100,19 +116,19 @@ class Memo:
     def compact(self, value: Any) -> Any:
         """What the memo keeps of `value` past its exact region."""
         kind = type(value)
+        if kind is tuple:
+            return V.compact_tuple(len(value)) if value else value
+        if kind is V.Call:
+            func = value.func
+            known = self.calls.get(id(func))
+            if known is None:
+                stub = None if self.keep_call(value) else V.CompactCall(func)
+                known = self.calls[id(func)] = (func, stub)  # func kept alive: its id stays unique
+            return value if known[1] is None else known[1]
         if kind is V.PDict:
             return V.COMPACT_DICT
         if kind is V.PList:
             return V.COMPACT_LIST
         if kind is V.PSet:
             return V.COMPACT_FROZENSET if value.frozen else V.COMPACT_SET
-        if kind is tuple:
-            return V.compact_tuple(len(value)) if value else value
-        if kind is V.Call:
-            if self.keep_call(value):
-                return value
-            stub = self.calls.get(id(value.func))
-            if stub is None:
-                stub = self.calls[id(value.func)] = V.CompactCall(value.func)
-            return stub
         return value

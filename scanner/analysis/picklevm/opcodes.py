@@ -19,6 +19,10 @@ OPCODES: dict[int, tuple[str, str | None]] = {
 # INT reads its line with base 0 (strtol / int(s, 0)), unlike PUT/GET (base 10): own descriptor.
 OPCODES[ord("I")] = ("INT", "decimalnl_int")
 HIGHEST_PROTOCOL = max(op.proto for op in pickletools.opcodes)
+# Opcodes pushing a str/bytes read from their argument: the memo can re-read them (memo.py).
+STR_CODES = frozenset(code for code, (_, desc) in OPCODES.items() if desc in (
+    "stringnl", "string1", "string4", "bytes1", "bytes4", "bytes8", "bytearray8", "unicodestringnl",
+    "unicodestring1", "unicodestring4", "unicodestring8"))
 SPAN_CAP = 256  # longer byte/str arguments are kept as BigBytes spans (validated, previewed)
 INLINE_CAP = 1 << 20  # longer ones are not even read (BigBytes without preview)
 LINE_CAP = 16 << 20  # longest text-opcode line we accept

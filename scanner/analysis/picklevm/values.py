@@ -19,6 +19,7 @@ from .opcodes import BigBytes
 MAX_ITEMS = 20  # items shown per container in folded arguments
 MAX_TEXT = 200  # characters shown per string
 KEEP = 64  # items a container keeps (analyses need at most this many; the rest is counted)
+MAX_NAMES = 1 << 20  # per stream: import/call names listed in order (distinct imports always listed)
 
 
 class Mark:
@@ -40,13 +41,16 @@ UNKNOWN = Unknown()
 class Global:
     """An imported global: `module.name` (name may be dotted), as find_class resolves it."""
 
-    __slots__ = ("module", "name", "offset", "verdict", "only", "full", "_canonical")
+    __slots__ = ("module", "name", "offset", "verdict", "only", "full", "_canonical", "plain")
 
     def __init__(self, module: str, name: str, offset: int, verdict: str = "unknown",
                  only: str | None = None) -> None:
         self.module, self.name, self.offset = module, name, offset
         self.verdict = verdict  # policy classification: allow | deny | unknown | dynamic
         self.only = only  # the allow entry covers this use only (policy.CALL_CONSTRAINTS)
+        # allowed without conditions: calling it, or BUILD/SETITEM on what it made, needs no check
+        # (set by Machine.find_class; the VM's fast loop runs such calls inline)
+        self.plain = False
         # the name as the pickle spells it (what find_class receives)
         self.full = f"{module}.{name}" if name else module
         self._canonical: str | None = None
@@ -266,7 +270,7 @@ class CompactTuple(tuple):
     length = 0
 
     def __repr__(self) -> str:
-        return f"<tuple of {self.length} items>"
+        return f"<tuple of {self.length} items>" if self.length <= 256 else "<tuple of more than 256 items>"
 
 
 # Shared placeholders: the memo stores these for containers it no longer keeps in full. They are
@@ -279,13 +283,12 @@ _COMPACT_TUPLES: dict[int, CompactTuple] = {}
 
 
 def compact_tuple(length: int) -> CompactTuple:
-    """The shared placeholder for tuples of `length` items."""
+    """The shared placeholder for tuples of `length` items (one for all tuples longer than 256)."""
+    length = min(length, 257)
     found = _COMPACT_TUPLES.get(length)
     if found is None:
-        found = CompactTuple()
+        found = _COMPACT_TUPLES[length] = CompactTuple()
         found.length = length
-        if len(_COMPACT_TUPLES) < 4096:
-            _COMPACT_TUPLES[length] = found
     return found
 
 
