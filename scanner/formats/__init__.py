@@ -2,7 +2,7 @@
 
 Each name is a module of this package implementing `interface.FormatModule`. Order matters only
 where two formats share a prefix: specific before generic (torch legacy before pickle, GGUF and
-safetensors before protobuf guesses, text pickles last).
+safetensors before protobuf guesses, pickles before the text formats).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ ORDER = (
     "gguf",           # GGUF (header sanity, chat templates)
     "safetensors",    # safetensors (strict header)
     "torch_legacy",   # legacy torch.save: magic-number pickle + storages
-    "pickle",         # binary pickles, protocols 2-5 (and joblib / concatenated streams)
+    "pickle",         # PROTO-led pickles, protocols 0-5 (and joblib / concatenated streams)
+    "pickle_text",    # pickles without PROTO (protocol 0/1, any opcode first), before any text format
     "chat_template",  # standalone Jinja chat templates
     "model_card",     # README.md model cards (YAML front matter -> card data for the BOM)
     "hf_config",      # config.json / tokenizer_config.json / processor configs (auto_map, templates)
@@ -29,7 +30,6 @@ ORDER = (
     "onnx",           # ONNX protobuf (bounded parse)
     "tensorflow",     # SavedModel / GraphDef protobuf (bounded parse)
     "dataset_files",  # parquet / arrow / csv / jsonl: inventoried with schema
-    "pickle_text",    # protocol 0/1 text pickles (any opcode first)
     "text_data",      # any other UTF-8 text / JSON: inventoried (unless a loader opens it by name)
 )
 
