@@ -1,7 +1,7 @@
 """PROTO-led pickles (any protocol 0-5), incl. joblib files and several concatenated streams.
 
 Recognised by content only: a PROTO opcode (0x80) with a protocol `_pickle.c` accepts (0-5);
-streams without PROTO are `pickle_text`'s (both sniffs are `picklevm.trial`). joblib files are pickles
+streams without PROTO are `pickle_text`'s (both sniffs are `analysis.picklevm.trial`). joblib files are pickles
 whose NumpyArrayWrapper objects are followed by raw array bytes; they are read with the joblib
 flavour of the VM, chosen from the content (the wrapper's import), not the file name.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..picklevm import PickleResult, analyse_pickle
-from ..picklevm.trial import start_of
+from ..analysis.picklevm import PickleResult, analyse_pickle
+from ..analysis.picklevm.trial import start_of
 
 if TYPE_CHECKING:
     from ..blob import Blob

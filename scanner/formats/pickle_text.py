@@ -1,6 +1,6 @@
 """Pickles without a PROTO opcode (protocols 0 and 1, text or binary: any opcode may come first).
 
-Recognised by `picklevm.trial`: the trial run of the VM from offset 0 imports a well-formed name
+Recognised by `analysis.picklevm.trial`: the trial run of the VM from offset 0 imports a well-formed name
 before it stops, runs on as a valid stream, or completes. Ordinary text (prose, CSV, JSON,
 source code) and binary formats fail within a few bytes without importing anything, so they
 are not taken for pickles; a text line or counted argument longer than the head is followed
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..picklevm import analyse_pickle
+from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
-from ..picklevm.trial import start_of
+from ..analysis.picklevm.trial import start_of
 
 if TYPE_CHECKING:
     from ..blob import Blob

@@ -28,16 +28,16 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..blob import BytesBlob
-from ..budgets import BudgetExceeded
-from ..findings import Artefact
+from ...blob import BytesBlob
+from ...budgets import BudgetExceeded
+from ...findings import Artefact
 from . import values as V
 from .machine import Machine
 from .opcodes import HIGHEST_PROTOCOL, OPCODES, PickleError
 from .report import Reporter
 
 if TYPE_CHECKING:
-    from ..blob import Blob
+    from ...blob import Blob
 
 TRIAL_OPCODES = 4096  # valid opcodes in a row: no accident of text or binary data gets this far
 PROTO = 0x80
@@ -114,8 +114,8 @@ _TRUNCATED = "truncated: the data ends inside the stream"
 
 def _run(blob: "Blob", end: int) -> "Start | str":
     """One trial over blob[0:end): a Start, or why the stream stops before anything ran."""
-    from ..context import ScanContext
-    from ..policy import Policy
+    from ...context import ScanContext
+    from ...policy import Policy
 
     ctx = ScanContext(artefact=Artefact(path="<sniff>"), policy=Policy.default())
     ctx.budgets = dataclasses.replace(ctx.budgets, max_opcodes=TRIAL_OPCODES)
