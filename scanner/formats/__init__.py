@@ -1,8 +1,16 @@
 """Format modules, tried in this order by the content sniffer (strong magic numbers first).
 
-Each name is a module of this package implementing `interface.FormatModule`. Order matters only
-where two formats share a prefix: specific before generic (torch legacy before pickle, GGUF and
-safetensors before protobuf guesses, pickles before the text formats).
+Each name is a module of this package implementing `interface.FormatModule`. The first module
+that recognises the content names the file's format; order matters where two formats share a
+prefix: specific before generic (torch legacy before pickle, GGUF and safetensors before
+protobuf guesses, pickles before the text formats).
+
+A file can be two things at once, and each loader reads its own view (`dispatch.views`): every
+module in EXACT whose sniff accepts the content is analysed, not only the first. Their sniffs
+follow what the loader itself checks (magic numbers, tarfile's header parse, the pickle VM's
+trial run), so a match means a loader really opens the file that way. The pickle modules are one
+view (an unpickler reading offset 0): only the first of them that matches runs. Protobuf guesses
+and name-chosen text formats only identify content nothing else recognised.
 """
 from __future__ import annotations
 
@@ -32,6 +40,10 @@ ORDER = (
     "dataset_files",  # parquet / arrow / csv / jsonl: inventoried with schema
     "text_data",      # any other UTF-8 text / JSON: inventoried (unless a loader opens it by name)
 )
+
+EXACT = ("zip", "sevenzip", "compressed", "tar", "numpy", "hdf5", "gguf", "safetensors",
+         "torch_legacy", "pickle", "pickle_text")
+UNPICKLER_AT_0 = ("torch_legacy", "pickle", "pickle_text")
 
 
 @lru_cache(maxsize=None)
