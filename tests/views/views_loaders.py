@@ -28,6 +28,9 @@ def load(family: str, path: str) -> None:
     elif family == "numpy":
         import numpy
         numpy.load(path, allow_pickle=True)
+    elif family == "pandas":
+        import pandas
+        pandas.read_pickle(path)
     elif family == "torch":
         import torch
         torch.load(path, weights_only=False)
