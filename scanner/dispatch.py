@@ -55,6 +55,8 @@ def views(blob: "Blob", name: str) -> list[FormatModule]:
         if module.sniff(head, blob, name):
             found.append(module)
             unpickler = unpickler or module.NAME in formats.UNPICKLER_AT_0
+    if not found:  # unrecognised content: a loader that is told what it is may still open it
+        found = [m for m in formats.modules() if getattr(m, "fallback", None) and m.fallback(blob, name)][:1]
     return found
 
 

@@ -48,6 +48,7 @@ class Classification:
     entry: str | None = None  # the table entry that matched
     why: str | None = None  # its justification
     group: str | None = None  # its table group (e.g. "processes")
+    only: str | None = None  # an allow entry that covers some uses only (CALL_CONSTRAINTS)
 
 
 @dataclass
@@ -70,17 +71,34 @@ def normalise_module(module: str) -> str:
     return module
 
 
+# How a constrained allow entry may be used (allow.toml: `name = { why = "...", only = "<kind>" }`);
+# any other use is an unverified call (analysis.picklevm.machine checks it at each call site).
+CALL_CONSTRAINTS = {
+    "newobj": "created without running __init__ (NEWOBJ, or the class slot of copyreg._reconstructor), "
+              "the way pickle writes it",
+    "none-first": "called with None as its first argument, the way pickle writes it",
+}
+
+
 @functools.lru_cache(maxsize=None)
-def _table(name: str) -> dict[str, tuple[str, str]]:
-    """entry -> (group, justification) from data/policy/<name>.toml (groups are tables)."""
+def _table(name: str) -> dict[str, tuple[str, str, str | None]]:
+    """entry -> (group, justification, constraint) from data/policy/<name>.toml (groups are tables).
+
+    A value is the justification, or (allow entries) an inline table `{why = ..., only = <kind>}`
+    for an entry that covers one use of the global only (see CALL_CONSTRAINTS)."""
     if not datafiles.path("policy", f"{name}.toml").is_file():
         return {}
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str, str | None]] = {}
     for group, entries in datafiles.load("policy", f"{name}.toml").items():
-        for entry, why in entries.items():
-            if not isinstance(why, str) or not why.strip():
+        for entry, value in entries.items():
+            only = None
+            if isinstance(value, dict) and name == "allow":
+                value, only = value.get("why"), value.get("only")
+                if only not in CALL_CONSTRAINTS:
+                    raise PolicyError(f"{name}.toml: {entry}: only must be one of {', '.join(CALL_CONSTRAINTS)}")
+            if not isinstance(value, str) or not value.strip():
                 raise PolicyError(f"{name}.toml: {entry} needs a one-line justification")
-            out[entry] = (group, why)
+            out[entry] = (group, value, only)
     return out
 
 
@@ -170,7 +188,7 @@ class Policy:
         deny = _table("deny")
         for candidate in _prefixes(full):
             if candidate in deny:
-                group, why = deny[candidate]
+                group, why, _ = deny[candidate]
                 return Classification("deny", candidate, why, group)
         allow = _table("allow")
         # `module.*` covers plain names defined in that module: never attribute chains
@@ -180,8 +198,8 @@ class Policy:
             if candidate in self.extra_allow:
                 return Classification("allow", candidate, self.extra_allow[candidate], "policy")
             if candidate in allow:
-                group, why = allow[candidate]
-                return Classification("allow", candidate, why, group)
+                group, why, only = allow[candidate]
+                return Classification("allow", candidate, why, group, only)
         return Classification("unknown")
 
     def apply_suppressions(self, findings: list[Finding], path: str) -> None:

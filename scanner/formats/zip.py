@@ -16,6 +16,7 @@ through the sniffer unless a *flavour* (torch zip, Keras) claims the archive by 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import lzma
 import stat
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from .. import datafiles
 from ..blob import Blob, SpoolBlob
 from ..budgets import BudgetExceeded, FormatError
 from ..findings import Severity
@@ -80,11 +82,24 @@ class ZipMember(Member):
 
 
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
-    """A local header or empty-archive record at offset 0 (what `torch.load`/`np.load` check), or
-    an archive Python's `zipfile` opens behind prepended bytes (keras, skops, pandas read it so)."""
+    """A local header or empty-archive record at offset 0 (what `torch.load`/`np.load` check), or,
+    for names a loader opens with Python's `zipfile` (keras, skops, pandas...), an archive that
+    `zipfile` finds behind prepended bytes. Content nothing else recognises is tried the same way
+    (`fallback`)."""
     if head.startswith((SIG_LOCAL, SIG_EOCD)) or head.startswith(SIG_DESCRIPTOR + SIG_LOCAL):
         return True
+    return name.lower().endswith(zipfile_suffixes()) and zipfile_opens(blob)
+
+
+def fallback(blob: Blob, name: str) -> bool:
+    """Unrecognised content under any name: a loader told to use `zipfile` on it would open it."""
     return zipfile_opens(blob)
+
+
+@functools.lru_cache(maxsize=1)
+def zipfile_suffixes() -> tuple[str, ...]:
+    """Names whose loaders read zips with Python's zipfile (data/loader_extensions.toml [zipfile])."""
+    return tuple(datafiles.load("loader_extensions.toml")["zipfile"])
 
 
 def zipfile_opens(blob: Blob) -> bool:

@@ -1,10 +1,12 @@
 """TEST HARNESS ONLY: call every allowlisted global with hostile arguments and watch the outside world.
 
-    python allow_sandbox.py SANDBOX_DIR ENTRIES_JSON OUT_JSONL
+    python allow_sandbox.py SANDBOX_DIR ENTRIES_JSON      # prints {entry: {"violations", "error"}}
 
-ENTRIES_JSON is a list of allow entries; one JSON line per entry is appended to OUT_JSONL as
-soon as it is done ({"entry", "violations", "error"}), so the driver can restart after an entry
-that crashes the interpreter (some extension types segfault on hostile state) and knows which.
+ENTRIES_JSON maps allow entries to their constraint (null, "newobj", "none-first": only the uses
+the entry covers are tried). Everything is imported once, then WORKERS forked children share the
+entries, each in its own sandbox; a child that an entry crashes (some extension types segfault on
+hostile state: a denial of service, not a way out) is replaced by a fresh fork and the entry is
+reported as crashing.
 
 A pickle may call an allowed callable with any arguments it can build (REDUCE: `f(*args)`),
 create an allowed class without `__init__` (NEWOBJ: `cls.__new__(cls, *args)`) and hand any
@@ -31,12 +33,15 @@ import os
 import pathlib
 import signal
 import sys
-import time
 import warnings
 from typing import Any, Callable
 
 CANARY = "msc_canary"
 CALL_SECONDS = 5.0
+WORKERS = 2
+# Imported lazily by allowed callables (torch.optim imports the compiler stack, which sets
+# TORCHINDUCTOR_CACHE_DIR): imported up front, so a library's own import is not taken for a call's.
+WARM_UP = ("torch._dynamo",)
 # Reaching outside: recorded and then refused (the hook raises, so the operation never happens).
 EVENTS_REFUSED = (
     "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
@@ -55,6 +60,10 @@ EVENTS_IF_ARGUMENT = ("open", "import", "exec", "compile", "os.listdir", "os.sca
 # The codec registry imports `encodings.<normalised name>` for a codec name: only modules of that
 # stdlib package (normalisation keeps the name inside it), so `_codecs.encode(x, name)` stays allowed.
 IMPORTS_OK_PREFIX = ("encodings.",)
+# Reads inside the interpreter's installation are library data (zoneinfo validates its keys to
+# stay inside the tz database), even when an argument chose the file name.
+LIBRARY_DATA = tuple(sorted({sys.prefix, sys.base_prefix, *__import__("site").getsitepackages(),
+                             "/usr/share/zoneinfo"}))
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -139,9 +148,11 @@ class Watch:
             if writes:
                 self.note(f"open({text!r}, {mode!r}) for writing")
                 raise Refused(event)
-            if CANARY in text:
+            if CANARY in text and not text.startswith(LIBRARY_DATA):
                 self.note(f"open({text!r}, {mode!r})")
             return
+        if event == "compile" and _from_ast_parse():
+            return  # ast.literal_eval / ast.parse: a syntax tree, no code object
         if event.startswith(EVENTS_REFUSED):
             self.note(f"{event}{_short(args)}")
             raise Refused(event)
@@ -177,6 +188,15 @@ class Watch:
         return os.stat(self.existing).st_atime > 1_500
 
 
+def _from_ast_parse() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "parse" and frame.f_code.co_filename.endswith("ast.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _short(args: tuple, limit: int = 160) -> str:
     try:
         text = repr(args)
@@ -200,18 +220,23 @@ def _param_names(fn: Any) -> list[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "cls")]
 
 
-def calls_for(obj: Any, values: list[Any]) -> list[Callable[[], Any]]:
-    """The REDUCE / NEWOBJ / BUILD invocations to try on one allowed object."""
+def calls_for(obj: Any, values: list[Any], only: str | None = None) -> list[Callable[[], Any]]:
+    """The REDUCE / NEWOBJ / BUILD invocations to try on one allowed object, within `only`."""
+    if not callable(obj):
+        return []
     names = _param_names(obj)
-    out: list[Callable[[], Any]] = [lambda: obj()]
-    for v in values:
-        out.append(lambda v=v: obj(v))
-        out.append(lambda v=v: obj(v, "w"))
-        out.append(lambda v=v: obj(v, v, v))
-        out.append(lambda v=v: obj(v, False, 2))
-        if names:
-            out.append(lambda v=v: obj(**{n: v for n in names}))
-            out.append(lambda v=v: obj(**{names[0]: v, **{n: "w" for n in names[1:] if "mode" in n}}))
+    out: list[Callable[[], Any]] = []
+    if only is None:
+        out.append(lambda: obj())
+        for v in values:
+            out += [lambda v=v: obj(v), lambda v=v: obj(v, "w"), lambda v=v: obj(v, False, 2)]
+            if names:
+                out.append(lambda v=v: obj(**{n: v for n in names}))
+    elif only == "none-first":
+        for v in values:
+            out += [lambda v=v: obj(None, v), lambda v=v: obj(None, v, "w")]
+            if len(names) > 1:
+                out.append(lambda v=v: obj(None, **{n: v for n in names[1:]}))
     if isinstance(obj, type):
         for v in values[:5]:
             out.append(lambda v=v: obj.__new__(obj, v))
@@ -221,9 +246,11 @@ def calls_for(obj: Any, values: list[Any]) -> list[Callable[[], Any]]:
             setstate = getattr(inst, "__setstate__", None)
             if setstate is not None:
                 setstate(state)
+            else:
+                inst.__dict__.update(state)
 
+        keys = names or ["path", "filename", "file", "fname"]
         for v in values[:5]:
-            keys = names or ["path", "filename", "file", "fname"]
             out.append(lambda v=v: build({k: v for k in keys}))
             out.append(lambda v=v: build((v,)))
     return out
@@ -242,33 +269,86 @@ def resolve(entry: str) -> Any:
     raise ImportError(entry)
 
 
-def allow_entries() -> list[str]:
-    """Every exact entry of the built-in allowlist (the harness' default input)."""
+def allow_entries() -> dict[str, str | None]:
+    """Every entry of the built-in allowlist -> its constraint (None: any call)."""
     from modelshield.scanner import datafiles
 
-    return [name for group in datafiles.load("policy", "allow.toml").values() for name in group]
+    out: dict[str, str | None] = {}
+    for group in datafiles.load("policy", "allow.toml").values():
+        for name, value in group.items():
+            out[name] = value.get("only") if isinstance(value, dict) else None
+    return out
 
 
 def main() -> None:
-    root, entries_file, out_file = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
+    root, entries_file = os.path.abspath(sys.argv[1]), sys.argv[2]
     with open(entries_file, encoding="utf-8") as fh:
-        entries = json.load(fh)
-    for sub in ("cwd", "home", "tmp"):
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-    os.chdir(os.path.join(root, "cwd"))
+        entries: dict[str, str | None] = json.load(fh)
     warnings.simplefilter("ignore")
-    out = open(out_file, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
-
-    def emit(entry: str, **kw: Any) -> None:
-        out.write(json.dumps({"entry": entry, **kw}) + "\n")
-        out.flush()
-
+    results: dict[str, dict[str, Any]] = {}
     resolved: dict[str, Any] = {}
     for entry in entries:
         try:
             resolved[entry] = resolve(entry)
         except Exception as exc:  # noqa: BLE001 - a library that is not installed: nothing to call
-            emit(entry, violations=[], error=f"unresolved: {type(exc).__name__}: {exc}"[:200])
+            results[entry] = {"violations": [], "error": f"unresolved: {type(exc).__name__}: {exc}"[:200]}
+    for module in WARM_UP:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    names = list(resolved)
+    shares = {w: names[w::WORKERS] for w in range(WORKERS)}
+    running: dict[int, tuple[int, str]] = {}  # pid -> (worker, its output file)
+    for w in shares:
+        running[_fork(root, w, shares[w], resolved, entries)] = (w, f"{root}/w{w}.jsonl")
+    while running:
+        pid, status = os.waitpid(-1, 0)
+        worker, out = running.pop(pid)
+        started = None
+        for line in open(out, encoding="utf-8"):
+            row = json.loads(line)
+            if row.get("started"):
+                started = row["entry"]
+            else:
+                results[row["entry"]] = {"violations": row["violations"], "error": row["error"]}
+        if status != 0 and started is not None and started not in results:
+            results[started] = {"violations": [], "error": f"crashed the interpreter (wait status {status})"}
+        rest = [e for e in shares[worker] if e not in results]
+        if rest:
+            running[_fork(root, worker, rest, resolved, entries)] = (worker, out)
+    print(json.dumps(results))
+
+
+def _fork(root: str, worker: int, names: list[str], resolved: dict[str, Any], entries: dict) -> int:
+    """A child that calls `names` in sandbox `root/w<worker>` and appends to `root/w<worker>.jsonl`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        _child(os.path.join(root, f"w{worker}"), f"{root}/w{worker}.jsonl", names, resolved, entries)
+    except BaseException:  # noqa: BLE001 - report through the exit status, never return to the parent's code
+        code = 3
+    os._exit(code)
+
+
+def _child(root: str, out_file: str, names: list[str], resolved: dict[str, Any], entries: dict) -> None:
+    import tempfile
+
+    for sub in ("cwd", "home", "tmp"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    os.chdir(os.path.join(root, "cwd"))
+    os.environ.update(HOME=os.path.join(root, "home"), TMPDIR=os.path.join(root, "tmp"))
+    tempfile.tempdir = None
+    out = open(out_file, "a", encoding="utf-8")  # noqa: SIM115 - the child's whole life
+
+    def emit(entry: str, **kw: Any) -> None:
+        out.write(json.dumps({"entry": entry, **kw}) + "\n")
+        out.flush()
+
     watch = Watch(root)
     values = hostile_values(watch)
     watch.reset_canary()
@@ -276,10 +356,9 @@ def main() -> None:
     signal.signal(signal.SIGALRM, _alarm)
     sys.addaudithook(watch.hook)
     sys.meta_path.insert(0, watch)  # type: ignore[arg-type]
-    for entry, obj in resolved.items():
+    for entry in names:
         emit(entry, started=True)
-        t0 = time.monotonic()
-        attempts = calls_for(obj, values)
+        attempts = calls_for(resolved[entry], values, entries.get(entry))
         watch.current = entry
         error = None
         for attempt in attempts:
@@ -308,7 +387,7 @@ def main() -> None:
             watch.current = None
         watch.reset_canary()
         baseline = watch.snapshot()
-        emit(entry, violations=watch.found.get(entry, []), error=error, seconds=round(time.monotonic() - t0, 3))
+        emit(entry, violations=watch.found.get(entry, []), error=error)
 
 
 def _clean(tops: list[str], baseline: dict[str, tuple[int, int]]) -> None:

@@ -71,6 +71,7 @@ class Machine:
         self.dispatch = {code: getattr(self, "op_" + name) for code, (name, _) in OPCODES.items()}
         self.deferred: dict[int, tuple[V.Global, dict[str, Any]]] = {}  # getattr imports judged at use
         self.deferred_safe: set[int] = set()
+        self.constrained = False  # a global whose allow entry covers some uses only was imported
 
     # ----------------------------------------------------------------- driver
     def run(self) -> StreamOutcome:
@@ -160,6 +161,9 @@ class Machine:
         self.out.globals.append(g.full)
         cls = self.classify(module, name)
         g.verdict = cls.verdict
+        if cls.only is not None and cls.verdict == "allow":
+            g.only = cls.only
+            self.constrained = True
         full = g.canonical
         if full != g.full:
             via = f"{via} {g.full}"
@@ -230,6 +234,9 @@ class Machine:
         name = V.callable_name(func)
         self.out.calls.append(func.full if isinstance(func, V.Global) else name)
         verdict = func.verdict if isinstance(func, V.Global) else "computed"
+        outside = self._outside_entry(func, args, kwargs, opcode) if self.constrained and verdict == "allow" else None
+        if outside:
+            verdict = "unknown"
         folded = None
         if verdict != "allow":
             folded = V.fold(args) if isinstance(args, tuple) else [V.fold(args)]
@@ -240,12 +247,34 @@ class Machine:
             self.rep.add("MS-PKL-003", callable=name, args=folded, opcode=opcode, **self.site())
         elif verdict != "allow":
             self.out.risky_calls += 1
-            self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
+            self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode,
+                         **({"why": outside} if outside else {}), **self.site())
         elif isinstance(func, V.Global) and func.canonical in FACTORY_HOLDERS:
             self._factory(func, args)
         if self.on_call is not None and verdict != "allow":
             self.on_call(self, result, self.op_offset)
         return result
+
+    def _outside_entry(self, func: Any, args: Any, kwargs: Any, opcode: str) -> str | None:
+        """Why this call is outside what a constrained allow entry covers, or None.
+
+        "newobj" classes may be created without __init__ only; "none-first" ones called with None
+        first only. A constrained global handed to any other call (bar the class slot of
+        copyreg._reconstructor) leaves our sight: the callee may call it any way it likes.
+        """
+        if isinstance(func, V.Global) and func.only == "newobj" and opcode in ("REDUCE", "INST", "OBJ"):
+            return f"{func.canonical} is allowed only when created without __init__ (NEWOBJ); this {opcode} runs it"
+        if isinstance(func, V.Global) and func.only == "none-first" and \
+                not (isinstance(args, tuple) and args and args[0] is None):
+            return f"{func.canonical} is allowed only with None as its first argument"
+        items = list(args) if isinstance(args, tuple) else []
+        if isinstance(kwargs, V.PDict):
+            items += [v for _, v in kwargs.pairs]
+        reconstructor = isinstance(func, V.Global) and func.canonical == "copyreg._reconstructor"
+        for i, item in enumerate(items):
+            if isinstance(item, V.Global) and item.only is not None and not (reconstructor and i == 0):
+                return f"{item.canonical} (allowed only {item.only}) is handed to {V.callable_name(func)}, which may call it"
+        return None
 
     def _bound_method(self, args: Any, kwargs: Any) -> V.Global | None:
         """getattr(<allowed global>, "<plain name>") whose `global.name` is itself an exact allow entry."""
