@@ -77,7 +77,16 @@ CALL_CONSTRAINTS = {
     "newobj": "created without running __init__ (NEWOBJ, or the class slot of copyreg._reconstructor), "
               "the way pickle writes it",
     "none-first": "called with None as its first argument, the way pickle writes it",
+    "torchbind": "created without __init__ and restored from the state of a TorchBind class listed in "
+                 "picklevm.toml [torchbind_states] (torch.ScriptObject)",
+    "apply": "called as (f, args, state[, dict]): analysed as the call f(*args), checked on its own, then "
+             "its BUILD state (dill._create_array)",
+    "dill-type": "called with a type name of picklevm.toml [dill_types]: analysed as an import of that type, "
+                 "checked on its own (dill._load_type)",
 }
+# Constrained entries that stand for another, checked operation: exact entries of this kind beat a
+# deny of their module (dill is denied; these two helpers of it are judged by what they do).
+SEE_THROUGH = ("apply", "dill-type")
 
 
 @functools.lru_cache(maxsize=None)
@@ -190,11 +199,14 @@ class Policy:
         module = normalise_module(module)
         full = f"{module}.{name}" if name else module
         deny = _table("deny")
+        allow = _table("allow")
+        exact = allow.get(full)
+        if exact is not None and exact[2] in SEE_THROUGH and full not in deny:
+            return Classification("allow", full, exact[1], exact[0], exact[2])
         for candidate in _prefixes(full):
             if candidate in deny:
                 group, why, _ = deny[candidate]
                 return Classification("deny", candidate, why, group)
-        allow = _table("allow")
         # `module.*` covers plain names defined in that module: never attribute chains
         # ("a.b") or dunders (`numpy.__builtins__` reaches eval).
         plain = name.isidentifier() and not (name.startswith("__") and name.endswith("__"))
