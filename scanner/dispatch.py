@@ -19,7 +19,8 @@ from . import formats
 from .budgets import BudgetExceeded, FormatError
 from .findings import Status
 from .formats.interface import HEAD_SIZE, FormatModule
-from .suffixes import loader_hint
+from .analysis.picklevm.trial import refusal
+from .suffixes import decided_by_unpickler, loader_hint
 
 if TYPE_CHECKING:
     from .blob import Blob
@@ -80,13 +81,18 @@ def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
 
 
 def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> str:
-    """No format module claims the content: inconclusive if a loader opens such names."""
+    """No format module claims the content: inventoried, unless a loader we cannot follow opens
+    such names (inconclusive). Names of content-decided unpickling loaders get a message only."""
     hint = loader_hint(name)
     if blob.size == 0:
         if hint:
             ctx.add("MS-GEN-006", format="empty file", error=f"0 bytes, but {hint} would open it")
         return "empty"
-    if hint:
+    if hint and decided_by_unpickler(name):
+        ctx.add("MS-PKL-016", hint=hint, reason=refusal(blob))
+        if ctx.member is None:
+            ctx.artefact.status = Status.INVENTORIED
+    elif hint:
         ctx.add("MS-GEN-002", hint=hint)
     elif ctx.member is None:
         ctx.add("MS-GEN-001")

@@ -63,3 +63,65 @@ def test_indirect_builtins_still_need_their_callable_checked():
     evil = glob("builtins", "sorted") + b"(]S'id'\na" + glob("os", "system") + b"tR"  # sorted(items, os.system)
     run = run_vm(b"\x80\x02" + evil + b".")
     assert run.by_rule("MS-PKL-001") and run.verdict == "unsafe"
+
+
+# ---------------------------------------------------------------- the former strict xfails
+def test_dill_helpers_are_judged_by_what_they_do(tmp_path):
+    import dill
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = np.arange(30.0).reshape(10, 3), np.arange(10.0)
+    (tmp_path / "rf.pkl").write_bytes(dill.dumps(RandomForestRegressor(n_estimators=2, random_state=0).fit(X, y)))
+    pipe = Pipeline([("ct", ColumnTransformer([("s", StandardScaler(), [0, 1])], remainder="passthrough"))])
+    (tmp_path / "ct.pkl").write_bytes(dill.dumps(pipe.fit(X, y)))
+    report = scan(str(tmp_path))
+    assert report.verdict.value == "clean", [(f.rule_id, f.callable) for _, _, f in report.all_findings()]
+
+
+@pytest.mark.parametrize("body, rule", [
+    (glob("dill._dill", "_create_array") + b"(" + glob("os", "system") + b"(S'id'\ntNtR", "MS-PKL-003"),
+    (glob("dill._dill", "_load_type") + b"(S'CodeType'\ntR", "MS-PKL-001"),
+    (glob("dill._dill", "_load_type") + b"(S'no such type'\ntR", "MS-PKL-004"),
+    (glob("dill._dill", "_create_array") + b"(S'x'\ntR", "MS-PKL-004"),
+])
+def test_dill_helpers_used_otherwise_are_flagged(body, rule):
+    run = run_vm(b"\x80\x02" + body + b".")
+    assert run.by_rule(rule), run.ids
+
+
+def test_dill_create_array_runs_its_callable_under_the_real_loader(tmp_path):
+    import os
+    import subprocess
+
+    data = b"\x80\x02" + glob("dill._dill", "_create_array") + b"(" + glob("os", "system") + \
+        b"(S'touch \"$MODELSHIELD_MARKER\"'\ntNtR."
+    (tmp_path / "evil.pkl").write_bytes(data)
+    marker = tmp_path / "marker"
+    subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))",
+                    str(tmp_path / "evil.pkl")], env={**os.environ, "MODELSHIELD_MARKER": str(marker)},
+                   capture_output=True)
+    assert marker.exists()
+    assert scan(str(tmp_path / "evil.pkl")).verdict.value == "unsafe"
+
+
+def test_bound_method_of_an_instance_is_the_method_unless_its_state_shadows_it():
+    gen = glob("scipy.stats._discrete_distns", "poisson_gen")
+    getattr_ = glob("builtins", "getattr")
+    method = getattr_ + b"(" + gen + b")\x81S'_entropy'\ntR"
+    assert not run_vm(b"\x80\x02" + method + b".").by_rule("MS-PKL-001")
+    shadowed = getattr_ + b"(" + gen + b")\x81}S'_entropy'\nS'x'\nsbS'_entropy'\ntR"
+    assert run_vm(b"\x80\x02" + shadowed + b".").by_rule("MS-PKL-001")
+    other = getattr_ + b"(" + gen + b")\x81S'_cdf'\ntR"  # a method without an exact allow entry
+    assert run_vm(b"\x80\x02" + other + b".").by_rule("MS-PKL-001")
+
+
+def test_legacy_module_persistent_id_resolves_to_its_class(tmp_path):
+    import torch
+    from torch import nn
+
+    torch.save(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), tmp_path / "ok.pt", _use_new_zipfile_serialization=False)
+    assert scan(str(tmp_path / "ok.pt")).verdict.value == "clean"

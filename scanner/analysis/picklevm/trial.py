@@ -75,6 +75,7 @@ class _Trial(Machine):
 
 
 _CACHE: "weakref.WeakKeyDictionary[Blob, Start | None]" = weakref.WeakKeyDictionary()
+_REFUSED: "weakref.WeakKeyDictionary[Blob, str]" = weakref.WeakKeyDictionary()
 
 
 def start_of(blob: "Blob", head: bytes | None = None) -> Start | None:
@@ -85,9 +86,19 @@ def start_of(blob: "Blob", head: bytes | None = None) -> Start | None:
         pass
     except TypeError:  # not weak-referenceable: no memo
         return _start(blob, head if head is not None else blob.head(1 << 16))
-    result = _start(blob, head if head is not None else blob.head(1 << 16))
+    reasons: list[str] = []
+    result = _start(blob, head if head is not None else blob.head(1 << 16), reasons)
     _CACHE[blob] = result
+    if reasons:
+        _REFUSED[blob] = reasons[-1]
     return result
+
+
+def refusal(blob: "Blob") -> str:
+    """Why an unpickler reading `blob` from offset 0 stops before running anything (after start_of)."""
+    if start_of(blob) is not None:
+        return ""
+    return _REFUSED.get(blob, "its first byte is no pickle opcode")
 
 
 def start_of_bytes(data: bytes) -> Start | None:
@@ -95,8 +106,13 @@ def start_of_bytes(data: bytes) -> Start | None:
     return _start(BytesBlob(data), data)
 
 
-def _start(blob: "Blob", head: bytes) -> Start | None:
-    if not head or head[0] not in OPCODES:
+def _start(blob: "Blob", head: bytes, reasons: list[str] | None = None) -> Start | None:
+    reasons = [] if reasons is None else reasons
+    if not head:
+        reasons.append("no data")
+        return None
+    if head[0] not in OPCODES:
+        reasons.append(f"invalid load key {chr(head[0])!r} at offset 0")
         return None
     proto_led = head[0] == PROTO and len(head) > 1 and head[1] <= HIGHEST_PROTOCOL
     outcome = _run(BytesBlob(head), len(head))
@@ -106,6 +122,7 @@ def _start(blob: "Blob", head: bytes) -> Start | None:
         return dataclasses.replace(outcome, proto_led=proto_led)
     if proto_led:  # a broken pickle by intent: analysed (and inconclusive) as one
         return Start(False, False, proto_led=True, reason=str(outcome))
+    reasons.append(str(outcome))
     return None
 
 
