@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,7 +22,7 @@ from modelshield.scanner.findings import Report
 class _DefaultCreate(TyperGroup):
     """`modelshield sbom TARGET ...` means `modelshield sbom create TARGET ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["create", *args]
         return super().parse_args(ctx, args)
@@ -54,10 +53,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         error(f"cannot read {path}: {exc.strerror or exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         error(f"{path} is not JSON: {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         error(f"{path} is not a CycloneDX JSON BOM")
         raise typer.Exit(2)
@@ -89,10 +88,10 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
             typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except ValueError as exc:
         error(str(exc))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     from modelshield.sbom import builder
 
     for note in getattr(builder.build_bom, "last_notes", []):

@@ -78,7 +78,8 @@ def _check_config(cfg: Artefact, refs: list[dict[str, Any]], by_path: dict[str, 
 def _closure(start: str, by_path: dict[str, Artefact]) -> list[tuple[str, str]]:
     """`start` and the files its relative imports pull in (transformers: relative to start's folder)."""
     folder = posixpath.dirname(start)
-    out, todo, seen = [], [(start, start)], {start}
+    out: list[tuple[str, str]] = []
+    todo, seen = [(start, start)], {start}
     while todo and len(out) < 500:
         path, via = todo.pop(0)
         out.append((path, via))
