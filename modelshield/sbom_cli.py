@@ -15,7 +15,7 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, load_policy, source_options, write_output
+from modelshield.cli_common import FailOn, error, load_policy, read_bom_json, source_options, write_output
 from modelshield.scanner.findings import Report
 
 
@@ -45,22 +45,6 @@ class SpecVersion(str, enum.Enum):
 class DiffFormat(str, enum.Enum):
     text = "text"
     json = "json"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        error(f"cannot read {path}: {exc.strerror or exc}")
-        raise typer.Exit(2) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        error(f"{path} is not JSON: {exc}")
-        raise typer.Exit(2) from None
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        error(f"{path} is not a CycloneDX JSON BOM")
-        raise typer.Exit(2)
-    return doc
 
 
 def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Optional[str]) -> Any:
@@ -109,7 +93,7 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
         # The scan's own error lines follow; its exit code (2) stands.
         typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
         return
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     write_output(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
                       reproducible=reproducible), Path(path))
 
@@ -145,7 +129,7 @@ def create(
     who = attribution(supplier, manufacturer, author)
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     report = scan(targets, policy=pol, options=options)
     errors = [t.error for t in report.targets if t.error]
     for message in errors:
@@ -172,7 +156,7 @@ def diff_cmd(
     """Compare two BOMs. Exit 0 same, 1 hash drift / added or removed files / new findings, 2 error."""
     from modelshield.sbom.diff import diff
 
-    result = diff(_read_json(old), _read_json(new))
+    result = diff(read_bom_json(old), read_bom_json(new))
     if format is DiffFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -190,7 +174,7 @@ def validate_cmd(
     """Strict schema validation (1.6 or 1.7). Exit 0 valid, 1 invalid, 2 unreadable."""
     from modelshield.sbom.validate import schema_errors
 
-    doc = _read_json(path)
+    doc = read_bom_json(path)
     version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
     errors = schema_errors(doc, version)
     if errors:
@@ -199,3 +183,13 @@ def validate_cmd(
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
+
+
+def _register_audit() -> None:
+    """`sbom audit` lives with the advisories (modelshield.advisories_cli)."""
+    from modelshield.advisories_cli import sbom_audit
+
+    app.command("audit")(sbom_audit)
+
+
+_register_audit()
