@@ -92,6 +92,7 @@ class Policy:
     inconclusive_ok: bool = False  # policy `inconclusive = "pass"`: exit 0 instead of 2
     budgets: Budgets = field(default_factory=Budgets)
     extra_allow: dict[str, str] = field(default_factory=dict)
+    allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
     # the raw [advisories] table (modelshield.advisories validates it)
     advisories: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +160,7 @@ class Policy:
                 if not isinstance(why, str) or not why.strip():
                     raise PolicyError(f"allow.globals.{name!r} needs a justification string")
                 policy.extra_allow[name] = why
+            policy.allowed_code = _allowed_code(data.get("allow", {}).get("code", {}))
             for i, item in enumerate(data.get("suppress", [])):
                 policy.suppressions.append(_suppression(item, i))
             if not isinstance(data.get("advisories", {}), dict):
@@ -211,6 +213,19 @@ class Policy:
     def describe(self) -> dict[str, Any]:
         return {"source": self.source or "built-in defaults", "sha256": self.digest,
                 "fail_on": str(self.fail_on), "inconclusive": "pass" if self.inconclusive_ok else "fail"}
+
+
+def _allowed_code(table: dict[str, Any]) -> dict[str, str]:
+    """`[allow.code]`: SHA-256 of a reviewed code file -> who reviewed it and why."""
+    out: dict[str, str] = {}
+    for digest, why in table.items():
+        key = digest.lower().removeprefix("sha256:")
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise PolicyError(f"allow.code.{digest!r} must be the file's SHA-256 (64 hex digits)")
+        if not isinstance(why, str) or not why.strip():
+            raise PolicyError(f"allow.code.{digest!r} needs a justification string (who reviewed it, why)")
+        out[key] = why
+    return out
 
 
 def _prefixes(full: str) -> list[str]:
