@@ -102,6 +102,7 @@ class Layers:
     def load(cls, modules: dict[str, Path]) -> "Layers":
         raw = tomllib.loads((HERE / "layers.toml").read_text(encoding="utf-8"))
         names, rank, group, siblings = [], {}, {}, set()
+        best: dict[str, int] = {}  # module -> specificity of the pattern that placed it
         for index, layer in enumerate(raw["layer"]):
             names.append(layer["name"])
             if layer.get("siblings"):
@@ -109,9 +110,15 @@ class Layers:
             for pattern in layer["modules"]:
                 prefix = pattern[:-2] if pattern.endswith(".*") else None
                 for module in modules:
-                    if module == pattern or (prefix and (module == prefix or module.startswith(prefix + "."))):
-                        assert module not in rank, f"{module} is in two layers"
-                        rank[module], group[module] = index, pattern
+                    if module == pattern:
+                        specificity = 10_000  # a module named exactly beats any pattern
+                    elif prefix and (module == prefix or module.startswith(prefix + ".")):
+                        specificity = len(prefix)  # the longest package pattern wins
+                    else:
+                        continue
+                    assert best.get(module) != specificity, f"{module} is placed twice by {pattern}"
+                    if specificity > best.get(module, -1):
+                        best[module], rank[module], group[module] = specificity, index, pattern
         return cls(names, rank, group, siblings)
 
 
