@@ -121,9 +121,12 @@ class Policy:
     extra_allow: dict[str, str] = field(default_factory=dict)
     allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
-    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
+    # the raw [advisories] table (modelshield.advisories validates it)
+    advisories: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     digest: str | None = None
+    trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
+    require_signature: bool = False  # --require-signature: anything but a valid signature blocks
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
 
     @classmethod
@@ -169,7 +172,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "trust"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -192,6 +195,10 @@ class Policy:
             if not isinstance(data.get("advisories", {}), dict):
                 raise PolicyError("[advisories] must be a table")
             policy.advisories = dict(data.get("advisories", {}))
+            if "trust" in data:
+                from .signatures.trust import TrustPolicy
+
+                policy.trust = TrustPolicy.from_mapping(data["trust"], source)
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy

@@ -86,7 +86,7 @@ def sniff(head: bytes, blob: Blob, name: str) -> bool:
     for names a loader opens with Python's `zipfile` (keras, skops, pandas...), an archive that
     `zipfile` finds behind prepended bytes. Content nothing else recognises is tried the same way
     (`fallback`)."""
-    if head.startswith((SIG_LOCAL, SIG_EOCD)) or head.startswith(SIG_DESCRIPTOR + SIG_LOCAL):
+    if head.startswith((SIG_LOCAL, SIG_EOCD, SIG_DESCRIPTOR + SIG_LOCAL)):
         return True
     return name.lower().endswith(zipfile_suffixes()) and zipfile_opens(blob)
 

@@ -40,7 +40,7 @@ def render(report: Report) -> str:
     results = []
     artifacts: dict[str, int] = {}
     for target, artefact, finding in report.all_findings():
-        uri = _uri(target, artefact.path if artefact else ".")
+        uri = _uri(target, artefact.path if artefact else (finding.location.path or "."))
         if uri not in artifacts:
             artifacts[uri] = len(artifacts)
         result = _result(finding, uri, artifacts[uri], index[finding.rule_id])
@@ -116,5 +116,6 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
     }
     if finding.suppressed:
         result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                   "justification": f"{finding.suppressed.reason} (expires {finding.suppressed.expires})"}]
+                                   "justification": f"{finding.suppressed.reason} "
+                                                    f"(expires {finding.suppressed.expires})"}]
     return result
