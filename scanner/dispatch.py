@@ -57,7 +57,10 @@ def views(blob: "Blob", name: str) -> list[FormatModule]:
             found.append(module)
             unpickler = unpickler or module.NAME in formats.UNPICKLER_AT_0
     if not found:  # unrecognised content: a loader that is told what it is may still open it
-        found = [m for m in formats.modules() if getattr(m, "fallback", None) and m.fallback(blob, name)][:1]
+        for module in formats.modules():
+            fallback = getattr(module, "fallback", None)
+            if fallback is not None and fallback(blob, name):
+                return [module]
     return found
 
 

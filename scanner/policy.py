@@ -102,7 +102,8 @@ def _table(name: str) -> dict[str, tuple[str, str, str | None]]:
         for entry, value in entries.items():
             only = None
             if isinstance(value, dict) and name == "allow":
-                value, only = value.get("why"), value.get("only")
+                only = value.get("only")
+                value = value.get("why")
                 if only not in CALL_CONSTRAINTS:
                     raise PolicyError(f"{name}.toml: {entry}: only must be one of {', '.join(CALL_CONSTRAINTS)}")
             if not isinstance(value, str) or not value.strip():

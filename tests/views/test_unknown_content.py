@@ -35,7 +35,9 @@ def test_the_loaders_really_refuse_such_content(tmp_path):
     path = tmp_path / "weights.bin"
     np.linspace(-3, 3, 4096, dtype=np.float32).tofile(path)
     code = ("import sys, pickle, torch, joblib\n"
-            "for load in (lambda p: pickle.load(open(p, 'rb')), lambda p: torch.load(p, weights_only=False), joblib.load):\n"
+            "loaders = (lambda p: pickle.load(open(p, 'rb')), lambda p: torch.load(p, weights_only=False),\n"
+            "           joblib.load)\n"
+            "for load in loaders:\n"
             "    try:\n        load(sys.argv[1])\n    except Exception:\n        continue\n    sys.exit('loaded')\n")
     assert subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True).returncode == 0
 

@@ -258,8 +258,10 @@ class Machine:
             self.rep.add("MS-PKL-003", callable=name, args=folded, opcode=opcode, **self.site())
         elif verdict != "allow":
             self.out.risky_calls += 1
-            self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode,
-                         **({"why": outside} if outside else {}), **self.site())
+            if outside:
+                self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, why=outside, **self.site())
+            else:
+                self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
         elif isinstance(func, V.Global) and func.canonical in FACTORY_HOLDERS:
             self._factory(func, args)
         if self.on_call is not None and verdict != "allow":
@@ -286,7 +288,8 @@ class Machine:
         reconstructor = isinstance(func, V.Global) and func.canonical == "copyreg._reconstructor"
         for i, item in enumerate(items):
             if isinstance(item, V.Global) and item.only is not None and not (reconstructor and i == 0):
-                return f"{item.canonical} (allowed only {item.only}) is handed to {V.callable_name(func)}, which may call it"
+                return (f"{item.canonical} (allowed only {item.only}) is handed to {V.callable_name(func)}, "
+                        "which may call it")
         return None
 
     def _see_through(self, func: V.Global, args: Any, kwargs: Any, opcode: str) -> Any:
@@ -295,7 +298,8 @@ class Machine:
         if kwargs is not None or not isinstance(args, tuple):
             return None
         if func.only == "dill-type":  # dill._load_type(name) -> _reverse_typemap[name]
-            target = nested.tables()["dill_types"].get(args[0]) if len(args) == 1 and isinstance(args[0], str) else None
+            named = len(args) == 1 and isinstance(args[0], str)
+            target = nested.tables()["dill_types"].get(args[0]) if named else None
             if target is None:
                 return None
             module, _, attr = target.rpartition(".")
@@ -335,17 +339,17 @@ class Machine:
         if not (isinstance(attr, str) and attr.isidentifier() and not attr.startswith("__")):
             return None
         if not isinstance(owner, V.Global):
-            cls = V.class_of(owner)
+            made_by = V.class_of(owner)
             state = owner.state if isinstance(owner, V.Call) else None
-            if cls is None or state is not None and not (isinstance(state, V.PDict) and
-                                                           all(k != attr for k, _ in state.pairs)):
+            if made_by is None or state is not None and not (isinstance(state, V.PDict) and
+                                                               all(k != attr for k, _ in state.pairs)):
                 return None
-            owner = cls
+            owner = made_by
         if owner.verdict != "allow":
             return None
         method = V.Global(owner.module, f"{owner.name}.{attr}", self.op_offset)
-        cls = self.ctx.policy.classify(owner.module, method.name)
-        if cls.verdict != "allow" or cls.entry != method.canonical:
+        entry = self.ctx.policy.classify(owner.module, method.name)
+        if entry.verdict != "allow" or entry.entry != method.canonical:
             return None
         method.verdict = "allow"
         return method
