@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ...budgets import BudgetExceeded
 from ...policy import Classification
-from . import nested
+from ... import datafiles
 from . import values as V
 from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
 
@@ -299,7 +299,7 @@ class Machine:
             return None
         if func.only == "dill-type":  # dill._load_type(name) -> _reverse_typemap[name]
             named = len(args) == 1 and isinstance(args[0], str)
-            target = nested.tables()["dill_types"].get(args[0]) if named else None
+            target = datafiles.load("policy", "picklevm.toml")["dill_types"].get(args[0]) if named else None
             if target is None:
                 return None
             module, _, attr = target.rpartition(".")
@@ -322,7 +322,7 @@ class Machine:
             return None
         state = items[0] if method == "__setstate__" and len(items) == 1 else None
         name = state[1] if isinstance(state, tuple) and len(state) == 2 else None
-        if isinstance(name, str) and name in nested.tables()["torchbind_states"]:
+        if isinstance(name, str) and name in datafiles.load("policy", "picklevm.toml")["torchbind_states"]:
             return None
         return f"{cls.canonical} restores a TorchBind class not known to hold data only ({V.fold(name)!r})"
 
