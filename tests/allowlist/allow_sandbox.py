@@ -33,6 +33,7 @@ import os
 import pathlib
 import signal
 import sys
+import time
 import warnings
 from typing import Any, Callable
 
@@ -69,16 +70,6 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 class Refused(Exception):
     """Raised by the audit hook to stop an operation that reaches outside."""
-
-
-class FsPath:
-    """An os.PathLike that is not a str (what `pathlib` objects are to library code)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __fspath__(self) -> str:
-        return self.path
 
 
 class Impostor:
@@ -206,9 +197,12 @@ def _short(args: tuple, limit: int = 160) -> str:
 
 
 def hostile_values(watch: Watch) -> list[Any]:
-    s, p, f, b, i = watch.canaries
-    return [s, pathlib.Path(p), FsPath(f), os.fsencode(b), Impostor(i), pathlib.Path(watch.existing),
-            watch.existing, f"{CANARY}_module", (f"{CANARY}.invalid", 9)]
+    """Path-likes of every kind (str, bytes, pathlib, an impostor whose __fspath__/__str__/
+    __index__/__iter__ all lead to a canary), an existing file (native reads), a module name and a
+    network address. The first five also serve as NEWOBJ arguments and BUILD states."""
+    s, p, _, b, i = watch.canaries
+    return [s, pathlib.Path(p), Impostor(i), os.fsencode(b), watch.existing, pathlib.Path(watch.existing),
+            f"{CANARY}_module", (f"{CANARY}.invalid", 9)]
 
 
 def _param_names(fn: Any) -> list[str]:
@@ -358,6 +352,7 @@ def _child(root: str, out_file: str, names: list[str], resolved: dict[str, Any],
     sys.meta_path.insert(0, watch)  # type: ignore[arg-type]
     for entry in names:
         emit(entry, started=True)
+        began = time.monotonic()
         attempts = calls_for(resolved[entry], values, entries.get(entry))
         watch.current = entry
         error = None
@@ -387,7 +382,7 @@ def _child(root: str, out_file: str, names: list[str], resolved: dict[str, Any],
             watch.current = None
         watch.reset_canary()
         baseline = watch.snapshot()
-        emit(entry, violations=watch.found.get(entry, []), error=error)
+        emit(entry, violations=watch.found.get(entry, []), error=error, seconds=round(time.monotonic() - began, 4))
 
 
 def _clean(tops: list[str], baseline: dict[str, tuple[int, int]]) -> None:
