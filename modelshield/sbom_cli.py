@@ -16,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, load_policy, source_options, write_output
+from modelshield.cli_common import FailOn, Phase, SpecVersion, error, load_policy, source_options, write_output
 from modelshield.scanner.findings import Report
 
 
@@ -30,17 +30,8 @@ class _DefaultCreate(TyperGroup):
 
 
 app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.")
-
-
-class Phase(str, enum.Enum):
-    development = "development"
-    deployment = "deployment"
-
-
-class SpecVersion(str, enum.Enum):
-    v1_6 = "1.6"
-    v1_7 = "1.7"
+                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.",
+                  epilog="\b\nExamples:\n  modelshield sbom ./model -o model.dev.cdx.json\n  modelshield sbom validate model.cdx.json")
 
 
 class DiffFormat(str, enum.Enum):
@@ -103,7 +94,9 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
                       reproducible=reproducible), Path(path))
 
 
-@app.command()
+@app.command(epilog="\b\nExamples:\n  modelshield sbom ./model --phase development -o model.dev.cdx.json\n"
+                     "  modelshield sbom hf://org/name@<commit> --spec-version 1.7 -o model.dev.cdx.json\n"
+                     "  modelshield sbom ./release --phase deployment --from-bom model.dev.cdx.json -o model.cdx.json")
 def create(
     targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
     phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
@@ -118,7 +111,7 @@ def create(
     max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: download cap (e.g. 5GB)."),
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
 
@@ -149,7 +142,8 @@ def create(
                + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
 
 
-@app.command("diff")
+@app.command("diff", epilog="\b\nExamples:\n  modelshield sbom diff model.dev.cdx.json model.cdx.json\n"
+                             "  modelshield sbom diff old.cdx.json new.cdx.json --format json")
 def diff_cmd(
     old: Path = typer.Argument(..., help="The earlier BOM (e.g. the development BOM)."),
     new: Path = typer.Argument(..., help="The later BOM."),
@@ -168,7 +162,8 @@ def diff_cmd(
     raise typer.Exit(1 if result.drifted else 0)
 
 
-@app.command("validate")
+@app.command("validate", epilog="\b\nExamples:\n  modelshield sbom validate model.cdx.json\n"
+                                 "  modelshield sbom validate model.cdx.json --spec-version 1.7")
 def validate_cmd(
     path: Path = typer.Argument(..., help="A CycloneDX JSON BOM."),
     spec_version: Optional[SpecVersion] = typer.Option(None, "--spec-version", help="Validate against this version instead of the BOM's specVersion."),
@@ -177,7 +172,12 @@ def validate_cmd(
     from modelshield.sbom.validate import schema_errors
 
     doc = _read_json(path)
-    version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
+    declared = str(doc.get("specVersion", ""))
+    version = spec_version.value if spec_version else declared
+    if spec_version and declared != version:
+        typer.echo(f"{path}: declares CycloneDX {declared or '(no specVersion)'}, not {version}; "
+                   f"validate it as {declared or 'its own version'} (omit --spec-version)")
+        raise typer.Exit(1)
     errors = schema_errors(doc, version)
     if errors:
         for line in errors[:200]:
