@@ -9,9 +9,10 @@ rules (`escape.workflow_data` / `workflow_property`: `%`, CR, LF, and `:` `,` in
 """
 from __future__ import annotations
 
-from ..findings import Finding, Kind, Report, Severity
+import os
+
+from ..findings import Finding, Kind, Report, Severity, TargetResult
 from . import escape
-from .sarif import _uri
 from .text import call_text, where
 from .words import plural
 
@@ -26,11 +27,11 @@ def render(report: Report, verbose: bool = False) -> str:
         if finding.severity is Severity.INFO and finding.kind is Kind.INFO and not verbose:
             continue
         level = _level(report, finding)
-        props = {"file": _uri(target, artefact.path if artefact else "."),
+        props = {"file": _file(target, artefact.path if artefact else "."),
                  "title": f"{finding.rule_id} ({finding.severity}{', waived' if finding.suppressed else ''})"}
         if finding.location.line is not None and not finding.location.member:
             props["line"] = str(max(finding.location.line, 1))
-        lines.append(_command(level, props, _message(finding), uri=True))
+        lines.append(_command(level, props, _message(finding)))
     blocking = len(report.blocking())
     s = report.summary()
     lines.append(_command("notice", {"title": f"modelshield: {report.verdict.value}"},
@@ -63,15 +64,19 @@ def _message(f: Finding) -> list[str]:
     return lines
 
 
-def _command(level: str, props: dict[str, str], message: str | list[str], uri: bool = False) -> str:
-    """`::level k=v,...::message`. A message given as escaped lines keeps its line breaks (as
-    %0A); a plain string is escaped to one line. A `file` URI is decoded back to the path GitHub
-    matches against the checkout (percent-encoding is for SARIF, not for annotations)."""
-    if uri and "file" in props:
-        from urllib.parse import unquote
+def _file(target: TargetResult, path: str) -> str:
+    """The path GitHub matches against the checkout: relative to the working folder for local
+    files inside it, else the absolute path (Hub and URL targets: the target and member path)."""
+    if target.root is None:
+        return path if path != "." else target.target
+    full = os.path.normpath(os.path.join(target.root, path))
+    rel = os.path.relpath(full, os.getcwd())
+    return full if rel.startswith("..") else rel.replace(os.sep, "/")
 
-        path = props["file"]
-        props["file"] = unquote(path, errors="surrogateescape") if "://" not in path else path
+
+def _command(level: str, props: dict[str, str], message: str | list[str]) -> str:
+    """`::level k=v,...::message`. A message given as escaped lines keeps its line breaks (as
+    %0A); a plain string is escaped to one line."""
     parts = ",".join(f"{k}={escape.workflow_property(v)}" for k, v in props.items())
     body = escape.workflow_data("\n".join(message), escaped=True) if isinstance(message, list) \
         else escape.workflow_data(message)
