@@ -29,6 +29,7 @@ class Format(str, enum.Enum):
     sarif = "sarif"
     markdown = "markdown"
     github = "github"
+    gitlab = "gitlab"
 
 
 SCAN_EXAMPLES = """\b
@@ -62,6 +63,21 @@ def progress_printer(quiet: bool):
     return bar, on_event
 
 
+def _pair_outputs(formats: list[Format], outputs: list[Path]) -> dict[Format, Optional[Path]]:
+    """--format/-o pairs by position: the n-th format goes to the n-th -o, a format without one
+    to stdout (only one may); one -o without --format takes the text report."""
+    formats = formats or [Format.text]
+    if len(outputs) > len(formats):
+        fail("more -o than --format: give one --format per -o")
+    if len(set(formats)) != len(formats):
+        fail("give each --format once")
+    paths: list[Optional[Path]] = [None if str(p) == "-" else p for p in outputs]
+    paths += [None] * (len(formats) - len(paths))
+    if paths.count(None) > 1:
+        fail("only one --format can go to stdout; give the others an -o FILE")
+    return dict(zip(formats, paths))
+
+
 def use_color(output: Optional[Path]) -> bool:
     """ANSI colour only for text on a terminal, unless NO_COLOR is set (https://no-color.org)."""
     return (output is None or str(output) == "-") and sys.stdout.isatty() and not os.environ.get("NO_COLOR") \
@@ -71,8 +87,8 @@ def use_color(output: Optional[Path]) -> bool:
 @app.command(epilog=SCAN_EXAMPLES)
 def scan(
     targets: list[str] = typer.Argument(..., metavar="TARGET", help="Files, folders, hf://org/name[@rev], hf://datasets/..., HF cache folders, or https:// URLs."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format (columns: the text report as a table)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report here (default: stdout)."),
+    format: list[Format] = typer.Option([], "--format", "-f", help="Output format [default: text] (columns: the text report as a table; gitlab: GitLab's SAST security report). Repeat with -o to write several reports from one scan."),
+    output: list[Path] = typer.Option([], "--output", "-o", metavar="FILE", help="Write the report of the matching --format here (default: stdout; '-' is stdout)."),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Exit 1 on findings at or above this severity [default: high, or the policy's]."),
     policy: Optional[Path] = typer.Option(None, "--policy", metavar="FILE", help="Policy file (default: modelshield.toml or [tool.modelshield] in pyproject.toml, searched from here up to the repository root or home folder)."),
     no_policy: bool = typer.Option(False, "--no-policy", help="Ignore every policy file: built-in defaults only."),
@@ -95,7 +111,9 @@ def scan(
 
     pol = load_policy(policy, fail_on, no_policy)
     options = source_options(include, exclude, max_download, offline, cache_dir, include_vcs)
-    check_output_path(output, "-o")
+    reports = _pair_outputs(format, output)
+    for path in reports.values():
+        check_output_path(path, "-o")
     check_output_path(sbom, "--sbom")
     if quiet or not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
@@ -105,12 +123,11 @@ def scan(
             report = api_scan(targets, policy=pol, progress=on_event, options=options)
     else:
         report = api_scan(targets, policy=pol, options=options)
-    on_stdout = output is None or str(output) == "-"
-    text = renderers.render(report, format.value, quiet=quiet, verbose=verbose, color=use_color(output),
-                            width=shutil.get_terminal_size().columns, errors=not on_stdout)
     for message in report.errors:  # on stderr, once (a text report on stdout leaves them out)
         typer.echo(f"modelshield: error: {escape.text(message)}", err=True)
-    write_output(text, output)
+    for fmt, path in reports.items():
+        write_output(renderers.render(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
+                                      width=shutil.get_terminal_size().columns, errors=path is not None), path)
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
 

@@ -9,7 +9,7 @@ import importlib
 from ..findings import Report
 
 # --format name -> module; `columns` is the text module's column layout.
-FORMATS = ("text", "columns", "json", "sarif", "markdown", "github")
+FORMATS = ("text", "columns", "json", "sarif", "markdown", "github", "gitlab")
 
 
 def render(report: Report, fmt: str, *, quiet: bool = False, verbose: bool = False, color: bool = False,
