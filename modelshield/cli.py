@@ -12,10 +12,8 @@ from typing import Optional
 import typer
 
 from modelshield import __version__, scan as api_scan
-from modelshield.cli_common import (ConventionGroup, FailOn, Phase, SpecVersion, check_output_path, fail,
+from modelshield.cli_common import (ConventionGroup, FailOn, Phase, SpecVersion, check_output_path, error, fail,
                                     load_policy, make_app, print_version, source_options, write_output)
-from modelshield.scanner.output import escape
-from modelshield.scanner.findings import Report
 
 app = make_app(cls=ConventionGroup, help="Static scanner and ML-BOM generator for third-party models and datasets.",
                epilog="\b\nExamples:\n  modelshield scan ./model\n  modelshield scan hf://org/name@main --format sarif -o scan.sarif"
@@ -124,7 +122,7 @@ def scan(
     else:
         report = api_scan(targets, policy=pol, options=options)
     for message in report.errors:  # on stderr, once (a text report on stdout leaves them out)
-        typer.echo(f"modelshield: error: {escape.text(message)}", err=True)
+        error(message)
     for fmt, path in reports.items():
         write_output(renderers.render(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
                                       width=shutil.get_terminal_size().columns, errors=path is not None), path)

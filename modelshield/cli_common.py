@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from modelshield import Policy, PolicyError, SourceOptions, __version__
+from modelshield.scanner.output import escape
 from modelshield.scanner.policy import parse_fail_on
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -96,8 +97,8 @@ def make_app(**kwargs: Any) -> typer.Typer:
 
 
 def error(message: str) -> None:
-    """One line on stderr."""
-    typer.echo(f"modelshield: error: {message}", err=True)
+    """One line on stderr (escaped: messages often carry artefact or path strings)."""
+    typer.echo(f"modelshield: error: {escape.text(message)}", err=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from modelshield.cli_common import FailOn, Phase, SpecVersion, error, load_policy, source_options, write_output
 from modelshield.scanner.findings import Report
+from modelshield.scanner.output import escape
 
 
 class _DefaultCreate(TyperGroup):
@@ -67,7 +68,7 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {escape.text(line)}", err=True)
         raise typer.Exit(2)
     except ValueError as exc:
         error(str(exc))
@@ -75,7 +76,7 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
     from modelshield.sbom import builder
 
     for note in getattr(builder.build_bom, "last_notes", []):
-        typer.echo(f"modelshield: {note}", err=True)
+        typer.echo(f"modelshield: {escape.text(note)}", err=True)
     return dumps(doc)
 
 
@@ -157,7 +158,7 @@ def diff_cmd(
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         for line in result.lines():
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo("drift: yes" if result.drifted else "drift: none")
     raise typer.Exit(1 if result.drifted else 0)
 
@@ -181,7 +182,7 @@ def validate_cmd(
     errors = schema_errors(doc, version)
     if errors:
         for line in errors[:200]:
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")

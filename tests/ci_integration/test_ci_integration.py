@@ -145,9 +145,10 @@ def test_pre_commit_hook_blocks_a_staged_malicious_file(models, tmp_path: Path):
     shutil.copy(models["benign"] / "model.safetensors", repo / "weights.bin")  # extension says nothing
     (repo / "notes.txt").write_text("hello\n")
     git("add", "weights.bin", "notes.txt")
-    # Offline and fast: the hook's virtualenv sees the installed dependencies; nothing is downloaded.
+    # Offline and fast: the hook's virtualenv sees the installed dependencies; nothing is downloaded
+    # (PIP_NO_BUILD_ISOLATION=0 is pip's spelling of --no-build-isolation).
     env = _env(PRE_COMMIT_HOME=str(tmp_path / "pc-home"), VIRTUALENV_SYSTEM_SITE_PACKAGES="1", PIP_NO_INDEX="1",
-               PIP_NO_BUILD_ISOLATION="1", PIP_NO_DEPS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+               PIP_NO_BUILD_ISOLATION="0", PIP_NO_DEPS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
     ok = subprocess.run([str(pre_commit), "try-repo", str(ROOT), "modelshield"], cwd=repo, env=env,
                         capture_output=True, text=True, timeout=600)
@@ -234,7 +235,8 @@ def test_release_recipe_scans_writes_the_deployment_bom_and_signs(models, tmp_pa
     assert refused.returncode == 2 and "not releasing unsigned" in refused.stderr
     blocked = subprocess.run(["bash", str(ROOT / "examples/release.sh"), str(models["evil"]), str(dev),
                               str(tmp_path / "evil-assets")], env=_env(), capture_output=True, text=True)
-    assert blocked.returncode == 1 and not (tmp_path / "evil-assets" / "model.cdx.json").exists()
+    assert blocked.returncode == 1 and "attach:" not in blocked.stdout  # the release stops at the gate
+    assert "\n::error::" not in blocked.stderr and "model\\n::error::x.pkl" in blocked.stderr  # BOM notes escaped
     has_sign = "sign" in subprocess.run([BIN / "modelshield", "-h"], capture_output=True, text=True).stdout.split(
         "Commands:")[1].split()
     if has_sign:
