@@ -25,8 +25,8 @@ from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
-from ..scanner import __version__ as SCANNER_VERSION
-from ..scanner.findings import Report
+from modelshield.scanner import __version__ as SCANNER_VERSION
+from modelshield.scanner.findings import Report
 from . import etsi, inventory, lineage, merge, modelcard, phases, provenance, validate, vex
 from .context import PHASES, SPEC_VERSIONS, BomContext
 

@@ -9,7 +9,7 @@ from cyclonedx.model import ExternalReference, Property
 from cyclonedx.model.component import Component
 from cyclonedx.model.vulnerability import Vulnerability
 
-from ..scanner.findings import Artefact, Report, TargetResult
+from modelshield.scanner.findings import Artefact, Report, TargetResult
 
 PHASES = ("development", "deployment")
 SPEC_VERSIONS = ("1.6", "1.7")

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
 from cyclonedx.model.definition import Definitions, Requirement, Standard
 
-from ..scanner.findings import Kind, Verdict
+from modelshield.scanner.findings import Kind, Verdict
 from . import tables
 from .context import BomContext
 

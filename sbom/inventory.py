@@ -12,7 +12,7 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.contact import OrganizationalEntity
 from packageurl import PackageURL
 
-from ..scanner.findings import Artefact, Status, TargetResult
+from modelshield.scanner.findings import Artefact, Status, TargetResult
 from . import licenses, tables
 from .context import BomContext, Citation, ModelEntry
 

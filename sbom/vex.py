@@ -19,7 +19,7 @@ from cyclonedx.model.vulnerability import (BomTarget, Vulnerability, Vulnerabili
                                            VulnerabilityReference, VulnerabilityScoreSource, VulnerabilitySeverity,
                                            VulnerabilitySource)
 
-from ..scanner.findings import Finding, Kind
+from modelshield.scanner.findings import Finding, Kind
 from .context import BomContext
 
 SOURCE = VulnerabilitySource(name="modelshield", url=XsUri("https://github.com/modelshield/modelshield"))

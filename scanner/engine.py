@@ -2,85 +2,21 @@
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import os
-import sys
 from typing import Callable, Iterable
 
-from . import formats, repo_checks
-from .blob import Blob, FileBlob
-from .budgets import BudgetExceeded, FormatError
+from . import repo_checks
+from .blob import FileBlob
 from .context import ScanContext
+from .dispatch import analyse_blob
 from .filepass import hash_while
 from .findings import Artefact, Report, Status, TargetResult
-from .formats.interface import HEAD_SIZE
 from .policy import Policy
 from .rules import load_rules
 from .sources import SourceOptions, resolve
-from . import datafiles
 
 
 Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
-
-
-@functools.lru_cache(maxsize=1)
-def loader_suffixes() -> dict[str, str]:
-    """Suffix -> loader that opens such files (data/loader_extensions.toml)."""
-    return datafiles.load("loader_extensions.toml")["suffix"]
-
-
-def loader_hint(name: str) -> str | None:
-    """Which loader would open a file of this name, if any."""
-    lower = name.lower()
-    for suffix, loader in loader_suffixes().items():
-        if lower.endswith(suffix):
-            return loader
-    return None
-
-
-def identify(blob: Blob, name: str):
-    """The first format module that recognises the content, or None."""
-    head = blob.head(HEAD_SIZE)
-    for module in formats.modules():
-        if module.sniff(head, blob, name):
-            return module
-    return None
-
-
-def analyse_blob(blob: Blob, ctx: ScanContext, name: str) -> str:
-    """Identify `blob` and run its format module, turning errors into inconclusive findings.
-
-    Returns the format name ("unknown" if nothing recognised it).
-    """
-    ctx.check_time()
-    module = identify(blob, name)
-    if module is None:
-        hint = loader_hint(name)
-        if blob.size == 0:
-            if hint:
-                ctx.add("MS-GEN-006", format="empty file", error=f"0 bytes, but {hint} would open it")
-            return "empty"
-        if hint:
-            ctx.add("MS-GEN-002", hint=hint)
-        elif ctx.member is None:
-            ctx.add("MS-GEN-001")
-            ctx.artefact.status = Status.INVENTORIED
-        return "unknown"
-    try:
-        module.analyse(blob, ctx)
-    except BudgetExceeded as exc:
-        ctx.add("MS-GEN-005", budget=exc.budget, limit=exc.limit)
-    except FormatError as exc:
-        ctx.add(exc.rule_id, offset=exc.offset, format=module.NAME, error=exc.reason)
-    except NotImplementedError:
-        ctx.add("MS-GEN-006", format=module.NAME, error="this format is not analysed yet")
-    except RecursionError:
-        ctx.add("MS-GEN-005", budget="recursion", limit=sys.getrecursionlimit())
-    except MemoryError:
-        ctx.add("MS-GEN-005", budget="memory", limit="available memory")
-    except Exception as exc:  # noqa: BLE001 - a parser bug must never pass a file as clean
-        ctx.add("MS-GEN-006", format=module.NAME, error=f"internal error {type(exc).__name__}: {exc}")
-    return module.NAME
 
 
 def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | None = None) -> Artefact:
@@ -96,7 +32,7 @@ def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | N
         return artefact
     with blob:
         artefact.size = blob.size
-        ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets)
+        ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets, dispatcher=analyse_blob)
         on_bytes = (lambda n: progress("advance", relpath, n)) if progress else None
         try:
             with hash_while(blob.fd, on_bytes) as digests:

@@ -13,7 +13,7 @@ import json
 from ..blob import Blob
 from ..budgets import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..keras_analysis import analyse_config
+from ..analysis.keras_walker import analyse_config
 
 NAME = "hdf5"
 MAGIC = b"\x89HDF\r\n\x1a\n"

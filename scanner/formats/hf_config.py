@@ -22,6 +22,7 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
+from ..analysis.jinja_template import analyse_template
 from ..budgets import FormatError
 
 if TYPE_CHECKING:
@@ -232,14 +233,6 @@ def _chat_templates(doc: dict[str, Any], ctx: "ScanContext") -> dict[str, int]:
             if isinstance(entry, dict) and isinstance(entry.get("template"), str):
                 items.append((f"chat_template[{entry.get('name', i)}]", entry["template"]))
     lengths = {field: len(src) for field, src in items}
-    try:
-        from . import chat_template
-    except ImportError:  # pragma: no cover
-        return lengths
-    analyse_template = getattr(chat_template, "analyse_template", None)
-    if analyse_template is None:
-        # TODO(h6b): remove this guard once chat_template.analyse_template lands (other helper).
-        return lengths
     for field, src in items:
         analyse_template(src, ctx, field=field)
     return lengths

@@ -11,8 +11,8 @@ import copyreg
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..budgets import BudgetExceeded
-from ..policy import Classification, alias_note
+from ...budgets import BudgetExceeded
+from ...policy import Classification, alias_note
 from . import values as V
 from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
 
