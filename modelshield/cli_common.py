@@ -69,6 +69,8 @@ def _plain_label(param: Any, label: Any) -> Any:
         if getattr(param, "metavar", None):
             return None
         text = label(ctx)
+        if isinstance(text, str) and text.startswith("<list[") and text.endswith("]>"):
+            text = f"<{text[6:-2]}>"  # a repeatable option: the help text says it repeats
         return _LABELS.get(text, text)
 
     return plain

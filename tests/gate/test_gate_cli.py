@@ -126,7 +126,7 @@ def test_every_command_has_h_version_examples_and_plain_choices():
         version = _invoke(*path, "--version")
         assert version.exit_code == 0 and version.stdout.startswith("modelshield "), path
     scan_help = run_cli("scan", "-h").stdout  # and once as a user runs it
-    assert "--format <text|columns|json|sarif|markdown|github>" in scan_help
+    assert "--format <text|columns|json|sarif|markdown|github|gitlab>" in scan_help
     assert "--phase <development|deployment>" in scan_help and "-h, --help" in scan_help
     assert "--phase <development|deployment>" in _invoke("sbom", "create", "-h").stdout
 
