@@ -44,17 +44,22 @@ def progress_printer(quiet: bool):
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if quiet or not sys.stderr.isatty():
         return None, None
+    from rich.markup import escape as markup
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   transient=True, console=__import__("rich.console").console.Console(stderr=True))
+    from modelshield.scanner.output.escape import text as shown
+
+    # DownloadColumn counts in decimal units (MB = 10^6 bytes), as the reports and --max-download do.
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
+                   TransferSpeedColumn(), transient=True,
+                   console=__import__("rich.console").console.Console(stderr=True))
     tasks: dict[str, int] = {}
 
     def on_event(event: str, what: str, n: int) -> None:
         if event == "start":
-            tasks["current"] = bar.add_task(f"scanning {what}", total=n or None)
+            tasks["current"] = bar.add_task(f"scanning {markup(shown(what))}", total=n or None)
         elif event == "advance" and "current" in tasks:
-            bar.update(tasks["current"], advance=n, description=f"{what[-40:]}")
+            bar.update(tasks["current"], advance=n, description=markup(shown(what)[-40:]))
         elif event == "done" and "current" in tasks:
             bar.remove_task(tasks.pop("current"))
 

@@ -154,10 +154,10 @@ def test_rules_explains_one_rule():
     assert bad.returncode == 2 and bad.stderr == "modelshield: error: unknown rule 'MS-NOPE-001'; `modelshield rules` lists them\n"
 
 
-def _on_a_tty(args: list[str], env: dict[str, str]) -> str:
+def _on_a_tty(args: list[str], env: dict[str, str], stderr: bool = False) -> str:
     main, secondary = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "modelshield", *args], stdout=secondary, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen([sys.executable, "-m", "modelshield", *args], stdout=secondary,
+                            stderr=secondary if stderr else subprocess.DEVNULL, env={**os.environ, **env})
     os.close(secondary)
     chunks = []
     while True:
@@ -186,6 +186,15 @@ def test_colour_on_a_terminal_unless_no_color(tmp_path: Path):
     assert "\x1b[" not in plain and "verdict: unsafe" in plain
     piped = run_cli("scan", str(tmp_path))
     assert "\x1b[" not in piped.stdout
+
+
+def test_progress_bar_on_a_terminal_escapes_names(tmp_path: Path):
+    from gate_helpers import HOSTILE_NAME
+
+    (tmp_path / HOSTILE_NAME).write_bytes(EVIL + b"\x00" * 3_000_000)
+    screen = _on_a_tty(["scan", str(tmp_path)], {"TERM": "xterm", "NO_COLOR": "1"}, stderr=True)
+    assert "\x1b[2J" not in screen and "\nverdict: clean" not in screen.replace("\r", "")
+    assert "verdict: unsafe" in screen
 
 
 def test_english_units_info_counts_and_final_newlines(tmp_path: Path):
