@@ -103,6 +103,7 @@ class Policy:
     budgets: Budgets = field(default_factory=Budgets)
     extra_allow: dict[str, str] = field(default_factory=dict)
     suppressions: list[SuppressionRule] = field(default_factory=list)
+    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
     source: str | None = None
     digest: str | None = None
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
@@ -139,7 +140,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -168,6 +169,9 @@ class Policy:
                 policy.extra_allow[name] = why
             for i, item in enumerate(data.get("suppress", [])):
                 policy.suppressions.append(_suppression(item, i))
+            if not isinstance(data.get("advisories", {}), dict):
+                raise PolicyError("[advisories] must be a table")
+            policy.advisories = dict(data.get("advisories", {}))
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy
