@@ -207,7 +207,7 @@ def _register_audit() -> None:
     """`sbom audit` lives with the advisories (modelshield.advisories_cli)."""
     from modelshield.advisories_cli import sbom_audit
 
-    app.command("audit")(sbom_audit)
+    app.command("audit", epilog="\b\nExamples:\n  modelshield sbom audit model.cdx.json --requirements requirements.txt")(sbom_audit)
 
 
 _register_audit()
