@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import jsonschema
@@ -145,9 +146,12 @@ def test_pre_commit_hook_blocks_a_staged_malicious_file(models, tmp_path: Path):
     shutil.copy(models["benign"] / "model.safetensors", repo / "weights.bin")  # extension says nothing
     (repo / "notes.txt").write_text("hello\n")
     git("add", "weights.bin", "notes.txt")
-    # Offline and fast: the hook's virtualenv sees the installed dependencies; nothing is downloaded
-    # (PIP_NO_BUILD_ISOLATION=0 is pip's spelling of --no-build-isolation).
+    # Offline and fast: the hook's virtualenv installs only modelshield itself and sees the test
+    # interpreter's installed dependencies; nothing is downloaded (PIP_NO_BUILD_ISOLATION=0 is pip's
+    # spelling of --no-build-isolation).
+    paths = sysconfig.get_paths()
     env = _env(PRE_COMMIT_HOME=str(tmp_path / "pc-home"), VIRTUALENV_SYSTEM_SITE_PACKAGES="1", PIP_NO_INDEX="1",
+               PYTHONPATH=os.pathsep.join(dict.fromkeys((paths["purelib"], paths["platlib"]))),
                PIP_NO_BUILD_ISOLATION="0", PIP_NO_DEPS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
     ok = subprocess.run([str(pre_commit), "try-repo", str(ROOT), "modelshield"], cwd=repo, env=env,
