@@ -14,6 +14,7 @@ import typer
 from modelshield import __version__, scan as api_scan
 from modelshield.cli_common import (ConventionGroup, FailOn, Phase, SpecVersion, check_output_path, error, fail,
                                     load_policy, make_app, print_version, source_options, write_output)
+from modelshield.signatures_cli import apply_trust, register as register_signature_commands
 
 app = make_app(cls=ConventionGroup, help="Static scanner and ML-BOM generator for third-party models and datasets.",
                epilog="\b\nExamples:\n  modelshield scan ./model\n  modelshield scan hf://org/name@main --format sarif -o scan.sarif"
@@ -108,6 +109,8 @@ def scan(
     spec_version: SpecVersion = typer.Option(SpecVersion.v1_6, "--spec-version", help="CycloneDX version for --sbom."),
     from_bom: Optional[Path] = typer.Option(None, "--from-bom", metavar="FILE", help="--sbom deployment phase: the development BOM to link and compare with."),
     reproducible: bool = typer.Option(False, "--reproducible", help="--sbom: byte-identical output for the same input (also SOURCE_DATE_EPOCH)."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures ([trust] table: keys, CAs, identities per target)."),
+    require_signature: bool = typer.Option(False, "--require-signature", help="Exit 1 unless every target carries a valid, trusted signature."),
     requirements: list[Path] = typer.Option([], "--requirements", "-r", help="Check advisories against these pins (requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml; repeatable) instead of this environment."),
     python: Optional[Path] = typer.Option(None, "--python", help="Check advisories against this interpreter's installed packages (a deployment venv)."),
     ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
@@ -116,6 +119,7 @@ def scan(
     from modelshield.scanner import output as renderers
 
     pol = load_policy(policy, fail_on, no_policy)
+    apply_trust(pol, trust, require_signature)
     options = source_options(include, exclude, max_download, offline, cache_dir, include_vcs)
     reports = _pair_outputs(format, output)
     for path in reports.values():
@@ -191,6 +195,7 @@ def _register_optional_commands() -> None:
 
 
 _register_optional_commands()
+register_signature_commands(app)
 
 
 def main() -> None:

@@ -127,6 +127,7 @@ def create(
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures (the outcome is recorded per model)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
 
@@ -136,6 +137,9 @@ def create(
     from modelshield import scan
 
     pol = load_policy(policy, fail_on)
+    from modelshield.signatures_cli import apply_trust
+
+    apply_trust(pol, trust, False)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     who = attribution(supplier, manufacturer, author)
     if from_bom is not None and phase is Phase.development:

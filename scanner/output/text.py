@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..findings import Artefact, Finding, Kind, Report, Severity, Status, TargetResult, Verdict
+from ..findings import Artefact, Finding, Kind, Report, Severity, Status, TargetResult, Verdict, to_dict
 from . import escape
 from .words import plural, size
 
@@ -40,6 +40,8 @@ def render(report: Report, quiet: bool = False, verbose: bool = False, color: bo
             for a in target.artefacts:
                 lines.append(f"  {style(f'{a.verdict.value:<12}', a.verdict.value)} {escape.text(a.path)}  "
                              f"({escape.text(a.format)}, {size(a.size)}){_status(a)}")
+            if target.signature.outcome.value != "not-checked":
+                lines.append("  " + signature_line(to_dict(target.signature)))
     groups = [(target, path, shown) for target, path, shown in _groups(report, quiet, verbose)]
     if layout == "columns":
         lines += _columns(groups, style, width)
@@ -100,6 +102,19 @@ def summary_lines(report: Report, style: _Style | None = None, verbose: bool = F
                  (f" ({plural(blocking, 'finding')} at or above --fail-on {report.fail_on})" if blocking else "") +
                  (" (nothing blocks, but a waiver hid findings)" if verdict is Verdict.WAIVED else ""))
     return lines
+
+
+def signature_line(sig: dict) -> str:
+    """`signature: valid by ... (key): reason`: one line for a signature result (as plain data);
+    signer names and file names come from the artefact, so the line goes through the escape helper."""
+    text = f"signature: {sig['outcome']}"
+    if sig.get("signer"):
+        text += f" by {sig['signer']}"
+    if sig.get("method"):
+        text += f" ({sig['method']}{', legacy format' if sig.get('legacy') else ''})"
+    if sig.get("reason"):
+        text += f": {sig['reason']}"
+    return escape.text(text)
 
 
 def where(f: Finding) -> list[str]:

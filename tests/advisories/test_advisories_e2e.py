@@ -251,3 +251,23 @@ def test_sbom_audit_of_a_third_party_bom_with_file_hashes(tmp_path, cache):
     bad.write_text("{not json")
     proc = invoke("sbom", "audit", str(bad), env=cache)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_scan_sbom_turns_advisory_findings_into_loader_and_file_vulnerabilities(artefacts, tmp_path, cache):
+    bom = tmp_path / "deploy.cdx.json"
+    req = pins(tmp_path, "keras==3.8.0\n")
+    proc = invoke("scan", str(artefacts["keras"]), "-r", req, "--sbom", str(bom), "--phase", "deployment",
+                  "--ignore-vuln", "CVE-2025-8747", env=cache)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(bom.read_text())
+    vulns = {v["id"]: v for v in doc["vulnerabilities"]}
+    v = vulns["CVE-2025-1550"]
+    assert v["affects"][0] == {"ref": "pkg:pypi/keras@3.8.0", "versions": [{"status": "affected", "version": "3.8.0"}]}
+    assert v["affects"][1]["ref"].endswith("#file:model.keras")
+    assert v["ratings"][0]["method"] == "CVSSv4" and v["ratings"][0]["score"] == 7.3
+    assert v["recommendation"] == "Upgrade keras to 3.9.0 or later."
+    assert {r["id"] for r in v["references"]} == {"GHSA-48g7-3x6r-xfhp", "PYSEC-2025-122"}
+    # --ignore-vuln without a justification accepts the risk in the deployment VEX.
+    assert vulns["CVE-2025-8747"]["analysis"]["state"] == "exploitable"
+    assert vulns["CVE-2025-8747"]["analysis"]["response"] == ["will_not_fix"]
+    assert invoke("sbom", "validate", str(bom)).returncode == 0
