@@ -133,5 +133,7 @@ def apply_trust(policy: "Policy", trust: Optional[Path], require_signature: bool
 
 def register(app: typer.Typer) -> None:
     """Add `verify` and `sign` to the main CLI."""
-    app.command(name="verify")(verify)
-    app.command(name="sign")(sign)
+    app.command(name="verify", epilog="\b\nExamples:\n  modelshield verify ./model\n"
+                                      "  modelshield verify ./model --identity release@example.org --trust trust.toml")(verify)
+    app.command(name="sign", epilog="\b\nExamples:\n  modelshield sign ./model --private-key key.pem\n"
+                                    "  modelshield sign ./model --private-key key.pem --signature out/model.sig")(sign)

@@ -29,7 +29,7 @@ else:  # pragma: no cover
 
 POLICY_FILE = "modelshield.toml"
 FAIL_ON = ("critical", "high", "medium", "low")  # the same set for --fail-on and the policy's fail_on
-ALLOW_TABLES = {"globals"}  # [allow.<table>] sections a policy may hold
+ALLOW_TABLES = {"globals", "code"}  # [allow.<table>] sections a policy may hold
 # Modules that are other names for the same code.
 MODULE_ALIASES = {"nt": "os", "posix": "os", "ntpath": "os.path", "posixpath": "os.path",
                   "__builtin__": "builtins", "__builtins__": "builtins"}
