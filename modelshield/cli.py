@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -41,12 +41,12 @@ Examples:
   modelshield scan ./model --sbom model.dev.cdx.json"""
 
 
-def progress_printer(quiet: bool):
+def progress_printer(quiet: bool) -> tuple[Any, Callable[[str, str, int], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if quiet or not sys.stderr.isatty():
         return None, None
     from rich.markup import escape as markup
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
     from modelshield.scanner.output.escape import text as shown
 
@@ -54,7 +54,7 @@ def progress_printer(quiet: bool):
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
                    TransferSpeedColumn(), transient=True,
                    console=__import__("rich.console").console.Console(stderr=True))
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def on_event(event: str, what: str, n: int) -> None:
         if event == "start":

@@ -3,6 +3,7 @@ and the conventions every command follows (`-h`, `--version`, plain help with ch
 from __future__ import annotations
 
 import enum
+import json
 import os
 import sys
 from pathlib import Path
@@ -101,6 +102,22 @@ def make_app(**kwargs: Any) -> typer.Typer:
 def error(message: str) -> None:
     """One line on stderr (escaped: messages often carry artefact or path strings)."""
     typer.echo(f"modelshield: error: {escape.text(message)}", err=True)
+
+
+def read_bom_json(path: Path) -> dict[str, Any]:
+    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        error(f"cannot read {path}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        error(f"{path} is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
+        error(f"{path} is not a CycloneDX JSON BOM")
+        raise typer.Exit(2)
+    return doc
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

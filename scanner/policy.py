@@ -104,7 +104,8 @@ class Policy:
     extra_allow: dict[str, str] = field(default_factory=dict)
     allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
-    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
+    # the raw [advisories] table (modelshield.advisories validates it)
+    advisories: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     digest: str | None = None
     trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
@@ -167,7 +168,8 @@ class Policy:
                 denied = _denied(name)
                 if denied is not None:
                     group, why_denied = _table("deny")[denied]
-                    raise PolicyError(f"allow.globals.{name!r} cannot be allowed: {denied} is on the built-in deny list "
+                    raise PolicyError(f"allow.globals.{name!r} cannot be allowed: {denied} is on the built-in deny "
+                                      "list "
                                       f"({group}: {why_denied}); a policy never overrides it")
                 policy.extra_allow[name] = why
             policy.allowed_code = _allowed_code(data.get("allow", {}).get("code", {}))
@@ -248,7 +250,8 @@ class Policy:
             elif rule.expires < self.today:
                 if any(f.evidence.get("expired_suppression") == rule.expires.isoformat()
                        and fnmatch.fnmatchcase(f.rule_id, rule.rule) for f in findings):
-                    notes.append(f"{where}: expired on {rule.expires.isoformat()}; the findings it covered are active again")
+                    notes.append(f"{where}: expired on {rule.expires.isoformat()}; "
+                                 "the findings it covered are active again")
                 else:
                     notes.append(f"{where}: expired on {rule.expires.isoformat()} and matched nothing in this scan")
             elif not any(f.suppressed is not None and f.suppressed.rule == rule.rule and

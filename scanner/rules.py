@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from .findings import Finding, Kind, Location, Severity
 from . import datafiles
@@ -45,7 +45,7 @@ class RuleTable:
     def __getitem__(self, rule_id: str) -> Rule:
         return self.rules[rule_id]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Rule]:
         return iter(sorted(self.rules.values(), key=lambda r: r.id))
 
     def finding(self, rule_id: str, location: Location, *, severity: Severity | None = None,
@@ -127,7 +127,8 @@ def explain(rule_id: str) -> str:
              "Fix:", f"  {rule.recommendation or '-'}", ""]
     if refs:
         lines += ["References:", *(f"  {r}" for r in refs), ""]
-    lines += ["Example (text output):", "  path/to/file:", f"    {str(rule.severity).upper():<8} {rule.id} {example}", "",
+    lines += ["Example (text output):", "  path/to/file:",
+              f"    {str(rule.severity).upper():<8} {rule.id} {example}", "",
               "Waive it for some files (a reason and an expiry date are mandatory), in modelshield.toml:",
               "  [[suppress]]", f'  rule = "{rule.id}"', '  path = "vendor/*"',
               '  reason = "why this is acceptable, and who decided"', "  expires = 2027-03-31"]

@@ -34,9 +34,10 @@ def render(report: Report, verbose: bool = False) -> str:
         lines.append(_command(level, props, _message(finding)))
     blocking = len(report.blocking())
     s = report.summary()
+    policy = (report.policy or {}).get("source") or "built-in defaults"
     lines.append(_command("notice", {"title": f"modelshield: {report.verdict.value}"},
                           f"{plural(s['artefacts'], 'file')}, {plural(blocking, 'blocking finding')}, "
-                          f"{s['suppressed']} waived; policy: {(report.policy or {}).get('source') or 'built-in defaults'}"))
+                          f"{s['suppressed']} waived; policy: {policy}"))
     return "\n".join(lines) + "\n"
 
 

@@ -34,12 +34,12 @@ def render(report: Report, verbose: bool = False, max_findings: int = MAX_FINDIN
     if errors:
         lines += ["", "**Errors**", ""] + [f"- {escape.markdown_code(e)}" for e in errors]
 
-    flagged = [(t, a) for t in report.targets for a in t.artefacts if a.verdict is not Verdict.CLEAN]
+    flagged = [art for t in report.targets for art in t.artefacts if art.verdict is not Verdict.CLEAN]
     if flagged:
         lines += ["", "### Artefacts", "", "| verdict | file | format | size |", "|---|---|---|---|"]
-        for t, a in flagged[:MAX_ARTEFACTS]:
-            lines.append(f"| {_ICON[a.verdict]} {a.verdict.value} | {escape.markdown_code(a.path)} | "
-                         f"{escape.markdown_code(a.format)} | {size(a.size)} |")
+        for art in flagged[:MAX_ARTEFACTS]:
+            lines.append(f"| {_ICON[art.verdict]} {art.verdict.value} | {escape.markdown_code(art.path)} | "
+                         f"{escape.markdown_code(art.format)} | {size(art.size)} |")
         if len(flagged) > MAX_ARTEFACTS:
             lines.append(f"\n{len(flagged) - MAX_ARTEFACTS} more not shown (see the full report).")
 
@@ -47,15 +47,19 @@ def render(report: Report, verbose: bool = False, max_findings: int = MAX_FINDIN
             if verbose or f.severity > Severity.INFO or (f.active and f.kind is not Kind.INFO)]
     rows.sort(key=lambda r: (not r[2].active, -r[2].severity, r[2].rule_id))
     if rows:
-        lines += ["", "### Findings" if len(rows) <= max_findings else f"### Top {max_findings} of {len(rows)} findings",
+        heading = "### Findings" if len(rows) <= max_findings else f"### Top {max_findings} of {len(rows)} findings"
+        lines += ["", heading,
                   "", "| severity | rule | file | where | message |", "|---|---|---|---|---|"]
         for t, a, f in rows[:max_findings]:
             path = a.path if a is not None else t.target
             at = ", ".join(where(f))
             call = call_text(f)
-            message = escape.markdown_text(f.message) + (f" (call {escape.markdown_code(call, escaped=True)})" if call else "")
+            message = escape.markdown_text(f.message)
+            if call:
+                message += f" (call {escape.markdown_code(call, escaped=True)})"
             if f.suppressed:
-                message += f" — waived: {escape.markdown_text(f.suppressed.reason)} (until {escape.markdown_text(f.suppressed.expires)})"
+                message += (f" — waived: {escape.markdown_text(f.suppressed.reason)} "
+                            f"(until {escape.markdown_text(f.suppressed.expires)})")
             lines.append(f"| {str(f.severity)}{' (waived)' if f.suppressed else ''} | "
                          f"[{f.rule_id}]({RULES_DOC}#{f.rule_id.lower()}) | {escape.markdown_code(path)} | "
                          f"{escape.markdown_code(at, escaped=True)} | {message} |")

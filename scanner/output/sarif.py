@@ -112,10 +112,12 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
     result: dict[str, Any] = {
         "ruleId": finding.rule_id, "ruleIndex": rule_index,
         "level": LEVEL[finding.severity] if finding.kind is not Kind.INFO else "note",
-        "message": {"text": escape.text(finding.message + (f" {finding.recommendation}" if finding.recommendation else ""))},
+        "message": {"text": escape.text(finding.message + (f" {finding.recommendation}" if finding.recommendation
+                                                           else ""))},
         "locations": [location], "properties": json.loads(json.dumps(props, default=str)),
     }
     if finding.suppressed:
         result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                   "justification": escape.text(f"{finding.suppressed.reason} (expires {finding.suppressed.expires})")}]
+                                   "justification": escape.text(f"{finding.suppressed.reason} "
+                                                                f"(expires {finding.suppressed.expires})")}]
     return result

@@ -93,7 +93,8 @@ def summary_lines(report: Report, style: _Style | None = None, verbose: bool = F
     source = policy.get("source") or "built-in defaults"
     waived = policy.get("waived")
     lines.append(f"policy: {quote(source)}" +
-                 (f" ({plural(waived, 'finding')} waived)" if waived is not None and source != "built-in defaults" else ""))
+                 (f" ({plural(waived, 'finding')} waived)" if waived is not None and source != "built-in defaults"
+                  else ""))
     for note in policy.get("notes") or ():
         lines.append(f"policy note: {quote(note)}")
     blocking = len(report.blocking())

@@ -265,5 +265,6 @@ def test_release_workflow_runs_the_same_steps():
     for command in ("modelshield scan", "--phase deployment --from-bom", "modelshield sbom validate",
                     "modelshield sign", "gh release upload"):
         assert command in runs, command
-    for command in ("modelshield scan", "--phase deployment --from-bom", "modelshield sbom validate", "modelshield sign"):
+    for command in ("modelshield scan", "--phase deployment --from-bom", "modelshield sbom validate",
+                    "modelshield sign"):
         assert command in script, command

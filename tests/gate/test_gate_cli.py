@@ -151,7 +151,8 @@ def test_rules_explains_one_rule():
                     'rule = "MS-PKL-001"'):
         assert heading in proc.stdout, heading
     bad = run_cli("rules", "MS-NOPE-001")
-    assert bad.returncode == 2 and bad.stderr == "modelshield: error: unknown rule 'MS-NOPE-001'; `modelshield rules` lists them\n"
+    assert bad.returncode == 2
+    assert bad.stderr == "modelshield: error: unknown rule 'MS-NOPE-001'; `modelshield rules` lists them\n"
 
 
 def _on_a_tty(args: list[str], env: dict[str, str], stderr: bool = False) -> str:
