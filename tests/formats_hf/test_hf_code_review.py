@@ -129,3 +129,12 @@ def test_cli_blocks_unreviewed_code_and_passes_reviewed(tmp_path):
     (tmp_path / "modelshield.toml").write_text(f'[allow.code]\n"{art["sha256"]}" = "reviewed"\n')
     code, report = scan_json(str(repo), "--policy", str(tmp_path / "modelshield.toml"))
     assert code == 0, report["summary"]
+
+
+def test_referenced_file_reviewed_whatever_its_content_sniffs_as(tmp_path):
+    """transformers imports modeling_x.py as Python whatever its bytes look like to a sniffer."""
+    write(tmp_path, {"config.json": json.dumps({"model_type": "x", "auto_map": {"AutoModel": "modeling_x.M"}}),
+                     "modeling_x.py": b"PK\x05\x06" + b"\0" * 18})
+    _, arts = scan_dir(tmp_path)
+    assert arts["modeling_x.py"].format != "python_source"
+    assert "MS-PY-020" in rule_ids(arts["modeling_x.py"])
