@@ -168,7 +168,10 @@ def _auto_map_refs(auto_map: Any, base: str, ctx: "ScanContext") -> list[dict[st
             _add_ref(out, "auto_map", "AutoTokenizer", value, ctx, base)
     elif isinstance(auto_map, dict):
         for key, value in list(auto_map.items())[:200]:
-            values = value if isinstance(value, (list, tuple)) else [value]
+            # [slow, fast] tokenizer pairs; {backend: ref} image processors (image_processing_auto
+            # `_resolve_auto_map_class_ref` picks one by backend, so every entry can run)
+            values = value if isinstance(value, (list, tuple)) else \
+                list(value.values()) if isinstance(value, dict) else [value]
             for v in values[:8]:
                 _add_ref(out, "auto_map", str(key), v, ctx, base)
     else:

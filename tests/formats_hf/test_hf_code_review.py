@@ -138,3 +138,14 @@ def test_referenced_file_reviewed_whatever_its_content_sniffs_as(tmp_path):
     _, arts = scan_dir(tmp_path)
     assert arts["modeling_x.py"].format != "python_source"
     assert "MS-PY-020" in rule_ids(arts["modeling_x.py"])
+
+
+def test_image_processor_backend_map_entries_are_all_reached(tmp_path):
+    """transformers 5 image processors may map {backend: ref}; whichever backend is picked runs."""
+    write(tmp_path, {"preprocessor_config.json": json.dumps({"auto_map": {"AutoImageProcessor": {
+        "torchvision": "image_processing_x_fast.XFast", "pil": "image_processing_x.X"}}}),
+        "image_processing_x.py": "class X: pass\n", "image_processing_x_fast.py": "class XFast: pass\n"})
+    _, arts = scan_dir(tmp_path)
+    for name in ("image_processing_x.py", "image_processing_x_fast.py"):
+        assert "MS-PY-020" in rule_ids(arts[name]), name
+    assert "MS-HF-005" not in rule_ids(arts["preprocessor_config.json"])
