@@ -66,7 +66,8 @@ def import_dump(dump: Path, target: Path | None = None) -> ImportResult:
                     kept[adv.id] = (adv, body.decode("utf-8"))
     if not result.read:
         raise InputError(f"{dump}: no OSV record in it" +
-                         (f" ({len(result.malformed)} malformed, e.g. {result.malformed[0]})" if result.malformed else ""))
+                         (f" ({len(result.malformed)} malformed, e.g. {result.malformed[0]})"
+                          if result.malformed else ""))
     result.date = parse_timestamp(newest) or _dt.datetime.now(_dt.timezone.utc)
     result.kept = index.LocalIndex.write(path, kept.values(), kind="imported", date=result.date,
                                          source=str(Path(dump).resolve()))

@@ -74,7 +74,8 @@ class CurrentEnvironment(DependencySource):
             meta: Any = dist.metadata  # an email.message.Message underneath
             entries.append({"name": meta["Name"], "version": dist.version,
                             "license_expression": meta.get("License-Expression"), "license": meta.get("License"),
-                            "classifiers": [c for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]})
+                            "classifiers": [c for c in (meta.get_all("Classifier") or [])
+                                            if c.startswith("License ::")]})
         return Runtime(packages=packages_from(entries, "environment"), source=f"environment:{sys.executable}")
 
 

@@ -99,7 +99,8 @@ class PyLock(DependencySource):
         runtime = Runtime(packages=[], source=f"pylock:{self.path}")
         for pkg in data["packages"]:
             if isinstance(pkg, dict):
-                hashes = _hashes(pkg.get("wheels")) + _hashes([pkg["sdist"]] if isinstance(pkg.get("sdist"), dict) else [])
+                sdist = [pkg["sdist"]] if isinstance(pkg.get("sdist"), dict) else []
+                hashes = _hashes(pkg.get("wheels")) + _hashes(sdist)
                 item = _locked(pkg.get("name"), pkg.get("version"), self.path.name, hashes)
                 if item:
                     runtime.packages.append(item)

@@ -54,7 +54,8 @@ def parse(data: Any, origin: str = "shipped") -> Advisory:
     specific = as_dict(data.get("database_specific"))
     cwes = tuple(str(c) for c in _list(specific.get("cwe_ids")) if isinstance(c, str))
     return Advisory(
-        id=ident.strip(), modified=modified, aliases=tuple(str(a) for a in _list(data.get("aliases")) if isinstance(a, str)),
+        id=ident.strip(), modified=modified,
+        aliases=tuple(str(a) for a in _list(data.get("aliases")) if isinstance(a, str)),
         summary=str(data.get("summary") or ""), details=str(data.get("details") or ""),
         published=data.get("published") if isinstance(data.get("published"), str) else None,
         withdrawn=data.get("withdrawn") if isinstance(data.get("withdrawn"), str) else None,

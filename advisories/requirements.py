@@ -111,7 +111,7 @@ class RequirementsFile(DependencySource):
                                                        source=f"{where} (editable)", purl=None))
                 continue
             if line.startswith("-"):
-                if not option.split("=", 1)[0] in _IGNORED_OPTIONS:
+                if option.split("=", 1)[0] not in _IGNORED_OPTIONS:
                     runtime.notes.append(f"{where}: option {option.split('=', 1)[0]} ignored")
                 continue
             hashes = _HASH.findall(line)
@@ -144,8 +144,9 @@ class RequirementsFile(DependencySource):
             if version is not None:
                 constraints[canonicalize_name(req.name)] = version
             return
+        unpinned = f"{where} (not pinned: {req.specifier or req.url or 'any version'})"
         runtime.packages.append(RuntimePackage(name=canonicalize_name(req.name), version=version,
-                                               source=where if version else f"{where} (not pinned: {req.specifier or req.url or 'any version'})",
+                                               source=where if version else unpinned,
                                                purl=pypi_purl(req.name, version) if version else None,
                                                hashes=[h if ":" in h else f"sha256:{h}" for h in hashes]))
 

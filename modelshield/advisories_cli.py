@@ -13,12 +13,15 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from modelshield.cli_common import FailOn, error, fail, load_policy, write_output
+from modelshield.cli_common import FailOn, error, fail, load_policy, read_bom_json, write_output
 from modelshield.scanner.findings import Report
+
+if TYPE_CHECKING:
+    from modelshield.advisories.database import CombinedDatabase
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="OSV advisories for the loader libraries that open model artefacts.")
@@ -36,7 +39,7 @@ class AuditFormat(str, enum.Enum):
     cyclonedx = "cyclonedx"
 
 
-def _database():
+def _database() -> CombinedDatabase:
     from modelshield.advisories.database import open_database
 
     try:
@@ -45,7 +48,7 @@ def _database():
         fail(f"advisory index unreadable: {exc} (delete it or run `modelshield advisories import/update` again)")
 
 
-def _warn_if_stale(db) -> None:
+def _warn_if_stale(db: CombinedDatabase) -> None:
     described = db.describe()
     if described.get("warning"):
         typer.echo(f"modelshield: warning: {described['warning']}", err=True)
@@ -165,14 +168,13 @@ def sbom_audit(
     from modelshield.advisories import bom_audit
     from modelshield.advisories.interface import InputError
     from modelshield.advisories.policy import AdvisoryPolicyError, parse
-    from modelshield.sbom_cli import _read_json
 
     pol = load_policy(policy, fail_on)
     try:
         adv_policy = parse(pol.advisories, pol.source or "policy")
     except AdvisoryPolicyError as exc:
         fail(str(exc))
-    doc = _read_json(bom)
+    doc = read_bom_json(bom)
     db = _database()
     try:
         audit = bom_audit.audit(doc, db, requirements=requirements, python=python, policy=adv_policy,

@@ -12,18 +12,17 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, load_policy, source_options, write_output
+from modelshield.cli_common import FailOn, error, load_policy, read_bom_json, source_options, write_output
 from modelshield.scanner.findings import Report
 
 
 class _DefaultCreate(TyperGroup):
     """`modelshield sbom TARGET ...` means `modelshield sbom create TARGET ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["create", *args]
         return super().parse_args(ctx, args)
@@ -46,22 +45,6 @@ class SpecVersion(str, enum.Enum):
 class DiffFormat(str, enum.Enum):
     text = "text"
     json = "json"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        error(f"cannot read {path}: {exc.strerror or exc}")
-        raise typer.Exit(2)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        error(f"{path} is not JSON: {exc}")
-        raise typer.Exit(2)
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        error(f"{path} is not a CycloneDX JSON BOM")
-        raise typer.Exit(2)
-    return doc
 
 
 def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Optional[str]) -> Any:
@@ -89,10 +72,10 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
             typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except ValueError as exc:
         error(str(exc))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     from modelshield.sbom import builder
 
     for note in getattr(builder.build_bom, "last_notes", []):
@@ -110,7 +93,7 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
         # The scan's own error lines follow; its exit code (2) stands.
         typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
         return
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     write_output(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
                       reproducible=reproducible), Path(path))
 
@@ -150,7 +133,7 @@ def create(
     who = attribution(supplier, manufacturer, author)
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     report = scan(targets, policy=pol, options=options)
     errors = [t.error for t in report.targets if t.error]
     for message in errors:
@@ -177,7 +160,7 @@ def diff_cmd(
     """Compare two BOMs. Exit 0 same, 1 hash drift / added or removed files / new findings, 2 error."""
     from modelshield.sbom.diff import diff
 
-    result = diff(_read_json(old), _read_json(new))
+    result = diff(read_bom_json(old), read_bom_json(new))
     if format is DiffFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -195,7 +178,7 @@ def validate_cmd(
     """Strict schema validation (1.6 or 1.7). Exit 0 valid, 1 invalid, 2 unreadable."""
     from modelshield.sbom.validate import schema_errors
 
-    doc = _read_json(path)
+    doc = read_bom_json(path)
     version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
     errors = schema_errors(doc, version)
     if errors:

@@ -188,7 +188,8 @@ def _audit_trail(f: dict[str, Any]) -> tuple[str, str, list[str]]:
 
 def _human(f: dict[str, Any]) -> tuple[str, str, list[str]]:
     used = ["bom-diff"] if f["drift"] is not None else []
-    return "needs-human-attestation", "Evaluations are run and attested by people; the BOM diff shows what changed.", used
+    return ("needs-human-attestation", "Evaluations are run and attested by people; the BOM diff shows what changed.",
+            used)
 
 
 CHECKS: dict[str, Check] = {

@@ -109,7 +109,8 @@ def relative_closure(start: str, by_path: dict[str, Artefact]) -> list[tuple[str
     """`start` and the files its relative imports pull in, as transformers' `get_relative_import_files`
     resolves them (relative to the folder of `start`), with the file that imported each."""
     folder = posixpath.dirname(start)
-    out, todo, seen = [], [(start, start)], {start}
+    out: list[tuple[str, str]] = []
+    todo, seen = [(start, start)], {start}
     while todo and len(out) < 500:
         path, via = todo.pop(0)
         out.append((path, via))

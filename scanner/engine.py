@@ -16,7 +16,7 @@ from .rules import load_rules
 from .sources import SourceOptions, resolve
 
 
-Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
+Progress = Callable[[str, str, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
 
 def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | None = None) -> Artefact:

@@ -94,7 +94,8 @@ class Policy:
     extra_allow: dict[str, str] = field(default_factory=dict)
     allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
-    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
+    # the raw [advisories] table (modelshield.advisories validates it)
+    advisories: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     digest: str | None = None
     trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)

@@ -50,8 +50,8 @@ def check_target(target: TargetResult, rules: RuleTable, policy: "Policy | None"
         _reach_closure(path, how, by_path, reached)
     _check_dataset_scripts(target, by_path, reached)
     _onnx_external_data(by_path, rules)
-    for path, how in reached.items():
-        code_review.review(by_path[path], how, rules, policy)
+    for path, hows in reached.items():
+        code_review.review(by_path[path], hows, rules, policy)
     for cfg, files in configs:
         worst = max((s for f in files if (s := _worst_behaviour(by_path[f])) is not None), default=None)
         if worst is not None and worst > Severity.MEDIUM:

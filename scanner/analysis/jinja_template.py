@@ -15,7 +15,7 @@ import hashlib
 import re
 import string
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import jinja2
 from jinja2 import nodes
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from ..context import ScanContext
 
 MAX_TEMPLATE_CHARS = 4 << 20  # far above any real chat template (the largest are ~30 KB)
+_CASE_FILTERS: dict[str, Callable[[str], str]] = {"lower": str.lower, "upper": str.upper, "title": str.title,
+                                                  "capitalize": str.capitalize, "trim": str.strip}
 _FOLD_LIMIT = 4096  # longest string constant folding will build (a `'_' * 10**9` must not allocate)
 _UNKNOWN = object()
 
@@ -104,11 +106,13 @@ class _Analyser:
                     self._bind(target.name, nodes.Output(node.body) if isinstance(node.target, nodes.Name) else None,
                                nodes.Output(node.body))
                 continue
+            if not isinstance(node, (nodes.Assign, nodes.For)):  # the kinds left: {% set %} and {% for %}
+                continue
             names = [node.target] if isinstance(node.target, nodes.Name) else list(node.target.find_all(nodes.Name))
             source = node.iter if isinstance(node, nodes.For) else getattr(node, "node", None)
             for target in names:
-                value = node.node if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name) else None
-                self._bind(target.name, value, source)
+                bound = node.node if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name) else None
+                self._bind(target.name, bound, source)
         # Macro parameters (and `varargs` / `kwargs` inside the macro) hold whatever call sites pass;
         # `caller(...)` arguments reach the parameters of `{% call(...) %}` blocks.
         for call in self.tree.find_all(nodes.Call):
@@ -234,8 +238,7 @@ class _Analyser:
             if node.name in ("reverse",) and isinstance(value, (str, list)):
                 return value[::-1]
             if node.name in ("lower", "upper", "title", "capitalize", "trim") and isinstance(value, str):
-                return {"lower": str.lower, "upper": str.upper, "title": str.title,
-                        "capitalize": str.capitalize, "trim": str.strip}[node.name](value)
+                return _CASE_FILTERS[node.name](value)
             if node.name in ("string", "e", "escape") and isinstance(value, (str, int)):
                 return str(value)
             if node.name == "list" and isinstance(value, (str, list)):
@@ -402,7 +405,7 @@ class _Analyser:
             if dynamic:
                 self._spread(dynamic, node, f"|{name} with spread arguments", path=True)
 
-    def _spread(self, values: list[nodes.Node], node: nodes.Node, how: str, *, path: bool = False) -> None:
+    def _spread(self, values: Sequence[nodes.Node], node: nodes.Node, how: str, *, path: bool = False) -> None:
         """`*args` / `**kwargs` given to an attribute filter: every string they can hold is a name."""
         for value in values:
             folded = self.fold(value) if not isinstance(value, nodes.Dict) else self._fold_dict(value)
@@ -427,7 +430,8 @@ class _Analyser:
         """String constants (and literal template text of set blocks) that contain a dunder name."""
         found: list[str] = []
         for node in self.tree.find_all((nodes.Const, nodes.TemplateData)):
-            text = node.value if isinstance(node, nodes.Const) else node.data
+            text = node.value if isinstance(node, nodes.Const) else node.data if isinstance(node, nodes.TemplateData) \
+                else None
             if isinstance(text, str):
                 found.extend(_DUNDER.findall(text))
         return sorted(set(found))
@@ -438,7 +442,8 @@ class _Analyser:
         for node in self.tree.find_all((nodes.Getitem, nodes.Filter)):
             if isinstance(node, nodes.Getitem):
                 count += not isinstance(node.arg, (nodes.Const, nodes.Slice))
-            elif node.name == "attr" or node.name in self.data["attribute_filters"]:
+            elif isinstance(node, nodes.Filter) and (node.name == "attr"
+                                                     or node.name in self.data["attribute_filters"]):
                 args = list(node.args) + [kw.value for kw in node.kwargs]
                 count += node.dyn_args is not None or node.dyn_kwargs is not None or \
                     any(not isinstance(a, nodes.Const) for a in args)

@@ -115,7 +115,8 @@ def analyse(files: list[CodeFile], ctx: "ScanContext") -> dict[str, Any]:
         for node in f.tree.body:
             if isinstance(node, ast.ClassDef):
                 state.classes.add(_unmangle(f"{f.module}.{node.name}"))
-                state.methods.update(n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+                state.methods.update(n.name for n in node.body
+                                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 state.functions.update((_unmangle(f"{f.module}.{node.name}"), node.name))
     for f in files:

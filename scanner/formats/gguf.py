@@ -129,6 +129,26 @@ def _pad(n: int, alignment: int) -> int:
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Validate header, metadata and tensor infos; analyse chat templates; record BOM facts."""
     cur = _Cursor(blob)
+    version, n_tensors, n_kv = _header(cur, blob)
+    facts: dict[str, Any] = {"version": version, "endian": "big" if cur.endian == ">" else "little",
+                             "tensor_count": n_tensors, "metadata_count": n_kv}
+    meta, types, templates = _metadata(cur, ctx, n_kv)
+    alignment = _alignment(meta, types)
+    infos, dtypes, parameters = _tensor_infos(cur, ctx, n_tensors)
+    data_start = _pad(cur.pos, alignment)
+    _check_data_offsets(infos, data_start, alignment, blob.size)
+
+    facts.update(_bom_facts(meta))
+    facts.update({"alignment": alignment, "data_offset": data_start, "parameters": parameters,
+                  "dtypes": dict(sorted(dtypes.items())),
+                  "chat_templates": [key for key, _, _ in templates]})
+    ctx.artefact.properties["gguf"] = facts
+    for key, text, offset in templates:
+        analyse_template(text, ctx, field=key, offset=offset)
+
+
+def _header(cur: _Cursor, blob: "Blob") -> tuple[int, int, int]:
+    """(version, tensor count, metadata entry count); sets the cursor's byte order."""
     if cur.read(4, "magic") != MAGIC:
         raise _Malformed("bad magic", 0)
     version = cur.unpack("I", "version")
@@ -145,9 +165,12 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     if n_kv * 13 > cur.remaining() or n_tensors * 24 > cur.remaining():
         raise _Malformed(f"{n_kv} metadata entries and {n_tensors} tensors cannot fit in the "
                          f"{blob.size}-byte file", 16)
+    return version, n_tensors, n_kv
 
-    facts: dict[str, Any] = {"version": version, "endian": "big" if cur.endian == ">" else "little",
-                             "tensor_count": n_tensors, "metadata_count": n_kv}
+
+def _metadata(cur: _Cursor, ctx: "ScanContext", n_kv: int
+              ) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, str, int]]]:
+    """(values, type names, chat templates as (key, text, offset)) of the metadata entries."""
     meta: dict[str, Any] = {}
     types: dict[str, str] = {}
     templates: list[tuple[str, str, int]] = []
@@ -170,24 +193,34 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
             meta[key] = {"array": _type_name(item), "length": count}
         elif vtype == STRING:
             types[key] = "string"
-            is_template = key == _TEMPLATE_PREFIX or key.startswith(_TEMPLATE_PREFIX + ".")
-            text, n = cur.string(f"value of {key!r}", keep=MAX_TEMPLATE_CHARS * 4 if is_template else _KEEP_STRING)
-            if is_template:
-                if text is None:
-                    ctx.add("MS-TPL-008", offset=value_at, field=key,
-                            error=f"{n}-byte template exceeds the {MAX_TEMPLATE_CHARS * 4}-byte budget")
-                else:
-                    templates.append((key, text, value_at + 8))
-            else:
-                meta[key] = text if text is not None else f"<{n} bytes>"
+            _string_value(cur, ctx, key, value_at, meta, templates)
         elif vtype in _SCALARS:
-            name, code = _SCALARS[vtype]
-            types[key] = name
+            type_name, code = _SCALARS[vtype]
+            types[key] = type_name
             value = cur.unpack(code, f"value of {key!r}")
-            meta[key] = bool(value) if name == "bool" else value
+            meta[key] = bool(value) if type_name == "bool" else value
         else:
             raise _Malformed(f"metadata key {key!r} has invalid value type {vtype}", value_at - 4)
+    return meta, types, templates
 
+
+def _string_value(cur: _Cursor, ctx: "ScanContext", key: str, value_at: int, meta: dict[str, Any],
+                  templates: list[tuple[str, str, int]]) -> None:
+    """A string entry: chat templates are kept whole (under a budget) for analysis, others shortened."""
+    is_template = key == _TEMPLATE_PREFIX or key.startswith(_TEMPLATE_PREFIX + ".")
+    text, n = cur.string(f"value of {key!r}", keep=MAX_TEMPLATE_CHARS * 4 if is_template else _KEEP_STRING)
+    if is_template:
+        if text is None:
+            ctx.add("MS-TPL-008", offset=value_at, field=key,
+                    error=f"{n}-byte template exceeds the {MAX_TEMPLATE_CHARS * 4}-byte budget")
+        else:
+            templates.append((key, text, value_at + 8))
+    else:
+        meta[key] = text if text is not None else f"<{n} bytes>"
+
+
+def _alignment(meta: dict[str, Any], types: dict[str, str]) -> int:
+    """general.alignment as llama.cpp accepts it (a u32 power of 2), else the default."""
     alignment = DEFAULT_ALIGNMENT
     if "general.alignment" in types:
         if types["general.alignment"] != "u32":
@@ -195,7 +228,12 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         alignment = meta["general.alignment"]
         if alignment == 0 or alignment & (alignment - 1):
             raise _Malformed(f"alignment {alignment} is not a power of 2", None)
+    return alignment
 
+
+def _tensor_infos(cur: _Cursor, ctx: "ScanContext", n_tensors: int
+                  ) -> tuple[list[tuple[str, int, int, int, int]], Counter[str], int]:
+    """(infos as (name, type, nbytes, offset, info offset), dtype counts, parameter count)."""
     ggml, _ = _types()
     infos: list[tuple[str, int, int, int, int]] = []  # name, type, nbytes, offset, info offset
     names: set[str] = set()
@@ -211,18 +249,7 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         if name in names:
             raise _Malformed(f"duplicate tensor name {name!r}", at)
         names.add(name)
-        n_dims = cur.unpack("I", f"dimension count of {name!r}")
-        if n_dims > MAX_DIMS:
-            raise _Crafted(f"{n_dims} dimensions for tensor {name!r} (at most {MAX_DIMS})", at)
-        dims = [cur.unpack("Q", f"dimensions of {name!r}") for _ in range(n_dims)]
-        elements = 1
-        for d in dims:
-            if d > _INT64_MAX:
-                raise _Crafted(f"a negative dimension ({d - (1 << 64)}) for tensor {name!r}", at)
-            elements *= d
-            if elements > _INT64_MAX:
-                raise _Crafted(f"dimensions {dims} for tensor {name!r}, whose element count overflows "
-                               "64 bits", at)
+        dims, elements = _dimensions(cur, name, at)
         ttype = cur.unpack("I", f"type of {name!r}")
         offset = cur.unpack("Q", f"data offset of {name!r}")
         if ttype not in ggml:
@@ -235,25 +262,38 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         infos.append((name, ttype, elements // block * size, offset, at))
         dtypes[tname] += 1
         parameters += elements
+    return infos, dtypes, parameters
 
-    data_start = _pad(cur.pos, alignment)
+
+def _dimensions(cur: _Cursor, name: str, at: int) -> tuple[list[int], int]:
+    """(dimensions, element count) of one tensor, refusing shapes llama.cpp refuses."""
+    n_dims = cur.unpack("I", f"dimension count of {name!r}")
+    if n_dims > MAX_DIMS:
+        raise _Crafted(f"{n_dims} dimensions for tensor {name!r} (at most {MAX_DIMS})", at)
+    dims = [cur.unpack("Q", f"dimensions of {name!r}") for _ in range(n_dims)]
+    elements = 1
+    for d in dims:
+        if d > _INT64_MAX:
+            raise _Crafted(f"a negative dimension ({d - (1 << 64)}) for tensor {name!r}", at)
+        elements *= d
+        if elements > _INT64_MAX:
+            raise _Crafted(f"dimensions {dims} for tensor {name!r}, whose element count overflows "
+                           "64 bits", at)
+    return dims, elements
+
+
+def _check_data_offsets(infos: list[tuple[str, int, int, int, int]], data_start: int, alignment: int,
+                        size: int) -> None:
+    """Tensor data packed in order, aligned, inside the file (llama.cpp's checks)."""
     expected = 0
     for name, _t, nbytes, offset, at in infos:
         if offset != expected:
             raise _Malformed(f"tensor {name!r} has data offset {offset}, expected {expected} (tensor data must "
                              f"be packed in order, aligned to {alignment})", at)
-        if data_start + offset + nbytes > blob.size:
+        if data_start + offset + nbytes > size:
             raise _Malformed(f"tensor {name!r} data [{data_start + offset}, {data_start + offset + nbytes}) runs "
-                             f"past the end of the {blob.size}-byte file", at)
+                             f"past the end of the {size}-byte file", at)
         expected += _pad(nbytes, alignment)
-
-    facts.update(_bom_facts(meta))
-    facts.update({"alignment": alignment, "data_offset": data_start, "parameters": parameters,
-                  "dtypes": dict(sorted(dtypes.items())),
-                  "chat_templates": [key for key, _, _ in templates]})
-    ctx.artefact.properties["gguf"] = facts
-    for key, text, offset in templates:
-        analyse_template(text, ctx, field=key, offset=offset)
 
 
 def _type_name(vtype: int) -> str:

@@ -63,7 +63,7 @@ def sniff(head: bytes, blob: "Blob", name: str) -> bool:
     if base not in AUTO_MAP_FILES and base not in OTHER_FILES:
         return False
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not text[:1] in (b"{", b"["):
+    if text[:1] not in (b"{", b"["):
         return False
     if base == "config.json" and b'"class_name"' in head and b'"module"' in head and \
             not any(k in head for k in (b'"auto_map"', b'"model_type"', b'"architectures"')):
@@ -125,7 +125,8 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     if needed:
         sources = sorted({r["source"] for r in needed})
         ctx.add("MS-HF-001", source=f"{base} {'/'.join(sources)}",
-                entries=", ".join(f"{r['key']} -> {r['ref']}" for r in needed[:8]) + (" ..." if len(needed) > 8 else ""),
+                entries=", ".join(f"{r['key']} -> {r['ref']}" for r in needed[:8])
+                + (" ..." if len(needed) > 8 else ""),
                 files=", ".join(sorted({r["file"] for r in local})) or "no local file",
                 detail="", refs=[{k: r[k] for k in ("key", "ref", "file")} for r in needed[:50]])
     for ref in needed:
@@ -227,7 +228,8 @@ def _sentence_transformers_refs(modules: list[Any], ctx: "ScanContext") -> list[
         repo, file, cls = parsed
         sub = item.get("path") if isinstance(item.get("path"), str) else ""
         out.append({"source": "modules.json", "key": str(item.get("name", item.get("idx", "?"))), "ref": kind,
-                    "repo": repo, "file": file, "class": cls, "alternatives": [posixpath.join(sub, file)] if sub else [],
+                    "repo": repo, "file": file, "class": cls,
+                    "alternatives": [posixpath.join(sub, file)] if sub else [],
                     "optional": file[:-3] in INSTALLED_FALLBACK})
     return out
 

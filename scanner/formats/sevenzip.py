@@ -35,7 +35,7 @@ class _Bomb(Exception):
 def _writer_classes(py7zio: Any) -> tuple[type, type]:
     """A py7zr writer factory whose products write into budget-charged spools."""
 
-    class SpoolWriter(py7zio.Py7zIO):  # type: ignore[misc, name-defined]
+    class SpoolWriter(py7zio.Py7zIO):
         def __init__(self, name: str, owner: "SpoolFactory") -> None:
             self.name, self.owner = name, owner
             self.spool = SpoolBlob(name)
@@ -68,7 +68,7 @@ def _writer_classes(py7zio: Any) -> tuple[type, type]:
         def size(self) -> int:
             return self.spool.size
 
-    class SpoolFactory(py7zio.WriterFactory):  # type: ignore[misc, name-defined]
+    class SpoolFactory(py7zio.WriterFactory):
         def __init__(self, ctx: "ScanContext", compressed: int) -> None:
             self.ctx, self.compressed, self.produced = ctx, max(compressed, 1), 0
             self.products: dict[str, SpoolWriter] = {}

@@ -107,7 +107,7 @@ def _install() -> None:
     if previous is None or not hasattr(_http, "set_client_factory"):
         return  # huggingface_hub 0.x (requests): not hooked
 
-    def factory():
+    def factory() -> Any:
         client = previous()
         hooks = client.event_hooks
         hooks.setdefault("request", []).append(_on_request)
@@ -202,7 +202,7 @@ except ImportError:  # huggingface_hub 0.x: no httpx session to hook
     _StreamBase = object  # type: ignore[assignment,misc]
 
 
-class _Capped(_StreamBase):  # type: ignore[misc,valid-type]
+class _Capped(_StreamBase):
     """A response body that stops at `limit` bytes and refuses a trickle slower than MIN_BYTES per window."""
 
     def __init__(self, stream: Any, guard: Guard, path: str | None) -> None:

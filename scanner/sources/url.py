@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..findings import TargetResult
@@ -128,7 +129,7 @@ class _Refused(Exception):
     pass
 
 
-def _stream(response, fh, cap: int, window: float) -> int:
+def _stream(response: Any, fh: BinaryIO, cap: int, window: float) -> int:
     """Copy the body to `fh` as it arrives (`read1`: never waits for a full chunk), under `cap` bytes,
     refusing a drip of under MIN_BYTES per `window` seconds. Returns the bytes written."""
     written = 0

@@ -130,11 +130,13 @@ def test_malformed_records_raise():
 def test_an_imported_newer_twin_replaces_the_shipped_record_but_keeps_its_ml_fields():
     shipped = osv.parse({"id": "GHSA-aaaa-bbbb-cccc", "modified": "2026-01-01T00:00:00Z", "aliases": ["CVE-2099-1"],
                          "affected": [{"package": {"ecosystem": "PyPI", "name": "keras"},
-                                       "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.9.0"}]}],
+                                       "ranges": [{"type": "ECOSYSTEM",
+                                                   "events": [{"introduced": "0"}, {"fixed": "3.9.0"}]}],
                                        "database_specific": {"ml": {"formats": ["keras"], "trigger": "load"}}}]})
     newer = osv.parse({"id": "PYSEC-2099-9", "modified": "2026-06-01T00:00:00Z", "aliases": ["CVE-2099-1"],
                        "affected": [{"package": {"ecosystem": "PyPI", "name": "keras"},
-                                     "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.10.0"}]}]}]},
+                                     "ranges": [{"type": "ECOSYSTEM",
+                                                 "events": [{"introduced": "0"}, {"fixed": "3.10.0"}]}]}]},
                       origin="imported")
     [merged] = merge([shipped], [newer])
     assert merged.id == "PYSEC-2099-9" and merged.affected[0].ml.formats == ("keras",)

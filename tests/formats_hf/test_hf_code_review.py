@@ -25,8 +25,10 @@ HELPERS = {
     "cprofile_string": f"import cProfile\ncProfile.run({_WRITE!r})\n",
     "pydoc_pager": f"import pydoc\npydoc.pipepager('', {_SHELL!r})\n",
 }
-CONFIG_CLASS = "\nfrom transformers import PretrainedConfig\n\n\nclass XConfig(PretrainedConfig):\n    model_type = 'x'\n"
-GENERATE = f"import timeit\n\ntimeit.timeit({_WRITE!r}, number=1)\n\n\ndef generate(model, **kwargs):\n    return None\n"
+CONFIG_CLASS = ("\nfrom transformers import PretrainedConfig\n\n\nclass XConfig(PretrainedConfig):\n"
+                "    model_type = 'x'\n")
+GENERATE = (f"import timeit\n\ntimeit.timeit({_WRITE!r}, number=1)\n\n\n"
+            "def generate(model, **kwargs):\n    return None\n")
 
 
 def _config_repo(root: Path, name: str) -> Path:

@@ -132,7 +132,8 @@ def test_operator_table_matches_the_torch_registry(built):
 
 
 def test_module_name_mapping():
-    assert torchscript_code.module_name("m/code/__torch__/torch/nn/modules/conv.py") == "__torch__.torch.nn.modules.conv"
+    name = torchscript_code.module_name("m/code/__torch__/torch/nn/modules/conv.py")
+    assert name == "__torch__.torch.nn.modules.conv"
     assert torchscript_code.module_name("m/data.pkl") is None
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...blob import BytesBlob
 from ...budgets import BudgetExceeded
@@ -13,6 +13,11 @@ from ..marshal_reader import MarshalError, summarise
 from .opcodes import PickleError
 from .report import Reporter
 
+if TYPE_CHECKING:
+    from ...blob import Blob
+    from ...context import ScanContext
+    from . import PickleResult
+
 TORCH_FLAVOURS = ("torch-zip", "torch-legacy", "torchscript")
 MAX_PIDS = 100_000
 
@@ -20,8 +25,10 @@ MAX_PIDS = 100_000
 class Session:
     """State shared by the streams of one call (reporter, stream counter, result)."""
 
-    def __init__(self, blob, ctx, flavour: str, result, c_stream: bool = False) -> None:
+    def __init__(self, blob: Blob, ctx: ScanContext, flavour: str, result: PickleResult, *,
+                 recurse: Callable[[Blob, ScanContext], object], c_stream: bool = False) -> None:
         self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
+        self.recurse = recurse  # analyse_pickle, for nested pickles (passed in: no import cycle)
         self.c_stream = c_stream  # the io.BytesIO reading of older _pickle.c (see StreamReader)
         self.rep = Reporter(ctx)
         self.next_stream = 0
@@ -84,6 +91,7 @@ class Session:
 
     def stream_error(self, out: StreamOutcome, first: bool) -> None:
         err = out.error
+        assert err is not None  # called for streams that ended in an error
         index = len(self.result.streams) - 1
         if not first and not out.opcodes:
             self.rep.add("MS-PKL-014", stream=index, offset=out.start, position=0,
@@ -152,8 +160,7 @@ class Session:
             if kind == "marshal":
                 self.marshal(data)
                 return
-            from . import analyse_pickle
-            analyse_pickle(BytesBlob(data, name="nested"), ctx)
+            self.recurse(BytesBlob(data, name="nested"), ctx)
 
     def marshal(self, data: bytes) -> None:
         names_table = nested.tables()["marshal_names"]

@@ -175,7 +175,7 @@ class Analyser:
                 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                     self._docstrings.add(id(body[0].value))
 
-    def _alias_and_taint(self, node: ast.AST) -> None:
+    def _alias_and_taint(self, node: ast.Assign | ast.AnnAssign | ast.NamedExpr) -> None:
         value = node.value if not isinstance(node, ast.AnnAssign) else node.value
         if value is None:
             return
@@ -301,7 +301,7 @@ class Analyser:
                       "collects the whole environment, secrets included", "reads credentials", None)
             return
         entry = self.table.match(name)
-        if entry is None:
+        if entry is None or name is None:
             return
         if entry.when_kw is not None:
             value = _fold(kwargs[entry.when_kw]) if entry.when_kw in kwargs else _MISSING
@@ -377,9 +377,9 @@ class Analyser:
                       "builtins looked up by a computed name", "looks up a computed attribute", None)
 
     def _string(self, node: ast.Constant) -> None:
-        if id(node) in self._docstrings:
+        text = node.value
+        if id(node) in self._docstrings or not isinstance(text, str):
             return
-        text: str = node.value
         for url in _URL_RE.findall(text)[:20]:
             if url not in self.urls and len(self.urls) < MAX_LISTED:
                 self.urls.append(url)
@@ -430,7 +430,8 @@ class Analyser:
         if self._sensitive(path):
             self._add("MS-PY-007", Severity.CRITICAL, None, line, name,
                       f"writes {path!r}: persistence or credential tampering", "modifies files", [path])
-        elif path.startswith(("/", "~", "\\")) or ".." in path.replace("\\", "/").split("/") or re.match(r"^[A-Za-z]:", path):
+        elif path.startswith(("/", "~", "\\")) or ".." in path.replace("\\", "/").split("/") \
+                or re.match(r"^[A-Za-z]:", path):
             self._add("MS-PY-007", Severity.HIGH, Severity.LOW, line, name,
                       f"writes {path!r}, outside the model cache", "modifies files outside the model cache", [path])
 
