@@ -83,7 +83,7 @@ def scan(
     apply_trust(pol, trust, require_signature)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     if quiet or not sys.stderr.isatty():
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # noqa: TID251 - silences the Hub client's own bars
     bar, on_event = progress_printer(quiet)
     if bar is not None:
         with bar:
