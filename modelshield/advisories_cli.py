@@ -59,8 +59,9 @@ def attach_advisories(report: Report, policy: Any, requirements: list[Path], pyt
                       ignore_vuln: list[str], quiet: bool = False) -> None:
     """The scan hook: runtime (environment, --requirements, --python) x formats -> findings."""
     from modelshield.advisories.audit import check_report
-    from modelshield.advisories.interface import InputError
-    from modelshield.advisories.policy import AdvisoryPolicyError, parse
+    from modelshield.advisories.errors import InputError
+    from modelshield.advisories.policy import parse
+    from modelshield.advisories.errors import AdvisoryPolicyError
     from modelshield.advisories.runtime import load_runtime
 
     try:
@@ -119,7 +120,7 @@ def show_cmd(
 def import_cmd(dump: Path = typer.Argument(..., help="An OSV dump zip (e.g. the PyPI all.zip of the OSV bucket).")) -> None:
     """Keep the ML-relevant advisories of an OSV dump in the local index (no network). Exit 2 on bad input."""
     from modelshield.advisories.dump import import_dump
-    from modelshield.advisories.interface import InputError
+    from modelshield.advisories.errors import InputError
 
     try:
         result = import_dump(dump)
@@ -140,7 +141,8 @@ def update_cmd(
     timeout: float = typer.Option(60.0, "--timeout", help="Read timeout per request, seconds."),
 ) -> None:
     """Refresh the local index from an OSV API (querybatch, then each record). Exit 2 when offline."""
-    from modelshield.advisories.osv_api import UpdateError, update
+    from modelshield.advisories.osv_api import update
+    from modelshield.advisories.errors import UpdateError
 
     try:
         result = update(osv_url, timeout=(min(10.0, timeout), timeout))
@@ -167,8 +169,9 @@ def sbom_audit(
     Exit 0 passed, 1 blocked, 2 incomplete or bad input (as `scan`).
     """
     from modelshield.advisories import bom_audit
-    from modelshield.advisories.interface import InputError
-    from modelshield.advisories.policy import AdvisoryPolicyError, parse
+    from modelshield.advisories.errors import InputError
+    from modelshield.advisories.policy import parse
+    from modelshield.advisories.errors import AdvisoryPolicyError
 
     pol = load_policy(policy, fail_on)
     try:

@@ -84,8 +84,9 @@ def _pair_outputs(formats: list[Format], outputs: list[Path]) -> dict[Format, Op
 
 def use_color(output: Optional[Path]) -> bool:
     """ANSI colour only for text on a terminal, unless NO_COLOR is set (https://no-color.org)."""
-    return (output is None or str(output) == "-") and sys.stdout.isatty() and not os.environ.get("NO_COLOR") \
-        and os.environ.get("TERM") != "dumb"
+    from modelshield.scanner.env import color_allowed
+
+    return (output is None or str(output) == "-") and sys.stdout.isatty() and color_allowed()
 
 
 @app.command(epilog=SCAN_EXAMPLES)
@@ -126,7 +127,7 @@ def scan(
         check_output_path(path, "-o")
     check_output_path(sbom, "--sbom")
     if quiet or not sys.stderr.isatty():
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # noqa: TID251 - silences the Hub client's own bars
     bar, on_event = progress_printer(quiet)
     if bar is not None:
         with bar:

@@ -55,11 +55,11 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
                from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
                who: Any = None, decision: Optional[str] = None) -> str:
     """The BOM text; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
-    from modelshield.sbom import BomInvalid, build_bom, dumps
+    from modelshield.sbom import BomInvalid, build, dumps
 
     try:
-        doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                        reproducible=reproducible, attribution=who, decision=decision)
+        built = build(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
+                      reproducible=reproducible, attribution=who, decision=decision)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
@@ -68,11 +68,9 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
     except ValueError as exc:
         error(str(exc))
         raise typer.Exit(2) from None
-    from modelshield.sbom import builder
-
-    for note in getattr(builder.build_bom, "last_notes", []):
+    for note in built.notes:
         typer.echo(f"modelshield: {escape.text(note)}", err=True)
-    return dumps(doc)
+    return dumps(built.document)
 
 
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",

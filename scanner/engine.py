@@ -5,7 +5,7 @@ import datetime as _dt
 import os
 from typing import Callable, Iterable
 
-from . import repo_checks
+from . import env, repo_checks
 from .blob import FileBlob
 from .context import ScanContext
 from .dispatch import analyse_blob
@@ -118,7 +118,5 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
 
 
 def _now() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit() \
-        else _dt.datetime.now(_dt.timezone.utc)
+    moment = env.source_date_epoch() or _dt.datetime.now(_dt.timezone.utc)
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")

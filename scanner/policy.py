@@ -21,6 +21,7 @@ from typing import Any
 from .budgets import Budgets
 from .findings import Finding, Severity, Suppression
 from . import datafiles
+from .errors import PolicyError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,19 +31,12 @@ else:  # pragma: no cover
 POLICY_FILE = "modelshield.toml"
 FAIL_ON = ("critical", "high", "medium", "low")  # the same set for --fail-on and the policy's fail_on
 ALLOW_TABLES = {"globals", "code"}  # [allow.<table>] sections a policy may hold
-# Modules that are other names for the same code.
-MODULE_ALIASES = {"nt": "os", "posix": "os", "ntpath": "os.path", "posixpath": "os.path",
-                  "__builtin__": "builtins", "__builtins__": "builtins"}
 # How to say what an alias is, after the name the bytes use ("posix.system (os.system on POSIX)").
 ALIAS_NOTES = {"nt": " on Windows", "ntpath": " on Windows", "posix": " on POSIX", "posixpath": " on POSIX",
                "__builtin__": ", the Python 2 name", "__builtins__": ""}
 VEX_JUSTIFICATIONS = {"code_not_present", "code_not_reachable", "requires_configuration",
                       "requires_dependency", "requires_environment", "protected_by_compiler",
                       "protected_at_runtime", "protected_at_perimeter", "protected_by_mitigating_control"}
-
-
-class PolicyError(ValueError):
-    """The policy file is invalid; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +59,23 @@ class SuppressionRule:
     vex_justification: str | None = None
 
 
+@functools.lru_cache(maxsize=2)
+def module_aliases(python_source: bool = False) -> dict[str, str]:
+    """Module names that are other names for the same code (data/module_aliases.toml).
+
+    `python_source`: also the names only Python source uses (`np`, `cPickle`, `commands`...)."""
+    table = datafiles.load("module_aliases.toml")
+    return {**table["same_code"], **(table["python_source"] if python_source else {})}
+
+
 def normalise_module(module: str) -> str:
     """Canonical module name (`posix` -> `os`); the first component decides."""
+    aliases = module_aliases()
     head, dot, rest = module.partition(".")
-    if module in MODULE_ALIASES:
-        return MODULE_ALIASES[module]
-    if head in MODULE_ALIASES:
-        return MODULE_ALIASES[head] + dot + rest
+    if module in aliases:
+        return aliases[module]
+    if head in aliases:
+        return aliases[head] + dot + rest
     return module
 
 

@@ -23,7 +23,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from ..analysis.jinja_template import analyse_template
-from ..budgets import FormatError
+from ..errors import FormatError
 from . import hf_facts
 
 if TYPE_CHECKING:
@@ -73,42 +73,13 @@ def sniff(head: bytes, blob: "Blob", name: str) -> bool:
 
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Parse the JSON, record facts, report remote-code references and analyse chat templates."""
-    if blob.size > MAX_CONFIG:
-        raise FormatError(f"{blob.size} bytes is over the {MAX_CONFIG}-byte cap for a config file",
-                          rule_id="MS-HF-006")
-    raw = blob.read_at(0, blob.size)
-    try:
-        doc = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 at byte {exc.start}", offset=exc.start, rule_id="MS-HF-006") from None
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
-                          offset=exc.pos, rule_id="MS-HF-006") from None
-    except RecursionError:
-        raise FormatError("JSON nested too deeply", rule_id="MS-HF-006") from None
+    doc = _load(blob)
     base = _base(ctx.member or ctx.artefact.path)
     folder = posixpath.dirname((ctx.member or ctx.artefact.path).replace("\\", "/"))
     props: dict[str, Any] = {"file": base}
     refs: list[dict[str, Any]] = []
     if isinstance(doc, dict):
-        for key in FACT_KEYS:
-            if key in doc and _small(doc[key]):
-                props[key] = doc[key]
-        quant = doc.get("quantization_config")
-        if isinstance(quant, dict) and isinstance(quant.get("quant_method"), str):
-            props["quant_method"] = quant["quant_method"]
-        if "auto_map" in doc:
-            props["auto_map"] = doc["auto_map"] if _small(doc["auto_map"]) else "(large)"
-            refs += _auto_map_refs(doc["auto_map"], base, ctx)
-        if isinstance(doc.get("custom_pipelines"), dict):
-            refs += _pipeline_refs(doc["custom_pipelines"], base, ctx)
-        if base == "model_index.json":
-            refs += _diffusers_refs(doc, ctx)
-        templates = _chat_templates(doc, ctx)
-        if templates:
-            props["chat_templates"] = templates
-    elif isinstance(doc, list) and base == "tokenizer_config.json":
-        pass
+        refs += _object_config(doc, base, props, ctx)
     if isinstance(doc, dict) and isinstance(doc.get("types"), dict) and \
             (base == "router_config.json" or (base == "config.json" and "structure" in doc)):
         refs += _router_refs(doc["types"], folder)
@@ -120,6 +91,51 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     if refs:
         props["code_refs"] = refs
     ctx.artefact.properties[NAME] = props
+    _report_refs(refs, base, ctx)
+
+
+def _load(blob: "Blob") -> Any:
+    """The parsed JSON document (FormatError MS-HF-006 when over the cap, not UTF-8 or not JSON)."""
+    if blob.size > MAX_CONFIG:
+        raise FormatError(f"{blob.size} bytes is over the {MAX_CONFIG}-byte cap for a config file",
+                          rule_id="MS-HF-006")
+    raw = blob.read_at(0, blob.size)
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 at byte {exc.start}", offset=exc.start, rule_id="MS-HF-006") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
+                          offset=exc.pos, rule_id="MS-HF-006") from None
+    except RecursionError:
+        raise FormatError("JSON nested too deeply", rule_id="MS-HF-006") from None
+
+
+def _object_config(doc: dict[str, Any], base: str, props: dict[str, Any], ctx: "ScanContext"
+                   ) -> list[dict[str, Any]]:
+    """Facts of a JSON-object config into `props`; returns its code references (chat templates analysed)."""
+    refs: list[dict[str, Any]] = []
+    for key in FACT_KEYS:
+        if key in doc and _small(doc[key]):
+            props[key] = doc[key]
+    quant = doc.get("quantization_config")
+    if isinstance(quant, dict) and isinstance(quant.get("quant_method"), str):
+        props["quant_method"] = quant["quant_method"]
+    if "auto_map" in doc:
+        props["auto_map"] = doc["auto_map"] if _small(doc["auto_map"]) else "(large)"
+        refs += _auto_map_refs(doc["auto_map"], base, ctx)
+    if isinstance(doc.get("custom_pipelines"), dict):
+        refs += _pipeline_refs(doc["custom_pipelines"], base, ctx)
+    if base == "model_index.json":
+        refs += _diffusers_refs(doc, ctx)
+    templates = _chat_templates(doc, ctx)
+    if templates:
+        props["chat_templates"] = templates
+    return refs
+
+
+def _report_refs(refs: list[dict[str, Any]], base: str, ctx: "ScanContext") -> None:
+    """MS-HF-001 for the code a loader imports (trust_remote_code), MS-HF-002 per other-repo reference."""
     needed = [r for r in refs if not r.get("optional")]  # optional: repo_checks reports them if present
     local = [r for r in needed if not r.get("repo")]
     if needed:

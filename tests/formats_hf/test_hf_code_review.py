@@ -13,7 +13,8 @@ from conftest import scan_json
 from hf_fixtures import rule_ids, scan_dir, threats, write
 
 from modelshield.scanner.findings import Severity
-from modelshield.scanner.policy import Policy, PolicyError
+from modelshield.scanner.policy import Policy
+from modelshield.scanner.errors import PolicyError
 
 HERE = Path(__file__).resolve().parent
 _WRITE = "open(__import__('os').environ['MODELSHIELD_MARKER'], 'w').write('pwned')"

@@ -11,10 +11,11 @@ import copyreg
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...budgets import BudgetExceeded
+from ...errors import BudgetExceeded
 from ...policy import Classification, alias_note
 from . import values as V
-from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
+from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, Reader, StreamReader, read_arg
+from ...errors import PickleError
 
 if TYPE_CHECKING:
     from ...blob import Blob
