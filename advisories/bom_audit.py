@@ -22,7 +22,8 @@ from modelshield.scanner.findings import (Artefact, Finding, Kind, Location, Rep
                                 Suppression, TargetResult)
 from . import severity as sev
 from .audit import RULE_AFFECTED, RULE_DISPUTED, RULE_INFO, RULE_KNOWN_BAD, AuditResult, check_report
-from .interface import AdvisoryDatabase, InputError, Runtime, as_dict, pypi_purl
+from .interface import AdvisoryDatabase, Runtime, as_dict, pypi_purl
+from .errors import InputError
 from .policy import AdvisoryPolicy
 from .runtime import load_runtime
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import index, osv, tables
-from .interface import Advisory, InputError
+from .interface import Advisory
+from .errors import InputError, RecordError
 
 MAX_MEMBERS = 1_000_000
 MAX_TOTAL = 4 * 1024 ** 3  # decompressed bytes read from one dump
@@ -53,7 +54,7 @@ def import_dump(dump: Path, target: Path | None = None) -> ImportResult:
                 if total > MAX_TOTAL:
                     raise InputError(f"{dump}: more than {MAX_TOTAL} bytes of records")
                 adv = osv.loads(body, origin="imported")
-            except (osv.RecordError, zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+            except (RecordError, zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
                 if isinstance(exc, InputError):
                     raise
                 result.malformed.append(f"{info.filename}: {exc}")

@@ -14,7 +14,8 @@ from packaging.utils import canonicalize_name
 
 from modelshield.scanner.datafiles import tomllib
 from modelshield.scanner.findings import RuntimePackage
-from .interface import DependencySource, InputError, Runtime, as_dict, pypi_purl
+from .interface import DependencySource, Runtime, as_dict, pypi_purl
+from .errors import InputError
 from .matching import parse_version
 from .requirements import RequirementsFile, pinned_version, read_text
 

@@ -11,14 +11,11 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from .interface import Advisory, Affected, Event, MlFields, Range, as_dict
+from .errors import RecordError
 
 EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 TRIGGERS = ("load", "save", "inference")
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # the largest real OSV records are a few hundred KB
-
-
-class RecordError(ValueError):
-    """Not a usable OSV record (the message says why)."""
 
 
 def loads(text: str | bytes, origin: str = "shipped") -> Advisory:

@@ -11,7 +11,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from modelshield.scanner.findings import RuntimePackage
-from .interface import DependencySource, InputError, Runtime, pypi_purl
+from .interface import DependencySource, Runtime, pypi_purl
+from .errors import InputError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 20

@@ -47,11 +47,11 @@ def entry_points(by_path: dict[str, Artefact]) -> dict[str, str]:
     for spec in _table().get("by_name", []):
         want = spec["path"]
         for path, art in by_path.items():
-            if art.format != python_source.NAME or not (path == want or path.endswith("/" + want)):
+            if not (path == want or path.endswith("/" + want)):
                 continue
             need = spec.get("when_imports")
             imports = (art.properties.get(python_source.NAME) or {}).get("imports", [])
-            if need and need not in imports:
+            if need and art.format == python_source.NAME and need not in imports:
                 continue
             out[path] = spec["loader"]
     return out

@@ -90,15 +90,15 @@ def _check_config(cfg: Artefact, refs: list[dict[str, Any]], by_path: dict[str, 
                                                   source=f"{via} (relative import, fetched with it)",
                                                   file=path, ref=ref["ref"]))
                 continue
-            if by_path[path].format == python_source.NAME:
-                reached.setdefault(path, []).append(source if path == found else f"{source} via {via}")
-                files.append(path)
+            # imported as Python whatever the content sniffed as: reviewed all the same
+            reached.setdefault(path, []).append(source if path == found else f"{source} via {via}")
+            files.append(path)
     return files
 
 
 def _reach_closure(start: str, how: str, by_path: dict[str, Artefact], reached: dict[str, list[str]]) -> None:
     for path, via in code_review.relative_closure(start, by_path):
-        if path in by_path and by_path[path].format == python_source.NAME:
+        if path in by_path:
             reached.setdefault(path, []).append(how if path == start else f"{how} via {via}")
 
 

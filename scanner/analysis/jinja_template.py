@@ -152,11 +152,8 @@ class _Analyser:
             return node.value
         if isinstance(node, nodes.TemplateData):
             return node.data
-        if isinstance(node, nodes.Output):
-            parts = [self.fold(n, d) for n in node.nodes]
-            if any(p is _UNKNOWN for p in parts):
-                return _UNKNOWN
-            return self._bounded("".join(str(p) for p in parts))
+        if isinstance(node, (nodes.Output, nodes.Concat)):
+            return self._fold_concat(node.nodes, d)
         if isinstance(node, nodes.Getitem):
             return self._fold_item(node, d)
         if isinstance(node, (nodes.List, nodes.Tuple)):
@@ -167,32 +164,38 @@ class _Analyser:
             if not values or len(values) != 1 or values[0] is None:
                 return _UNKNOWN
             return self.fold(values[0], d)
-        if isinstance(node, nodes.Concat):
-            parts = [self.fold(n, d) for n in node.nodes]
-            if any(p is _UNKNOWN for p in parts):
-                return _UNKNOWN
-            return self._bounded("".join(str(p) for p in parts))
         if isinstance(node, (nodes.Add, nodes.Mul, nodes.Mod)):
-            left, right = self.fold(node.left, d), self.fold(node.right, d)
-            if left is _UNKNOWN or right is _UNKNOWN:
-                return _UNKNOWN
-            try:
-                if isinstance(node, nodes.Add) and isinstance(left, str) and isinstance(right, str):
-                    return self._bounded(left + right)
-                if isinstance(node, nodes.Mul) and isinstance(left, str) and isinstance(right, int) \
-                        and not isinstance(right, bool) and len(left) * max(right, 0) <= _FOLD_LIMIT:
-                    return left * right
-                if isinstance(node, nodes.Mod) and isinstance(left, str) and \
-                        isinstance(right, (str, int, float, list)):
-                    args = tuple(right) if isinstance(right, list) else right
-                    return self._bounded(left % args)
-            except (TypeError, ValueError, OverflowError):
-                return _UNKNOWN
-            return _UNKNOWN
+            return self._fold_binary(node, d)
         if isinstance(node, nodes.Filter):
             return self._fold_filter(node, d)
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
             return self._fold_method(node, d)
+        return _UNKNOWN
+
+    def _fold_concat(self, parts_nodes: Sequence[nodes.Node], d: int) -> Any:
+        """Template output or `~`: the text of every part, when every part folds."""
+        parts = [self.fold(n, d) for n in parts_nodes]
+        if any(p is _UNKNOWN for p in parts):
+            return _UNKNOWN
+        return self._bounded("".join(str(p) for p in parts))
+
+    def _fold_binary(self, node: nodes.Add | nodes.Mul | nodes.Mod, d: int) -> Any:
+        """String `+`, `*` (bounded) and `%` formatting of folded operands."""
+        left, right = self.fold(node.left, d), self.fold(node.right, d)
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return _UNKNOWN
+        try:
+            if isinstance(node, nodes.Add) and isinstance(left, str) and isinstance(right, str):
+                return self._bounded(left + right)
+            if isinstance(node, nodes.Mul) and isinstance(left, str) and isinstance(right, int) \
+                    and not isinstance(right, bool) and len(left) * max(right, 0) <= _FOLD_LIMIT:
+                return left * right
+            if isinstance(node, nodes.Mod) and isinstance(left, str) and \
+                    isinstance(right, (str, int, float, list)):
+                args = tuple(right) if isinstance(right, list) else right
+                return self._bounded(left % args)
+        except (TypeError, ValueError, OverflowError):
+            return _UNKNOWN
         return _UNKNOWN
 
     def _fold_item(self, node: nodes.Getitem, d: int) -> Any:

@@ -12,7 +12,7 @@ import json
 from typing import Any, Iterator
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..blob import Blob, SpoolBlob
-from ..budgets import BudgetExceeded
+from ..errors import BudgetExceeded
 from ..findings import Severity
 from .zip import add_at, link_hazard, path_hazard
+from ..errors import ArchiveBomb
 
 if TYPE_CHECKING:
     from ..context import ScanContext
@@ -24,12 +25,6 @@ RAR = b"Rar!\x1a\x07"
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
     """7z signature header, or a RAR 4/5 marker."""
     return head.startswith((SEVENZIP, RAR))
-
-
-class _Bomb(Exception):
-    def __init__(self, cap: str, limit: Any) -> None:
-        super().__init__(cap)
-        self.cap, self.limit = cap, limit
 
 
 def _writer_classes(py7zio: Any) -> tuple[type, type]:
@@ -49,11 +44,11 @@ def _writer_classes(py7zio: Any) -> tuple[type, type]:
             except BudgetExceeded as exc:
                 if exc.budget == "max_seconds":
                     raise
-                raise _Bomb(exc.budget, exc.limit) from None
+                raise ArchiveBomb(exc.budget, exc.limit) from None
             budgets = self.owner.ctx.budgets
             if self.owner.produced > budgets.ratio_floor and \
                     self.owner.produced > self.owner.compressed * budgets.max_ratio:
-                raise _Bomb("max_ratio", budgets.max_ratio)
+                raise ArchiveBomb("max_ratio", budgets.max_ratio)
             return len(s)
 
         def read(self, size: int | None = None) -> bytes:
@@ -126,7 +121,7 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
         try:
             try:
                 archive.extract(factory=factory)
-            except _Bomb as bomb:
+            except ArchiveBomb as bomb:
                 ctx.add("MS-ARC-006", name=label, cap=bomb.cap, limit=bomb.limit, produced=factory.produced,
                         consumed=blob.size)
             except BudgetExceeded:

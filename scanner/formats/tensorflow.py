@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..findings import Severity
-from ..protowire import LEN, VARINT, Field, Limits, ProtoError, Reader
+from ..protowire import LEN, VARINT, Field, Limits, Reader
+from ..errors import ProtoError
 from .. import datafiles
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import FormatError
+from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 from ..analysis.picklevm.trial import start_of

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import datafiles
 from ..blob import Blob, SpoolBlob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..findings import Severity
 from .compressed import Decoded, decompress_stream
 from .interface import Member

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..findings import TargetResult
 from ..rules import load_rules
+from ..errors import HostileAnswer
 from . import hf_cache, hub_errors, hub_guard, hub_verify
 from .interface import Resolved, SourceOptions
 
@@ -116,7 +117,7 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
                     guard.commit, guard.published = commit, records
                     with hub_guard.downloading(guard, rec["path"], size, budget[0]):
                         local = _download(repo_id, repo_type, commit, rec["path"], cache_dir)
-            except hub_guard.HostileAnswer as exc:
+            except HostileAnswer as exc:
                 rec["_reported"] = True
                 if exc.hostile:
                     _refused(result, rec["path"], exc.reason, size)

@@ -17,7 +17,7 @@ def describe(exc: BaseException, repo_id: str, repo_type: str, revision: str | N
     kind = "dataset" if repo_type == "dataset" else "model"
     page = f"{endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
     status = _status(exc)
-    from .hub_guard import HostileAnswer
+    from ..errors import HostileAnswer
 
     hostile = next((x for x in _chain(exc) if isinstance(x, HostileAnswer)), None)
     if hostile is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from modelshield.advisories import osv
+from modelshield.advisories.errors import RecordError
 from modelshield.advisories.database import merge
 from modelshield.advisories.matching import match
 
@@ -117,13 +118,13 @@ def test_fix_version_is_the_first_fixed_above_the_installed_one():
 
 
 def test_malformed_records_raise():
-    with pytest.raises(osv.RecordError):
+    with pytest.raises(RecordError):
         osv.parse({"id": "GHSA-x", "modified": "2026-01-01T00:00:00Z",
                    "affected": [{"package": {"ecosystem": "PyPI", "name": "torch"},
                                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0", "fixed": "1"}]}]}]})
-    with pytest.raises(osv.RecordError):
+    with pytest.raises(RecordError):
         osv.loads(b"{not json")
-    with pytest.raises(osv.RecordError):
+    with pytest.raises(RecordError):
         osv.parse({"modified": "2026-01-01T00:00:00Z"})
 
 

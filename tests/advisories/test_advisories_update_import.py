@@ -11,8 +11,9 @@ from advisories_helpers import FakeOsv, build_dump, closed_port_url, osv_record
 from modelshield.advisories import index
 from modelshield.advisories.database import CombinedDatabase, open_database
 from modelshield.advisories.dump import import_dump
-from modelshield.advisories.interface import InputError
-from modelshield.advisories.osv_api import UpdateError, update
+from modelshield.advisories.errors import InputError
+from modelshield.advisories.osv_api import update
+from modelshield.advisories.errors import UpdateError
 
 
 @pytest.fixture

@@ -228,3 +228,27 @@ def _strongly_connected(succ: dict[str, set[str]]) -> list[list[str]]:
                             break
                     out.append(component)
     return out
+
+
+def test_exceptions_live_in_one_module_per_package(graph):
+    """Exception classes are defined in scanner/errors.py, sbom/errors.py, advisories/errors.py only."""
+    import builtins
+
+    modules, _, _ = graph
+    exception_names = {name for name, value in vars(builtins).items()
+                       if isinstance(value, type) and issubclass(value, BaseException)}
+    for name, path in modules.items():
+        if name.endswith(".errors"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            exception_names |= {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    stray = []
+    for name, path in modules.items():
+        if name.endswith(".errors"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = {b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else ""
+                         for b in node.bases}
+                if bases & exception_names:
+                    stray.append(f"{name}.{node.name}")
+    assert not stray, f"exception classes outside the errors modules: {stray}"

@@ -22,7 +22,8 @@ from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import Artefact, Kind, Severity, Verdict
 from modelshield.scanner.formats import keras as keras_flavour
 from modelshield.scanner.formats.interface import Member
-from modelshield.scanner.analysis.marshal_reader import MarshalError, parse_marshal_code
+from modelshield.scanner.analysis.marshal_reader import parse_marshal_code
+from modelshield.scanner.errors import MarshalError
 from modelshield.scanner.policy import Policy
 
 HERE = Path(__file__).resolve().parent

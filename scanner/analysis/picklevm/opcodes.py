@@ -12,6 +12,7 @@ import pickletools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from ...errors import PickleError
 
 if TYPE_CHECKING:
     from ...blob import Blob
@@ -25,14 +26,6 @@ OPCODES[ord("I")] = ("INT", "decimalnl_int")
 HIGHEST_PROTOCOL = max(op.proto for op in pickletools.opcodes)
 INLINE_CAP = 1 << 20  # larger byte/str arguments stay on disk as BigBytes spans
 LINE_CAP = 16 << 20  # longest text-opcode line we accept
-
-
-class PickleError(Exception):
-    """The stream is malformed where CPython's unpickler would raise; `offset` is where."""
-
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(reason)
-        self.reason, self.offset = reason, offset
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...blob import BytesBlob
-from ...budgets import BudgetExceeded
+from ...errors import BudgetExceeded, PickleError
 from ...findings import Artefact
 from . import values as V
 from .machine import Machine
-from .opcodes import HIGHEST_PROTOCOL, OPCODES, PickleError
+from .opcodes import HIGHEST_PROTOCOL, OPCODES
 from .report import Reporter
 
 if TYPE_CHECKING:

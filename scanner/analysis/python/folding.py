@@ -6,10 +6,8 @@ import ipaddress
 import re
 from typing import Any, Iterable, Mapping, Protocol
 
-# Module names that are other spellings of the module the loader imports.
-_ALIASES = {"nt": "os", "posix": "os", "posixpath": "os.path", "ntpath": "os.path", "_pickle": "pickle",
-            "cPickle": "pickle", "__builtin__": "builtins", "__builtins__": "builtins",
-            "commands": "subprocess", "np": "numpy"}
+from ...policy import module_aliases
+
 _IP_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
@@ -23,8 +21,9 @@ MISSING = object()
 
 
 def norm(name: str) -> str:
+    """`name` with its first component as the module it stands for (`np.load` -> `numpy.load`)."""
     head, _, rest = name.partition(".")
-    head = _ALIASES.get(head, head)
+    head = module_aliases(python_source=True).get(head, head)
     return f"{head}.{rest}" if rest else head
 
 
