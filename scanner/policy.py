@@ -199,7 +199,7 @@ class Policy:
                     raise PolicyError(f"allow.globals.{name!r} needs a justification string")
                 denied = _denied(name)
                 if denied is not None:
-                    group, why_denied = _table("deny")[denied]
+                    group, why_denied, _ = _table("deny")[denied]
                     raise PolicyError(f"allow.globals.{name!r} cannot be allowed: {denied} is on the built-in deny "
                                       "list "
                                       f"({group}: {why_denied}); a policy never overrides it")
@@ -219,7 +219,8 @@ class Policy:
         return policy
 
     def classify(self, module: str, name: str) -> Classification:
-        """Deny (module prefix or exact global) > allow (exact or `module.*`) > unknown."""
+        """Deny (module prefix or exact global) > allow (exact or `module.*`) > unknown; an exact
+        see-through allow entry (SEE_THROUGH) beats a deny of its module, never an exact deny."""
         module = normalise_module(module)
         full = f"{module}.{name}" if name else module
         deny = _table("deny")
