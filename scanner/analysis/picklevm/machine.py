@@ -9,17 +9,23 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ...budgets import BudgetExceeded
-from ...policy import Classification
+from ... import datafiles
+from ...errors import BudgetExceeded
+from ...policy import Classification, alias_note
 from . import values as V
 from . import fastloop, nested
 from . import memo as memo_module
 from .memo import MISSING, Memo
-from .opcodes import (BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, STR_CODES, BigBytes, PickleError, Reader,
-                      StreamReader, read_arg)
+from .opcodes import BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, STR_CODES, BigBytes, Reader, StreamReader, read_arg
 from .values import MAX_NAMES
+from ...errors import PickleError
+
+if TYPE_CHECKING:
+    from ...blob import Blob
+    from ...context import ScanContext
+    from .report import Reporter
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
 NOT_CALLABLE = CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)  # what _pickle refuses to call
@@ -65,7 +71,8 @@ class Machine:
 
     FAST = True
 
-    def __init__(self, blob, start: int, end: int, *, ctx, reporter, stream: int, flavour: str,
+    def __init__(self, blob: Blob, start: int, end: int, *, ctx: ScanContext, reporter: Reporter, stream: int,
+                 flavour: str,
                  memo: Memo | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
                  on_array: Callable[["Machine", V.Call, int], int] | None = None,
                  c_stream: bool = False, fast: bool = True,
@@ -253,9 +260,14 @@ class Machine:
         self.note_global(g.full)
         cls = self.classify(module, name)
         g.verdict = cls.verdict
+        if cls.only is not None and cls.verdict == "allow":
+            g.only = cls.only
+            self.constrained = True
         full = g.canonical
+        named = full  # what the bytes say first, then what it is (`posix.system (os.system on POSIX)`)
         if full != g.full:
             via = f"{via} {g.full}"
+            named = f"{g.full} ({full}{alias_note(module)})"
         dunder = [p for p in name.split(".") if len(p) > 4 and p.startswith("__") and p.endswith("__")]
         if dunder and not (cls.verdict == "allow" and cls.entry == full) and cls.verdict != "deny":
             g.verdict = "deny"
@@ -269,17 +281,18 @@ class Machine:
         if cls.verdict == "deny" and full == "builtins.getattr":
             # Python pickles every bound method as getattr(cls, name) (e.g. ZoneInfo._unpickle in
             # tz-aware pandas frames): judged when called, see call(); reported at stream end if unused.
-            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, **self.site()))
+            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, named=named,
+                                            **self.site()))
         elif cls.verdict == "deny":
             self.rep.add("MS-PKL-001", callable=full, group=cls.group, entry=cls.entry, why=cls.why, via=via,
-                         **self.site())
+                         named=named, **self.site())
         elif cls.verdict == "unknown":
-            self.rep.add("MS-PKL-002", callable=full, via=via, **self.site())
+            self.rep.add("MS-PKL-002", callable=full, via=via, named=named, **self.site())
         g.plain = g.verdict == "allow" and g.only is None and full not in FACTORY_HOLDERS \
             and g.full not in ARRAY_WRAPPERS
         return g
 
-    def classify(self, module: str, name: str):
+    def classify(self, module: str, name: str) -> Classification:
         """Policy classification, hardened for attribute chains.
 
         The name part is an attribute chain on the imported module: a chain may walk through a
@@ -321,11 +334,18 @@ class Machine:
                 self.deferred_safe.add(id(func))
                 return method
             self._report_deferred(func)
+        if self.constrained and isinstance(func, V.Global) and func.only in ("apply", "dill-type"):
+            seen_through = self._see_through(func, args, kwargs, opcode)
+            if seen_through is not None:
+                return seen_through
         result = V.Call(func, args, kwargs, self.op_offset, opcode)
         name = V.callable_name(func)
         if len(self.out.calls) < MAX_NAMES:
             self.out.calls.append(func.full if isinstance(func, V.Global) else name)
         verdict = func.verdict if isinstance(func, V.Global) else "computed"
+        outside = self._outside_entry(func, args, kwargs, opcode) if self.constrained and verdict == "allow" else None
+        if outside:
+            verdict = "unknown"
         folded = None
         if verdict != "allow":
             folded = V.fold(args) if isinstance(args, tuple) else [V.fold(args)]
@@ -336,24 +356,100 @@ class Machine:
             self.rep.add("MS-PKL-003", callable=name, args=folded, opcode=opcode, **self.site())
         elif verdict != "allow":
             self.out.risky_calls += 1
-            self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
+            if outside:
+                self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, why=outside, **self.site())
+            else:
+                self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
         elif isinstance(func, V.Global) and func.canonical in FACTORY_HOLDERS:
             self._factory(func, args)
         if self.on_call is not None and verdict != "allow":
             self.on_call(self, result, self.op_offset)
         return result
 
+    def _outside_entry(self, func: Any, args: Any, kwargs: Any, opcode: str) -> str | None:
+        """Why this call is outside what a constrained allow entry covers, or None.
+
+        "newobj" classes may be created without __init__ only; "none-first" ones called with None
+        first only. A constrained global handed to any other call (bar the class slot of
+        copyreg._reconstructor) leaves our sight: the callee may call it any way it likes.
+        """
+        if isinstance(func, V.Global) and func.only in ("newobj", "torchbind") and opcode in ("REDUCE", "INST", "OBJ"):
+            return f"{func.canonical} is allowed only when created without __init__ (NEWOBJ); this {opcode} runs it"
+        if isinstance(func, V.Global) and func.only in ("apply", "dill-type"):
+            return f"{func.canonical} is allowed only in the shape {func.only} (see policy.CALL_CONSTRAINTS)"
+        if isinstance(func, V.Global) and func.only == "none-first" and \
+                not (isinstance(args, tuple) and args and args[0] is None):
+            return f"{func.canonical} is allowed only with None as its first argument"
+        if V.is_compact(args) or V.is_compact(kwargs) or (isinstance(kwargs, V.PDict) and not kwargs.keys_known):
+            return f"the arguments handed to {V.callable_name(func)} were not all kept (bounded memory): not verified"
+        items = list(args) if isinstance(args, tuple) else []
+        if isinstance(kwargs, V.PDict):
+            items += [v for _, v in kwargs.pairs]
+        reconstructor = isinstance(func, V.Global) and func.canonical == "copyreg._reconstructor"
+        for i, item in enumerate(items):
+            if isinstance(item, V.Global) and item.only is not None and not (reconstructor and i == 0):
+                return (f"{item.canonical} (allowed only {item.only}) is handed to {V.callable_name(func)}, "
+                        "which may call it")
+        return None
+
+    def _see_through(self, func: V.Global, args: Any, kwargs: Any, opcode: str) -> Any:
+        """The operation a "see-through" helper stands for, analysed as itself; None if the call
+        does not have the helper's shape (it is then an unverified call, see _outside_entry)."""
+        if kwargs is not None or not isinstance(args, tuple):
+            return None
+        if func.only == "dill-type":  # dill._load_type(name) -> _reverse_typemap[name]
+            named = len(args) == 1 and isinstance(args[0], str)
+            target = datafiles.load("policy", "picklevm.toml")["dill_types"].get(args[0]) if named else None
+            if target is None:
+                return None
+            module, _, attr = target.rpartition(".")
+            return self.find_class(module, attr, f"{func.canonical}({args[0]!r})")
+        if func.only == "apply" and 3 <= len(args) <= 4 and isinstance(args[1], tuple):
+            f, fargs, state = args[:3]  # dill._create_array: array = f(*args); array.__setstate__(state)
+            self._check_callable(f)
+            result = self.call(f, fargs, None, opcode)
+            self.method_call(result, "__setstate__", [state])
+            if isinstance(result, V.Call):
+                result.state = state
+            return result
+        return None
+
+    def _state_outside_entry(self, cls: V.Global, method: str, items: list[Any]) -> str | None:
+        """"torchbind": the BUILD state is (state, '<TorchBind class>') and torch.ScriptObject's
+        __setstate__ restores that C++ class, so the class must be one whose state is only
+        tensors and numbers (data/policy/picklevm.toml [torchbind_states])."""
+        if cls.only != "torchbind":
+            return None
+        state = items[0] if method == "__setstate__" and len(items) == 1 else None
+        name = state[1] if isinstance(state, tuple) and len(state) == 2 else None
+        if isinstance(name, str) and name in datafiles.load("policy", "picklevm.toml")["torchbind_states"]:
+            return None
+        return f"{cls.canonical} restores a TorchBind class not known to hold data only ({V.fold(name)!r})"
+
     def _bound_method(self, args: Any, kwargs: Any) -> V.Global | None:
-        """getattr(<allowed global>, "<plain name>") whose `global.name` is itself an exact allow entry."""
+        """getattr(<allowed global, or an instance of an allowed class>, "<plain name>") whose
+        `class.name` is itself an exact allow entry (a method of that class).
+
+        For an instance, a state the pickle gave it (BUILD) that sets the attribute would shadow
+        the method, so such a getattr is not taken for the method.
+        """
         if kwargs is not None or not isinstance(args, tuple) or len(args) != 2:
             return None
         owner, attr = args
-        if not (isinstance(owner, V.Global) and owner.verdict == "allow" and isinstance(attr, str)
-                and attr.isidentifier() and not attr.startswith("__")):
+        if not (isinstance(attr, str) and attr.isidentifier() and not attr.startswith("__")):
+            return None
+        if not isinstance(owner, V.Global):
+            made_by = V.class_of(owner)
+            state = owner.state if isinstance(owner, V.Call) else None
+            if made_by is None or state is not None and not (isinstance(state, V.PDict) and
+                                                               all(k != attr for k, _ in state.pairs)):
+                return None
+            owner = made_by
+        if owner.verdict != "allow":
             return None
         method = V.Global(owner.module, f"{owner.name}.{attr}", self.op_offset)
-        cls = self.ctx.policy.classify(owner.module, method.name)
-        if cls.verdict != "allow" or cls.entry != method.canonical:
+        entry = self.ctx.policy.classify(owner.module, method.name)
+        if entry.verdict != "allow" or entry.entry != method.canonical:
             return None
         method.verdict = "allow"
         return method
@@ -407,6 +503,11 @@ class Machine:
             return
         cls = V.class_of(target)
         if cls is not None and cls.verdict == "allow":
+            outside = self._state_outside_entry(cls, method, items) if cls.only is not None else None
+            if outside:
+                self.out.risky_calls += 1
+                self.rep.add("MS-PKL-004", callable=f"{cls.canonical}.{method}", args=[V.fold(i) for i in items[:5]],
+                             opcode=method, why=outside, **self.site())
             return
         if isinstance(target, (V.PList, V.PDict, V.PSet, V.Persistent, V.Opaque)) or target is None:
             return
@@ -423,16 +524,16 @@ class Machine:
         self.rep.add(rule, callable=name, args=[V.fold(i) for i in items[:5]], opcode=method, **self.site())
 
     # ----------------------------------------------------------------- opcodes
-    def op_MARK(self, _):
+    def op_MARK(self, _: Any) -> None:
         self.marks.append(len(self.stack))
         if len(self.stack) + len(self.marks) > self.max_depth:
             raise BudgetExceeded("max_stack_depth", self.max_depth)
 
-    def op_STOP(self, _):
+    def op_STOP(self, _: Any) -> bool:
         self.out.value = self.pop()
         return True
 
-    def op_POP(self, _):
+    def op_POP(self, _: Any) -> None:
         if len(self.stack) > self.fence:
             self.stack.pop()
         elif self.marks:
@@ -440,13 +541,13 @@ class Machine:
         else:
             raise self.err("unpickling stack underflow")
 
-    def op_POP_MARK(self, _):
+    def op_POP_MARK(self, _: Any) -> None:
         self.pop_mark()
 
-    def op_DUP(self, _):
+    def op_DUP(self, _: Any) -> None:
         self.push(self.top())
 
-    def _const(self, value):
+    def _const(self, value: Any) -> None:
         self.push(value)
 
     op_INT = op_BININT = op_BININT1 = op_BININT2 = op_LONG = op_LONG1 = op_LONG4 = _const
@@ -454,56 +555,56 @@ class Machine:
     op_BINBYTES8 = op_BYTEARRAY8 = op_UNICODE = op_SHORT_BINUNICODE = op_BINUNICODE = _const
     op_BINUNICODE8 = op_FLOAT = op_BINFLOAT = _const
 
-    def op_NONE(self, _):
+    def op_NONE(self, _: Any) -> None:
         self.push(None)
 
-    def op_NEWTRUE(self, _):
+    def op_NEWTRUE(self, _: Any) -> None:
         self.push(True)
 
-    def op_NEWFALSE(self, _):
+    def op_NEWFALSE(self, _: Any) -> None:
         self.push(False)
 
-    def op_NEXT_BUFFER(self, _):
+    def op_NEXT_BUFFER(self, _: Any) -> None:
         raise self.err("pickle stream refers to out-of-band data but no *buffers* argument was given")
 
-    def op_READONLY_BUFFER(self, _):
+    def op_READONLY_BUFFER(self, _: Any) -> None:
         self.top()
 
-    def op_EMPTY_LIST(self, _):
+    def op_EMPTY_LIST(self, _: Any) -> None:
         self.push(V.PList())
 
-    def op_EMPTY_DICT(self, _):
+    def op_EMPTY_DICT(self, _: Any) -> None:
         self.push(V.PDict())
 
-    def op_EMPTY_SET(self, _):
+    def op_EMPTY_SET(self, _: Any) -> None:
         self.push(V.PSet())
 
-    def op_EMPTY_TUPLE(self, _):
+    def op_EMPTY_TUPLE(self, _: Any) -> None:
         self.push(())
 
-    def op_LIST(self, _):
+    def op_LIST(self, _: Any) -> None:
         self.push(V.PList(self.pop_mark()))
 
-    def op_TUPLE(self, _):
+    def op_TUPLE(self, _: Any) -> None:
         self.push(tuple(self.pop_mark()))
 
-    def _tuple_n(self, n):
+    def _tuple_n(self, n: int) -> None:
         if len(self.stack) - n < self.fence:
             raise self.err("unpickling stack underflow")
         items = tuple(self.stack[len(self.stack) - n:])
         del self.stack[len(self.stack) - n:]
         self.push(items)
 
-    def op_TUPLE1(self, _):
+    def op_TUPLE1(self, _: Any) -> None:
         self._tuple_n(1)
 
-    def op_TUPLE2(self, _):
+    def op_TUPLE2(self, _: Any) -> None:
         self._tuple_n(2)
 
-    def op_TUPLE3(self, _):
+    def op_TUPLE3(self, _: Any) -> None:
         self._tuple_n(3)
 
-    def op_DICT(self, _):
+    def op_DICT(self, _: Any) -> None:
         items = self.pop_mark()
         if len(items) % 2:
             raise self.err("odd number of items for DICT")
@@ -511,7 +612,7 @@ class Machine:
         d.extend(items)
         self.push(d)
 
-    def op_FROZENSET(self, _):
+    def op_FROZENSET(self, _: Any) -> None:
         self.push(V.PSet(self.pop_mark(), frozen=True))
 
     def _target_below(self, k: int) -> Any:
@@ -536,36 +637,36 @@ class Machine:
             method = {"list": "extend", "dict": "__setitem__", "set": "add"}[kind]
             self.method_call(target, method, items)
 
-    def op_APPEND(self, _):
+    def op_APPEND(self, _: Any) -> None:
         value = self.pop()
         self._extend(self.top(), [value], "list")
 
-    def op_APPENDS(self, _):
+    def op_APPENDS(self, _: Any) -> None:
         if not self.marks:
             raise self.err("could not find MARK")
         k = self.marks[-1]
         target = self._target_below(k)
         self._extend(target, self.pop_mark(), "list")
 
-    def op_SETITEM(self, _):
+    def op_SETITEM(self, _: Any) -> None:
         value = self.pop()
         key = self.pop()
         self._extend(self.top(), [key, value], "dict")
 
-    def op_SETITEMS(self, _):
+    def op_SETITEMS(self, _: Any) -> None:
         if not self.marks:
             raise self.err("could not find MARK")
         target = self._target_below(self.marks[-1])
         self._extend(target, self.pop_mark(), "dict")
 
-    def op_ADDITEMS(self, _):
+    def op_ADDITEMS(self, _: Any) -> None:
         if not self.marks:
             raise self.err("could not find MARK")
         target = self._target_below(self.marks[-1])
         self._extend(target, self.pop_mark(), "set")
 
     # memo
-    def _get(self, idx):
+    def _get(self, idx: int) -> None:
         value = self.memo.get(idx)
         if value is MISSING:
             raise self.err(f"Memo value not found at index {idx}")
@@ -573,7 +674,7 @@ class Machine:
 
     op_GET = op_BINGET = op_LONG_BINGET = _get
 
-    def _put(self, idx):
+    def _put(self, idx: int) -> None:
         if idx < 0:
             raise self.err("negative PUT argument")
         value = self.top()
@@ -583,16 +684,16 @@ class Machine:
 
     op_PUT = op_BINPUT = op_LONG_BINPUT = _put
 
-    def op_MEMOIZE(self, _):
+    def op_MEMOIZE(self, _: Any) -> None:
         self._put(len(self.memo))
 
     # framing and protocol
-    def op_PROTO(self, proto):
+    def op_PROTO(self, proto: Any) -> None:
         if proto > HIGHEST_PROTOCOL:
             raise self.err(f"unsupported pickle protocol: {proto}")
         self.proto = proto
 
-    def op_FRAME(self, size):
+    def op_FRAME(self, size: Any) -> None:
         # _pickle.c reads the whole frame first (a short one fails there), then reads opcodes
         # transparently. The pure-Python _Unframer (joblib.load, pickle._load) does NOT check
         # the length: it runs whatever the short frame holds. So a frame running past the end is
@@ -600,7 +701,7 @@ class Machine:
         short = self.r.pos + size > self.end
         if short:
             self.out.short_frame = self.op_offset
-        if self.c_stream:
+        if isinstance(self.r, StreamReader):  # the c_stream reading
             self.r.frame(size)
             return
         if self.flavour == "joblib":  # pure-Python _Unframer semantics (joblib's Unpickler)
@@ -618,11 +719,11 @@ class Machine:
         self.c_frame_end = self.r.pos + size
 
     # imports
-    def op_GLOBAL(self, arg):
+    def op_GLOBAL(self, arg: Any) -> None:
         module, name = arg
         self.push(self.find_class(module, name, "GLOBAL"))
 
-    def op_STACK_GLOBAL(self, _):
+    def op_STACK_GLOBAL(self, _: Any) -> None:
         name = self.text(self.pop())
         module = self.text(self.pop())
         if isinstance(module, str) and isinstance(name, str):
@@ -637,10 +738,10 @@ class Machine:
         self.rep.add("MS-PKL-013", callable=text, **self.site())
         self.push(g)
 
-    def _ext(self, code):
+    def _ext(self, code: int) -> None:
         if code <= 0:
             raise self.err("EXT specifies code <= 0")
-        key = copyreg._inverted_registry.get(code)
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
         if key is None:
             self.rep.add("MS-PKL-007", callable=f"<extension code {code}>", code=code, **self.site())
             g = V.Global("<extension>", str(code), self.op_offset, "dynamic")
@@ -652,7 +753,7 @@ class Machine:
     op_EXT1 = op_EXT2 = op_EXT4 = _ext
 
     # calls
-    def op_REDUCE(self, _):
+    def op_REDUCE(self, _: Any) -> None:
         args = self.pop()
         func = self.pop()
         self._check_callable(func)
@@ -660,17 +761,17 @@ class Machine:
             raise self.err("argument list must be a tuple")
         self.push(self.call(func, args, None, "REDUCE"))
 
-    def _check_callable(self, func):
+    def _check_callable(self, func: Any) -> None:
         if isinstance(func, NOT_CALLABLE):
             raise self.err(f"'{type(func).__name__}' object is not callable")
 
-    def op_INST(self, arg):
+    def op_INST(self, arg: Any) -> None:
         module, name = arg
         args = tuple(self.pop_mark())
         cls = self.find_class(module, name, "INST")
         self.push(self.call(cls, args, None, "INST"))
 
-    def op_OBJ(self, _):
+    def op_OBJ(self, _: Any) -> None:
         items = self.pop_mark()
         if not items:
             raise self.err("unpickling stack underflow")
@@ -678,7 +779,7 @@ class Machine:
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "OBJ"))
 
-    def op_NEWOBJ(self, _):
+    def op_NEWOBJ(self, _: Any) -> None:
         args = self.pop()
         cls = self.pop()
         if isinstance(args, NOT_ARGS):
@@ -686,7 +787,7 @@ class Machine:
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "NEWOBJ"))
 
-    def op_NEWOBJ_EX(self, _):
+    def op_NEWOBJ_EX(self, _: Any) -> None:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
@@ -697,7 +798,7 @@ class Machine:
         self._check_callable(cls)
         self.push(self.call(cls, args, kwargs, "NEWOBJ_EX"))
 
-    def op_BUILD(self, _):
+    def op_BUILD(self, _: Any) -> None:
         state = self.pop()
         inst = self.top()
         if isinstance(inst, V.Call) and not inst.compact:
@@ -724,17 +825,21 @@ class Machine:
             self.r.pos = pos
 
     # persistent ids
-    def _persid(self, pid):
-        self.push(V.Persistent(pid, self.op_offset))
+    def _persid(self, pid: Any) -> None:
         if len(self.out.pids) < MAX_PIDS or self.on_pid is None:
             self.out.pids.append((pid, self.op_offset, self.position))
         else:
             self.on_pid(pid, self.op_offset, self.position)
+        if self.flavour == "torch-legacy" and isinstance(pid, tuple) and len(pid) > 1 and pid[0] == "module" \
+                and isinstance(pid[1], V.Global):
+            self.push(pid[1])  # torch's legacy persistent_load returns the module class itself
+            return
+        self.push(V.Persistent(pid, self.op_offset))
 
-    def op_PERSID(self, pid):
+    def op_PERSID(self, pid: Any) -> None:
         self._persid(pid)
 
-    def op_BINPERSID(self, _):
+    def op_BINPERSID(self, _: Any) -> None:
         self._persid(self.pop())
 
 

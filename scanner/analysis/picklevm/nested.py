@@ -13,11 +13,14 @@ import codecs
 import functools
 import lzma
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import values as V
 from .opcodes import BigBytes
 from ... import datafiles
+
+if TYPE_CHECKING:
+    from ...blob import Blob
 
 
 DECODE_CAP = 64 << 20  # largest nested payload we materialise
@@ -81,7 +84,7 @@ def _decode(kind: str, data: bytes, extra: tuple) -> bytes:
     raise ValueError(f"unknown decoder {kind}")  # pragma: no cover
 
 
-def payload_bytes(value: Any, blob, depth: int = 0) -> bytes | None:
+def payload_bytes(value: Any, blob: Blob, depth: int = 0) -> bytes | None:
     """The bytes `value` stands for at run time, when constant folding can tell; else None."""
     if depth > 8:
         return None
@@ -110,7 +113,11 @@ def payload_bytes(value: Any, blob, depth: int = 0) -> bytes | None:
 
 
 def looks_like_pickle(data: bytes) -> bool:
-    return len(data) >= 4 and data[0] == 0x80 and 2 <= data[1] <= 5
+    """A stream an unpickler would run or complete from the first byte (any protocol, PROTO or not)."""
+    from .trial import start_of_bytes
+
+    start = start_of_bytes(data)
+    return start is not None and start.is_pickle
 
 
 def looks_like_code(data: bytes) -> bool:

@@ -11,6 +11,12 @@ import codecs
 import pickletools
 import re
 import struct
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...errors import PickleError
+
+if TYPE_CHECKING:
+    from ...blob import Blob
 
 # code byte -> (opcode name, argument descriptor name or None)
 OPCODES: dict[int, tuple[str, str | None]] = {
@@ -26,14 +32,6 @@ STR_CODES = frozenset(code for code, (_, desc) in OPCODES.items() if desc in (
 SPAN_CAP = 256  # longer byte/str arguments are kept as BigBytes spans (validated, previewed)
 INLINE_CAP = 1 << 20  # longer ones are not even read (BigBytes without preview)
 LINE_CAP = 16 << 20  # longest text-opcode line we accept
-
-
-class PickleError(Exception):
-    """The stream is malformed where CPython's unpickler would raise; `offset` is where."""
-
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(reason)
-        self.reason, self.offset = reason, offset
 
 
 class BigBytes:
@@ -97,7 +95,7 @@ class Reader:
 
     WINDOW = 1 << 20
 
-    def __init__(self, blob, pos: int, end: int, window: int | None = None) -> None:
+    def __init__(self, blob: Blob, pos: int, end: int, window: int | None = None) -> None:
         self.blob, self.pos, self.end = blob, pos, end
         self.buf = b""
         self.buf_start = pos
@@ -172,7 +170,7 @@ class StreamReader(Reader):
     (gh-154848); older C unpicklers run opcodes a linear reader never sees.
     """
 
-    def __init__(self, blob, pos: int, end: int) -> None:
+    def __init__(self, blob: Blob, pos: int, end: int) -> None:
         super().__init__(blob, pos, end)
         self.file_pos = pos  # the file object's position == end of the C buffer
 
@@ -276,9 +274,9 @@ def _int_line(line: bytes, offset: int) -> int | bool:
         return -value if m.group(1) == b"-" else value
     for candidate in (text, body):
         for base in (0, 10):
-            value = _lenient_int(candidate, base)
-            if value is not None:
-                return value
+            lenient = _lenient_int(candidate, base)
+            if lenient is not None:
+                return lenient
     raise PickleError(f"invalid literal for int(): {body[:40]!r}", offset)
 
 
@@ -332,7 +330,7 @@ def _utf8(raw: bytes, offset: int) -> str:
         raise PickleError(f"invalid UTF-8 in string: {exc.reason}", offset) from None
 
 
-def _sized(r: Reader, n: int, kind: str, offset: int):
+def _sized(r: Reader, n: int, kind: str, offset: int) -> Any:
     if n < 0:
         raise PickleError(f"negative byte count {n}", offset)
     if n > INLINE_CAP:
@@ -351,7 +349,7 @@ def _sized(r: Reader, n: int, kind: str, offset: int):
     return data
 
 
-def read_arg(r: Reader, desc: str, offset: int):
+def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one branch per argument descriptor
     """Read one argument of descriptor `desc` (pickletools name) at the reader position."""
     if desc == "uint1":
         return r.read(1)[0]
