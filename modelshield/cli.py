@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from modelshield import __version__, scan as api_scan
+from modelshield import __version__
 from modelshield.cli_common import (ConventionGroup, FailOn, Phase, SpecVersion, check_output_path, error, fail,
                                     load_policy, make_app, print_version, source_options, write_output)
 from modelshield.signatures_cli import apply_trust, register as register_signature_commands
@@ -117,6 +117,7 @@ def scan(
     ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
+    from modelshield import scan as api_scan
     from modelshield.scanner import output as renderers
 
     pol = load_policy(policy, fail_on, no_policy)

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from pickle_vm_helpers import binbytes, call, glob, prog, run_vm, s
 
 from modelshield.scanner.blob import FileBlob
-from modelshield.scanner.budgets import BudgetExceeded, Budgets
+from modelshield.scanner.budgets import Budgets
+from modelshield.scanner.errors import BudgetExceeded
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact, Kind

@@ -55,8 +55,7 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
     reread = memo.reread is not None
     tuple_codes, call_codes = memo.tuple_codes, memo.call_codes
     table = m.table
-    dispatch = m.dispatch
-    start_ops = ops = out.opcodes
+    ops = out.opcodes
     extra = 0  # MEMOIZEs run together with the push before them
     # no opcode grows the stack plus the marks by more than one: up to `stop_at` neither the
     # opcode budget, nor the time check point, nor the depth budget can be reached
@@ -74,9 +73,10 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
     generic = missing  # `v` when the opcode is not one the loop runs inline
     try:
         try:
-            # at most one MEMOIZE is run with each opcode (extra <= ops - start_ops), so running the
+            # at most one MEMOIZE is run with each opcode (extra <= ops - first + 1), so running the
             # loop half the way to `stop_at` keeps ops + extra + 1 <= stop_at at every fused MEMOIZE
-            for ops in range(ops + 1, ops + 1 + (stop_at - ops - 1) // 2):  # noqa: B007
+            first, last = ops + 1, ops + 1 + (stop_at - ops - 1) // 2
+            for ops in range(first, last):  # noqa: B007 - the loop variable is the opcode count
                 if p >= safe:
                     ops -= 1
                     break

@@ -110,7 +110,7 @@ class Machine:
         # the fast loop's table: opcode byte -> (buffer reader or None, handler); text arguments
         # (lines) have no buffer reader and always take `_step`
         self.table: list[tuple[Any, Any] | None] = [None] * 256
-        for code, (name, desc) in OPCODES.items():
+        for code, (_, desc) in OPCODES.items():
             reader = BUFFER_READERS.get(desc) if desc else None
             if desc and reader is None:
                 continue

@@ -11,7 +11,7 @@ import codecs
 import pickletools
 import re
 import struct
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ...errors import PickleError
 
@@ -429,13 +429,14 @@ def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one bran
 # path, which refills, or raises the loader's error with the loader's position).
 # `base` is the blob offset of buf[0], `where` the opcode's offset (for errors).
 _U16, _I32, _U32, _U64, _F64 = (struct.Struct(f).unpack_from for f in ("<H", "<i", "<I", "<Q", ">d"))
+BufferReader = Callable[[bytes, int, int, int], Optional[tuple[Any, int]]]
 
 
-def _counted(kind: str, width: int, unpack):
-    def reader(buf: bytes, p: int, base: int, where: int):
+def _counted(kind: str, width: int, unpack: Callable[[bytes, int], tuple[int]] | None) -> BufferReader:
+    def reader(buf: bytes, p: int, base: int, where: int) -> tuple[Any, int] | None:
         if p + width > len(buf):
             return None
-        n = buf[p] if width == 1 else unpack(buf, p)[0]
+        n = buf[p] if unpack is None else unpack(buf, p)[0]
         start = p + width
         end = start + n
         if end > len(buf) or n > INLINE_CAP or (kind == "py2str" and n >= 1 << 31):
@@ -456,22 +457,22 @@ def _counted(kind: str, width: int, unpack):
     return reader
 
 
-def _fixed(width: int, convert):
-    def reader(buf: bytes, p: int, base: int, where: int):
+def _fixed(width: int, convert: Callable[[bytes, int], Any]) -> BufferReader:
+    def reader(buf: bytes, p: int, base: int, where: int) -> tuple[Any, int] | None:
         if p + width > len(buf):
             return None
         return convert(buf, p), p + width
     return reader
 
 
-def _long1(buf: bytes, p: int, base: int, where: int):
+def _long1(buf: bytes, p: int, base: int, where: int) -> tuple[Any, int] | None:
     if p >= len(buf) or p + 1 + buf[p] > len(buf):
         return None
     n = buf[p]
     return int.from_bytes(buf[p + 1:p + 1 + n], "little", signed=True), p + 1 + n
 
 
-BUFFER_READERS = {
+BUFFER_READERS: dict[str, BufferReader] = {
     "uint1": _fixed(1, lambda b, p: b[p]),
     "uint2": _fixed(2, lambda b, p: _U16(b, p)[0]),
     "int4": _fixed(4, lambda b, p: _I32(b, p)[0]),

@@ -222,7 +222,7 @@ class PDict:
 
 
 OVER_KEYS = 4096
-LOST = object()  # marks a PDict.over whose keys are no longer all known
+LOST = "\0" * (MAX_TEXT + 1)  # a key `over` never stores (too long): marks keys no longer all known
 
 
 class PSet:
