@@ -15,7 +15,7 @@ from ... import datafiles
 from ...errors import BudgetExceeded
 from ...policy import Classification, alias_note
 from . import values as V
-from . import fastloop, nested
+from . import fastloop
 from . import memo as memo_module
 from .memo import MISSING, Memo
 from .opcodes import BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, STR_CODES, BigBytes, Reader, StreamReader, read_arg
@@ -850,5 +850,5 @@ def _keeps_arguments(call: V.Call) -> bool:
         return False
     if func.name == "dtype" or func.full in ARRAY_WRAPPERS:
         return True
-    tables = nested.tables()
+    tables = datafiles.load("policy", "picklevm.toml")
     return func.full in tables["decoders"] or func.full in tables["nested_loaders"]
