@@ -44,7 +44,7 @@ def _light_rfc3987_syntax() -> None:
             return False
 
     module = types.ModuleType("rfc3987_syntax", "is_valid_syntax of rfc3987-syntax, its parser built on first use")
-    module.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
+    setattr(module, "is_valid_syntax", is_valid_syntax)  # noqa: B010 - a ModuleType has no declared attributes
     sys.modules["rfc3987_syntax"] = module
 
 

@@ -79,6 +79,12 @@ def both_paths(data: bytes, flavour: str = "plain", budgets: Budgets | None = No
         fast_wide = outcome(data, flavour, budgets)
     assert fast == reference
     assert fast_wide == reference
+    # and with the memo compact past 2 entries and containers of 3 items (the fast loop writes
+    # compact memo codes itself)
+    with vm(fast=False, window=48, exact=2, keep=3):
+        reference = outcome(data, flavour, budgets)
+    with vm(fast=True, window=48, exact=2, keep=3):
+        assert outcome(data, flavour, budgets) == reference
 
 
 def _framed(data: bytes) -> bytes:
@@ -116,6 +122,11 @@ SEEDS = [
     b"\x80\x02c__builtin__\nset\nq\x00]q\x01(K\x01K\x02e\x85q\x02Rq\x03.",
     _framed(pickle.dumps([{"id": i, "name": f"n{i}", "v": i * 0.5} for i in range(30)], protocol=4)),
     _framed(pickle.dumps([collections.OrderedDict(a=i) for i in range(10)], protocol=4)),
+] + [
+    # every inline opcode that pops, with 0-3 items between a MARK and it (underflow through the fence)
+    prog(glob("collections", "OrderedDict") + b")R]}" + b"K\x01" * 3 + b"(" + b"K\x02" * n + op + b"N0" * 8)
+    for op in (b"\x85", b"\x86", b"\x87", b"t", b"a", b"s", b"e", b"u", b"R", b"\x81", b"b", b"\x94", b"q\x00")
+    for n in range(4)
 ]
 
 
@@ -140,6 +151,44 @@ def mutated(draw):
 @given(mutated(), st.sampled_from(["plain", "joblib", "torch-legacy"]))
 def test_fast_loop_gives_what_the_reference_path_gives(data, flavour):
     both_paths(data, flavour)
+
+
+# Real pickles of random values: every protocol, shared references (memo GETs), nesting, objects
+# of allowed classes (REDUCE/NEWOBJ/BUILD run inline) and of denied ones.
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
+                  st.text(max_size=12), st.binary(max_size=12), st.sampled_from(["id", "name", "x" * 300]))
+_value = st.recursive(_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=6), st.tuples(inner), st.tuples(inner, inner), st.tuples(inner, inner, inner),
+    st.lists(inner, max_size=5).map(tuple), st.dictionaries(st.text(max_size=4), inner, max_size=5),
+    st.frozensets(st.integers(0, 9), max_size=3), st.sets(st.text(max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=4), inner, max_size=3).map(lambda d: collections.OrderedDict(d)),
+    inner.map(lambda x: [x, x]),  # the same object twice: memo GET
+), max_leaves=30)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_value, st.integers(0, 5), st.integers(0, 2))
+def test_fast_loop_matches_on_real_pickles_of_random_values(value, protocol, cut):
+    data = pickle.dumps(value, protocol=protocol)
+    both_paths(data)
+    if cut:  # and truncated somewhere: the error at the same opcode, with the same findings
+        both_paths(data[:len(data) * cut // 3])
+
+
+# Random programs over the opcodes the fast loop runs inline, mixed with imports and calls of
+# allowed and denied callables: stack underflows, bad MARKs, memo misses, wrong targets.
+_TOKENS = [b"(", b")", b"N", b"\x88", b"\x89", b"K\x07", b"M\x01\x02", b"J\xff\xff\xff\xff", b"G" + b"\0" * 8,
+           b"C\x02ab", s("k"), s("os"), s("system"), b"\x94", b"h\x00", b"h\x01", b"h\x05", b"j\x02\0\0\0",
+           b"q\x03", b"r\x04\0\0\0", b"]", b"}", b"\x8f", b"\x85", b"\x86", b"\x87", b"t", b"a", b"e", b"s", b"u",
+           b"R", b"\x81", b"b", b"\x93", b"0", glob("collections", "OrderedDict"), glob("builtins", "set"),
+           glob("os", "system"), glob("datetime", "timedelta")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_TOKENS), max_size=40), st.sampled_from(["plain", "torch-legacy"]))
+def test_fast_loop_matches_on_random_programs(tokens, flavour):
+    both_paths(prog(b"".join(tokens)), flavour)
+    both_paths(prog(b"".join(tokens)), flavour, budgets=Budgets(max_opcodes=12, max_memo=2, max_stack_depth=9))
 
 
 @pytest.mark.parametrize("index", range(len(SEEDS)))
