@@ -7,7 +7,8 @@ scans. Malformed values fall back to the default (a setting never turns into a t
 |---|---|
 | SOURCE_DATE_EPOCH | reproducible time stamps of reports and BOMs: whole seconds since 1970-01-01 UTC |
 | MODELSHIELD_DOWNLOAD_TIMEOUT | seconds a URL download may go without bringing data |
-| MODELSHIELD_CACHE | folder of the local advisory index (default: the platform's user cache) |
+| MODELSHIELD_CACHE | folder of the local advisory index and the result store (default: the platform's user cache) |
+| MODELSHIELD_STORE | the result store: a sqlite path or postgresql:// URL; `off` disables it (as `--no-store`) |
 | MODELSHIELD_KEY_PASSWORD | password of the private key `modelshield sign` uses |
 | NO_COLOR, TERM | no ANSI colour in text output when NO_COLOR is set (https://no-color.org) or TERM=dumb |
 
@@ -42,6 +43,11 @@ def download_timeout(default: float) -> float:
 def cache_dir() -> str | None:
     """MODELSHIELD_CACHE, or None when unset or blank."""
     return os.environ.get("MODELSHIELD_CACHE", "").strip() or None
+
+
+def store() -> str | None:
+    """MODELSHIELD_STORE, or None when unset or blank."""
+    return os.environ.get("MODELSHIELD_STORE", "").strip() or None
 
 
 def key_password() -> bytes | None:

@@ -98,3 +98,7 @@ class TrustError(ValueError):
 
 class SigningError(ValueError):
     """Signing cannot proceed; the message is the one-line reason."""
+
+
+class StoreError(Exception):
+    """The result store cannot be used (missing, corrupt, locked, unreachable); one-line message."""
