@@ -63,7 +63,7 @@ class ResultStore(abc.ABC):
 
         n = 0
         for entry in self.entries():
-            record = {"sha256": entry.key.sha256, "engine": entry.key.engine, "policy": entry.key.policy,
+            record = {**entry.key._asdict(),
                       "size": entry.size, "created": _iso(entry.created), "used": _iso(entry.used),
                       "analysis": json.loads(entry.payload.decode("utf-8", "surrogatepass"))}
             out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")

@@ -1,4 +1,4 @@
-"""Store keys: what an analysis depends on, as three digests."""
+"""Store keys: what an analysis depends on: the bytes, the file name, the engine, the policy."""
 from __future__ import annotations
 
 import functools
@@ -18,9 +18,13 @@ _SUFFIXES = (".py", ".toml", ".json", ".txt")
 
 
 class StoreKey(NamedTuple):
-    """(SHA-256 of the bytes, engine digest, analysis-policy digest), all lowercase hex."""
+    """(SHA-256 of the bytes, file name, engine digest, analysis-policy digest).
+
+    The file name is part of it because identification reads it (`config.json` is a Hugging Face
+    config whose `auto_map` runs code, the same bytes as `data.json` are data)."""
 
     sha256: str
+    name: str
     engine: str
     policy: str
 
@@ -59,8 +63,9 @@ def analysis_digest(policy: Policy) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def key_for(sha256: str, policy: Policy) -> StoreKey:
-    return StoreKey(sha256.lower(), engine_digest(), analysis_digest(policy))
+def key_for(sha256: str, name: str, policy: Policy) -> StoreKey:
+    """The key of file `name` (its base name is what identification reads) with these bytes."""
+    return StoreKey(sha256.lower(), os.path.basename(name), engine_digest(), analysis_digest(policy))
 
 
 # Findings that say something about the moment (a wall-clock or memory limit, a failed read, a

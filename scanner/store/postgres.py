@@ -21,9 +21,9 @@ CONNECT_TIMEOUT = 10  # seconds
 TOUCH_AFTER = 86400.0
 _CREATE = """
 CREATE TABLE IF NOT EXISTS modelshield_results (
-    sha256 TEXT NOT NULL, engine TEXT NOT NULL, policy TEXT NOT NULL,
+    sha256 TEXT NOT NULL, name TEXT NOT NULL, engine TEXT NOT NULL, policy TEXT NOT NULL,
     size BIGINT NOT NULL, payload BYTEA NOT NULL, created DOUBLE PRECISION NOT NULL,
-    used DOUBLE PRECISION NOT NULL, PRIMARY KEY (sha256, engine, policy));
+    used DOUBLE PRECISION NOT NULL, PRIMARY KEY (sha256, name, engine, policy));
 CREATE INDEX IF NOT EXISTS modelshield_results_used ON modelshield_results (used);
 """
 
@@ -54,22 +54,25 @@ class PostgresStore(ResultStore):
 
     def get_many(self, keys: list[StoreKey]) -> dict[StoreKey, Entry]:
         found: dict[StoreKey, Entry] = {}
-        groups: dict[tuple[str, str], list[str]] = {}
+        wanted = set(keys)
+        groups: dict[tuple[str, str], set[str]] = {}
         for k in keys:
-            groups.setdefault((k.engine, k.policy), []).append(k.sha256)
+            groups.setdefault((k.engine, k.policy), set()).add(k.sha256)
         try:
-            for (engine, policy), hashes in groups.items():
+            for (engine, policy), distinct in groups.items():
+                hashes = sorted(distinct)
                 rows = self.db.execute(
-                    "SELECT sha256, size, payload, created, used FROM modelshield_results "
+                    "SELECT sha256, name, size, payload, created, used FROM modelshield_results "
                     "WHERE engine = %s AND policy = %s AND sha256 = ANY(%s)", (engine, policy, hashes)).fetchall()
-                for sha, size, payload, created, used in rows:
-                    key = StoreKey(sha, engine, policy)
-                    found[key] = Entry(key, zlib.decompress(bytes(payload)), size, created, used)
+                for sha, name, size, payload, created, used in rows:
+                    key = StoreKey(sha, name, engine, policy)
+                    if key in wanted:
+                        found[key] = Entry(key, zlib.decompress(bytes(payload)), size, created, used)
             stale = [e for e in found.values() if e.used < time.time() - TOUCH_AFTER]
             if stale:
                 with self.db.cursor() as cur:
-                    cur.executemany("UPDATE modelshield_results SET used = %s WHERE sha256 = %s AND engine = %s "
-                                    "AND policy = %s", [(time.time(), *e.key) for e in stale])
+                    cur.executemany("UPDATE modelshield_results SET used = %s WHERE sha256 = %s AND name = %s "
+                                    "AND engine = %s AND policy = %s", [(time.time(), *e.key) for e in stale])
         except self._errors as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
         return found
@@ -82,8 +85,8 @@ class PostgresStore(ResultStore):
         try:
             with self.db.transaction(), self.db.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO modelshield_results (sha256, engine, policy, size, payload, created, used) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256, engine, policy) DO UPDATE SET "
+                    "INSERT INTO modelshield_results (sha256, name, engine, policy, size, payload, created, used) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256, name, engine, policy) DO UPDATE SET "
                     "size = EXCLUDED.size, payload = EXCLUDED.payload, created = EXCLUDED.created, "
                     "used = EXCLUDED.used", rows)
         except self._errors as exc:
@@ -105,10 +108,11 @@ class PostgresStore(ResultStore):
     def entries(self) -> Iterator[Entry]:
         try:
             with self.db.transaction(), self.db.cursor(name="modelshield_export") as cur:  # server-side: streamed
-                cur.execute("SELECT sha256, engine, policy, size, payload, created, used FROM modelshield_results "
-                            "ORDER BY created")
-                for sha, engine, policy, size, payload, created, used in cur:
-                    yield Entry(StoreKey(sha, engine, policy), zlib.decompress(bytes(payload)), size, created, used)
+                cur.execute("SELECT sha256, name, engine, policy, size, payload, created, used "
+                            "FROM modelshield_results ORDER BY created")
+                for sha, name, engine, policy, size, payload, created, used in cur:
+                    key = StoreKey(sha, name, engine, policy)
+                    yield Entry(key, zlib.decompress(bytes(payload)), size, created, used)
         except self._errors as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
 

@@ -25,9 +25,9 @@ _CHUNK = 500  # keys per lookup query (sqlite's bound-parameter limit is 999 on 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
-    sha256 TEXT NOT NULL, engine TEXT NOT NULL, policy TEXT NOT NULL,
+    sha256 TEXT NOT NULL, name TEXT NOT NULL, engine TEXT NOT NULL, policy TEXT NOT NULL,
     size INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL, used REAL NOT NULL,
-    PRIMARY KEY (sha256, engine, policy)) WITHOUT ROWID;
+    PRIMARY KEY (sha256, name, engine, policy)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS results_used ON results (used);
 """
 
@@ -77,19 +77,23 @@ class SqliteStore(ResultStore):
 
     def get_many(self, keys: list[StoreKey]) -> dict[StoreKey, Entry]:
         found: dict[StoreKey, Entry] = {}
-        groups: dict[tuple[str, str], list[str]] = {}
+        wanted = set(keys)
+        groups: dict[tuple[str, str], set[str]] = {}
         for k in keys:
-            groups.setdefault((k.engine, k.policy), []).append(k.sha256)
+            groups.setdefault((k.engine, k.policy), set()).add(k.sha256)
         try:
-            for (engine, policy), hashes in groups.items():
+            for (engine, policy), distinct in groups.items():
+                hashes = sorted(distinct)
                 for i in range(0, len(hashes), _CHUNK):
                     part = hashes[i:i + _CHUNK]
                     rows = self.db.execute(
-                        "SELECT sha256, size, payload, created, used FROM results WHERE engine = ? AND policy = ? "
-                        f"AND sha256 IN ({','.join('?' * len(part))})", (engine, policy, *part)).fetchall()
-                    for sha, size, payload, created, used in rows:
-                        key = StoreKey(sha, engine, policy)
-                        found[key] = Entry(key, zlib.decompress(payload), size, created, used)
+                        "SELECT sha256, name, size, payload, created, used FROM results "
+                        f"WHERE engine = ? AND policy = ? AND sha256 IN ({','.join('?' * len(part))})",
+                        (engine, policy, *part)).fetchall()
+                    for sha, name, size, payload, created, used in rows:
+                        key = StoreKey(sha, name, engine, policy)
+                        if key in wanted:
+                            found[key] = Entry(key, zlib.decompress(payload), size, created, used)
         except (sqlite3.Error, zlib.error) as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
         self._touch([e for e in found.values() if e.used < time.time() - TOUCH_AFTER])
@@ -100,7 +104,8 @@ class SqliteStore(ResultStore):
             return
         now = time.time()
         try:
-            self.db.executemany("UPDATE results SET used = ? WHERE sha256 = ? AND engine = ? AND policy = ?",
+            self.db.executemany("UPDATE results SET used = ? "
+                                "WHERE sha256 = ? AND name = ? AND engine = ? AND policy = ?",
                                 [(now, *e.key) for e in entries])
         except sqlite3.OperationalError:
             pass  # best effort: a busy store only delays when `gc` sees the entry as used
@@ -115,8 +120,8 @@ class SqliteStore(ResultStore):
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.executemany(
-                    "INSERT INTO results (sha256, engine, policy, size, payload, created, used) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256, engine, policy) DO UPDATE SET "
+                    "INSERT INTO results (sha256, name, engine, policy, size, payload, created, used) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256, name, engine, policy) DO UPDATE SET "
                     "size = excluded.size, payload = excluded.payload, created = excluded.created, "
                     "used = excluded.used", rows)
                 self.db.execute("COMMIT")
@@ -143,10 +148,10 @@ class SqliteStore(ResultStore):
 
     def entries(self) -> Iterator[Entry]:
         try:
-            cursor = self.db.execute("SELECT sha256, engine, policy, size, payload, created, used FROM results "
+            cursor = self.db.execute("SELECT sha256, name, engine, policy, size, payload, created, used FROM results "
                                      "ORDER BY created")
-            for sha, engine, policy, size, payload, created, used in cursor:
-                yield Entry(StoreKey(sha, engine, policy), zlib.decompress(payload), size, created, used)
+            for sha, name, engine, policy, size, payload, created, used in cursor:
+                yield Entry(StoreKey(sha, name, engine, policy), zlib.decompress(payload), size, created, used)
         except (sqlite3.Error, zlib.error) as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
 

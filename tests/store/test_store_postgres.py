@@ -27,7 +27,7 @@ def server():
 
 
 def key(i: int, engine: str = "e1") -> StoreKey:
-    return StoreKey(f"{i:064x}", engine, "p1")
+    return StoreKey(f"{i:064x}", "model.pkl", engine, "p1")
 
 
 def entry(i: int, engine: str = "e1") -> Entry:

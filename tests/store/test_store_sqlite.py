@@ -20,7 +20,7 @@ from modelshield.scanner.store import sqlite as store_sqlite
 
 
 def key(i: int, engine: str = "e1", policy: str = "p1") -> StoreKey:
-    return StoreKey(f"{i:064x}", engine, policy)
+    return StoreKey(f"{i:064x}", "model.pkl", engine, policy)
 
 
 def entry(i: int, **kw) -> Entry:
@@ -146,7 +146,7 @@ def test_gc_and_export(tmp_path):
         out = io.StringIO()
         assert store.export(out) == 13
         first = json.loads(out.getvalue().splitlines()[0])
-        assert set(first) == {"sha256", "engine", "policy", "size", "created", "used", "analysis"}
+        assert set(first) == {"sha256", "name", "engine", "policy", "size", "created", "used", "analysis"}
         assert store.gc(dt.timedelta(days=90)) == 3
         assert store.gc(dt.timedelta(days=90), engine="e1") == 3  # entries of another engine
         assert store.stats()["entries"] == 7
