@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from . import formats
 from .errors import BudgetExceeded, FormatError
-from .findings import Status
+from .findings import FormatName, Status
 from .formats.interface import HEAD_SIZE, FormatModule
 from .suffixes import loader_hint
 
@@ -38,7 +38,7 @@ def identify(blob: "Blob", name: str) -> FormatModule | None:
     return next(candidates(blob, name), None)
 
 
-def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
+def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> FormatName:
     """Identify `blob` and run its format module, turning errors into inconclusive findings.
 
     Returns the format name ("unknown" if nothing recognised it, "empty" for an empty file).
@@ -54,19 +54,19 @@ def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
     return module.NAME
 
 
-def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> str:
+def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> FormatName:
     """No format module claims the content: inconclusive if a loader opens such names."""
     hint = loader_hint(name)
     if blob.size == 0:
         if hint:
             ctx.add("MS-GEN-006", format="empty file", error=f"0 bytes, but {hint} would open it")
-        return "empty"
+        return FormatName.EMPTY
     if hint:
         ctx.add("MS-GEN-002", hint=hint)
     elif ctx.member is None:
         ctx.add("MS-GEN-001")
         ctx.artefact.status = Status.INVENTORIED
-    return "unknown"
+    return FormatName.UNKNOWN
 
 
 def _run(module: FormatModule, blob: "Blob", ctx: "ScanContext") -> None:

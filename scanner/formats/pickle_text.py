@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..blob import BytesBlob
-from ..findings import Artefact
+from ..findings import Artefact, FormatName
 from ..analysis.picklevm import analyse_pickle
 from ..analysis.picklevm.machine import Machine
 from ..analysis.picklevm.opcodes import OPCODES
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "pickle_text"
+NAME = FormatName.PICKLE_TEXT
 TRIAL_BYTES = 16 << 10
 MIN_OPCODES_TRUNCATED = 8  # a head cut mid-stream must still show this many valid opcodes
 

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
     from .interface import Archive
 
-NAME = "torch_legacy"
+NAME = FormatName.TORCH_LEGACY
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 MAGIC_LONG1 = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
 STACKED_PICKLES = 5

@@ -1,7 +1,7 @@
 """Human-readable report: a verdict line per artefact, findings grouped by file, then a summary."""
 from __future__ import annotations
 
-from ..findings import Artefact, Finding, Report, Severity, Status, to_dict
+from ..findings import Artefact, Finding, Provenance, Report, Severity, Status, to_dict
 
 
 def render(report: Report, quiet: bool = False) -> str:
@@ -100,7 +100,7 @@ def _size(n: float) -> str:
     return str(n)
 
 
-def _provenance(p: dict) -> str:
+def _provenance(p: Provenance) -> str:
     if p.get("commit"):
         return f"  {p.get('repo_id', '')}@{p['commit']}"
     return ""

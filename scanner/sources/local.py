@@ -6,7 +6,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from ..findings import Artefact, Status, TargetResult
+from ..findings import Artefact, FormatName, Status, TargetResult
 from ..rules import load_rules
 from .interface import Resolved
 
@@ -95,7 +95,7 @@ def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidenc
     """Record a file that was not read, with the finding that says why."""
     from ..findings import Location
 
-    artefact = Artefact(path=rel, status=Status.SKIPPED, reason=reason, format="-")
+    artefact = Artefact(path=rel, status=Status.SKIPPED, reason=reason, format=FormatName.NOT_READ)
     artefact.findings.append(load_rules().finding(rule_id, Location(path=rel), **evidence))
     result.artefacts.append(artefact)
     return artefact
