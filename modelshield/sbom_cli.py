@@ -15,8 +15,9 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, load_policy, read_bom_json, source_options, write_output
+from modelshield.cli_common import FailOn, Phase, SpecVersion, error, load_policy, read_bom_json, source_options, write_output
 from modelshield.scanner.findings import Report
+from modelshield.scanner.output import escape
 
 
 class _DefaultCreate(TyperGroup):
@@ -29,17 +30,8 @@ class _DefaultCreate(TyperGroup):
 
 
 app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.")
-
-
-class Phase(str, enum.Enum):
-    development = "development"
-    deployment = "deployment"
-
-
-class SpecVersion(str, enum.Enum):
-    v1_6 = "1.6"
-    v1_7 = "1.7"
+                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.",
+                  epilog="\b\nExamples:\n  modelshield sbom ./model -o model.dev.cdx.json\n  modelshield sbom validate model.cdx.json")
 
 
 class DiffFormat(str, enum.Enum):
@@ -71,13 +63,13 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {escape.text(line)}", err=True)
         raise typer.Exit(2) from None
     except ValueError as exc:
         error(str(exc))
         raise typer.Exit(2) from None
     for note in built.notes:
-        typer.echo(f"modelshield: {note}", err=True)
+        typer.echo(f"modelshield: {escape.text(note)}", err=True)
     return dumps(built.document)
 
 
@@ -96,7 +88,9 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
                       reproducible=reproducible), Path(path))
 
 
-@app.command()
+@app.command(epilog="\b\nExamples:\n  modelshield sbom ./model --phase development -o model.dev.cdx.json\n"
+                     "  modelshield sbom hf://org/name@<commit> --spec-version 1.7 -o model.dev.cdx.json\n"
+                     "  modelshield sbom ./release --phase deployment --from-bom model.dev.cdx.json -o model.cdx.json")
 def create(
     targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
     phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
@@ -113,7 +107,7 @@ def create(
     max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: download cap (e.g. 5GB)."),
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures (the outcome is recorded per model)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
@@ -149,7 +143,8 @@ def create(
                + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
 
 
-@app.command("diff")
+@app.command("diff", epilog="\b\nExamples:\n  modelshield sbom diff model.dev.cdx.json model.cdx.json\n"
+                             "  modelshield sbom diff old.cdx.json new.cdx.json --format json")
 def diff_cmd(
     old: Path = typer.Argument(..., help="The earlier BOM (e.g. the development BOM)."),
     new: Path = typer.Argument(..., help="The later BOM."),
@@ -163,12 +158,13 @@ def diff_cmd(
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         for line in result.lines():
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo("drift: yes" if result.drifted else "drift: none")
     raise typer.Exit(1 if result.drifted else 0)
 
 
-@app.command("validate")
+@app.command("validate", epilog="\b\nExamples:\n  modelshield sbom validate model.cdx.json\n"
+                                 "  modelshield sbom validate model.cdx.json --spec-version 1.7")
 def validate_cmd(
     path: Path = typer.Argument(..., help="A CycloneDX JSON BOM."),
     spec_version: Optional[SpecVersion] = typer.Option(None, "--spec-version", help="Validate against this version instead of the BOM's specVersion."),
@@ -177,11 +173,16 @@ def validate_cmd(
     from modelshield.sbom.validate import schema_errors
 
     doc = read_bom_json(path)
-    version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
+    declared = str(doc.get("specVersion", ""))
+    version = spec_version.value if spec_version else declared
+    if spec_version and declared != version:
+        typer.echo(f"{path}: declares CycloneDX {declared or '(no specVersion)'}, not {version}; "
+                   f"validate it as {declared or 'its own version'} (omit --spec-version)")
+        raise typer.Exit(1)
     errors = schema_errors(doc, version)
     if errors:
         for line in errors[:200]:
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
@@ -191,7 +192,7 @@ def _register_audit() -> None:
     """`sbom audit` lives with the advisories (modelshield.advisories_cli)."""
     from modelshield.advisories_cli import sbom_audit
 
-    app.command("audit")(sbom_audit)
+    app.command("audit", epilog="\b\nExamples:\n  modelshield sbom audit model.cdx.json --requirements requirements.txt")(sbom_audit)
 
 
 _register_audit()
