@@ -220,6 +220,7 @@ ArtefactProperties = TypedDict("ArtefactProperties", {
     "text": dict[str, Any],
     "sentencepiece": dict[str, Any],
     "tiktoken": dict[str, Any],
+    "views": list[FormatName],  # dispatch: every loader's view of the file, when more than one
 }, total=False)
 
 
