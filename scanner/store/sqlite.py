@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import random
 import sqlite3
 import time
 import zlib
@@ -42,11 +43,22 @@ class SqliteStore(ResultStore):
             self.db = sqlite3.connect(path, timeout=TIMEOUT, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"result store {path}: cannot open: {_reason(exc)}") from None
-        try:
-            self._init()
-        except sqlite3.Error as exc:
-            self.db.close()
-            raise StoreError(f"result store {path}: {_reason(exc)}") from None
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                self._init()
+                break
+            except sqlite3.OperationalError as exc:
+                # switching a new file to WAL needs every other connection out for a moment, and
+                # sqlite answers "locked" at once there instead of waiting: wait here
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.01, 0.1))
+                    continue
+                self.db.close()
+                raise StoreError(f"result store {path}: {_reason(exc)}") from None
+            except sqlite3.Error as exc:
+                self.db.close()
+                raise StoreError(f"result store {path}: {_reason(exc)}") from None
 
     def _init(self) -> None:
         db = self.db

@@ -85,15 +85,15 @@ def _writer(path: str, worker: int, n: int) -> None:
 def test_concurrent_writers_in_several_processes(tmp_path):
     path = str(tmp_path / "r.sqlite")
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(path, w, 150)) for w in range(4)]
+    procs = [ctx.Process(target=_writer, args=(path, w, 150)) for w in range(6)]  # all create the file at once
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
     with open_store(path) as store:
-        assert store.stats()["entries"] == 600
-        assert len(store.get_many([key(w * 100_000 + i) for w in range(4) for i in range(150)])) == 600
+        assert store.stats()["entries"] == 900
+        assert len(store.get_many([key(w * 100_000 + i) for w in range(6) for i in range(150)])) == 900
 
 
 def test_a_corrupt_file_is_a_clear_error(tmp_path):
