@@ -14,7 +14,7 @@ import h5py
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import scan_json
+from helpers.cli import scan_json
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.dispatch import analyse_blob
