@@ -1,13 +1,9 @@
-"""Session-wide test settings and fixtures; the helper functions live in the `helpers` package."""
+"""Session-wide test settings; the helper functions live in the `helpers` package (tests/helpers)."""
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
-
-import pytest
-
-from helpers.cli import run_cli
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -21,8 +17,3 @@ if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
     os.environ.setdefault("PYTHONPYCACHEPREFIX", prefix)
     sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
     sys.dont_write_bytecode = False
-
-
-@pytest.fixture
-def cli():
-    return run_cli
