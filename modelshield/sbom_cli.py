@@ -16,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, load_policy, source_options, write_output
+from modelshield.cli_common import FailOn, error, fail, load_policy, source_options, write_output
 from modelshield.scanner.findings import Report
 
 
@@ -36,6 +36,12 @@ app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True
 class Phase(str, enum.Enum):
     development = "development"
     deployment = "deployment"
+    end_of_life = "end-of-life"
+
+
+class BomFormat(str, enum.Enum):
+    cyclonedx = "cyclonedx"
+    spdx3 = "spdx3"
 
 
 class SpecVersion(str, enum.Enum):
@@ -76,15 +82,15 @@ def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Op
                        author_name=name, author_email=email)
 
 
-def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
-               from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
-               who: Any = None, decision: Optional[str] = None) -> str:
-    """The BOM text; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
-    from modelshield.sbom import BomInvalid, build_bom, dumps
+def make_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+             from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False, who: Any = None,
+             decision: Optional[str] = None, declarations: bool = False) -> dict[str, Any]:
+    """The validated BOM dict; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
+    from modelshield.sbom import BomInvalid, build_bom, builder
 
     try:
         doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                        reproducible=reproducible, attribution=who, decision=decision)
+                        reproducible=reproducible, attribution=who, decision=decision, declarations=declarations)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
@@ -93,11 +99,32 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
     except ValueError as exc:
         error(str(exc))
         raise typer.Exit(2)
-    from modelshield.sbom import builder
-
     for note in getattr(builder.build_bom, "last_notes", []):
         typer.echo(f"modelshield: {note}", err=True)
-    return dumps(doc)
+    return doc
+
+
+def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+               from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
+               who: Any = None, decision: Optional[str] = None, declarations: bool = False,
+               fmt: str = "cyclonedx") -> str:
+    """The BOM text in `fmt` (cyclonedx | spdx3)."""
+    from modelshield.sbom import dumps
+
+    doc = make_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom, reproducible=reproducible,
+                   who=who, decision=decision, declarations=declarations)
+    if fmt != "spdx3":
+        return dumps(doc)
+    try:
+        from modelshield.sbom import spdx3
+    except ImportError:
+        error("SPDX 3 output needs spdx-python-model: pip install 'modelshield[spdx]'")
+        raise typer.Exit(2)
+    try:
+        return spdx3.dumps(spdx3.build(doc))
+    except spdx3.SpdxUnavailable as exc:
+        error(str(exc))
+        raise typer.Exit(2)
 
 
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
@@ -120,6 +147,7 @@ def create(
     targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
     phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
     spec_version: SpecVersion = typer.Option(SpecVersion.v1_6, "--spec-version", help="CycloneDX version."),
+    format: BomFormat = typer.Option(BomFormat.cyclonedx, "--format", "-f", help="cyclonedx (JSON) or spdx3 (SPDX 3.0.1 JSON-LD, AI and Dataset profiles)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the BOM here (default: stdout)."),
     from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="Development BOM to link (BOM-Link) and diff file hashes against."),
     reproducible: bool = typer.Option(False, "--reproducible", help="Byte-identical output for the same input (also on with SOURCE_DATE_EPOCH)."),
@@ -133,6 +161,8 @@ def create(
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    declarations: bool = typer.Option(False, "--declarations", help="Add ETSI EN 304 223 evidence (definitions.standards + declarations)."),
+    decision: Optional[str] = typer.Option(None, "--decision", help="End of life: the decommissioning decision to record (required with --phase end-of-life)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
 
@@ -144,6 +174,8 @@ def create(
     pol = load_policy(policy, fail_on)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     who = attribution(supplier, manufacturer, author)
+    if phase is Phase.end_of_life and not (decision or "").strip():
+        fail('--phase end-of-life needs --decision "what was decided" (e.g. "retired, weights destroyed")')
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
     previous = _read_json(from_bom) if from_bom is not None else None
@@ -155,13 +187,14 @@ def create(
         error("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
         raise typer.Exit(2)
     text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
-                      reproducible=reproducible, who=who)
+                      reproducible=reproducible, who=who, decision=decision, declarations=declarations,
+                      fmt=format.value)
     write_output(text, output)
-    doc = json.loads(text)
     files = sum(1 for t in report.targets for _ in t.artefacts)
-    typer.echo(f"modelshield: {phase.value} BOM (CycloneDX {spec_version.value}): {files} files, "
-               f"{len(doc.get('vulnerabilities', []))} vulnerabilities, verdict {report.verdict.value}"
-               + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
+    findings = sum(1 for _, _, f in report.all_findings() if f.kind.value != "info")
+    kind = "SPDX 3.0.1" if format is BomFormat.spdx3 else f"CycloneDX {spec_version.value}"
+    typer.echo(f"modelshield: {phase.value} BOM ({kind}): {files} files, {findings} findings, "
+               f"verdict {report.verdict.value}" + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
 
 
 @app.command("diff")

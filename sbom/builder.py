@@ -20,14 +20,14 @@ from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.bom_ref import BomRef
 from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.contact import OrganizationalContact
 from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
 from modelshield.scanner import __version__ as SCANNER_VERSION
 from modelshield.scanner.findings import Report
-from . import authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, validate, vex
+from . import (ancestry, authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, training,
+               validate, vex)
 from .context import PHASES, SPEC_VERSIONS, Attribution, BomContext
 
 Provider = Callable[[BomContext], None]
@@ -37,7 +37,8 @@ Provider = Callable[[BomContext], None]
 PROVIDERS: list[Provider] = [
     inventory.provider,
     lineage.datasets_provider,
-    lineage.base_models_provider,
+    training.provider,
+    ancestry.provider,
     modelcard.provider,
     runtime.provider,
     provenance.signature_provider,
@@ -77,11 +78,12 @@ def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
 def build_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
               from_bom: dict[str, Any] | None = None, reproducible: bool = False,
               author: str | None = None, attribution: Attribution | None = None,
-              decision: str | None = None) -> dict[str, Any]:
+              decision: str | None = None, declarations: bool = False) -> dict[str, Any]:
     """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise).
 
     `author` ("Name <email>") is shorthand for `attribution.author_*`; `decision` is the
-    decommissioning decision of an end-of-life BOM.
+    decommissioning decision of an end-of-life BOM; `declarations` adds the ETSI EN 304 223
+    evidence (`definitions.standards` and `declarations`).
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r} ({', '.join(PHASES)})")
@@ -97,7 +99,10 @@ def build_bom(report: Report, *, phase: str = "development", spec_version: str =
         ctx.notes.append("--reproducible without SOURCE_DATE_EPOCH: the BOM has no timestamp "
                          "(set SOURCE_DATE_EPOCH to record one)")
         ctx.gap("timestamp: not recorded (reproducible build without SOURCE_DATE_EPOCH)")
-    for provider in PROVIDERS + FINAL_PROVIDERS:
+    if phase == "end-of-life" and not (decision or "").strip():
+        raise ValueError("an end-of-life BOM records a decommissioning decision: pass decision=...")
+    ctx.declarations = declarations
+    for provider in PROVIDERS + (FINAL_PROVIDERS if declarations else []):
         provider(ctx)
     doc = _serialise(ctx)
     merge.apply(doc, ctx)
@@ -130,7 +135,7 @@ def _serialise(ctx: BomContext) -> dict[str, Any]:
     )
     components = ctx.components + (ctx.tops if len(ctx.tops) != 1 else [])
     bom = Bom(components=components, metadata=metadata, vulnerabilities=ctx.vulnerabilities,
-              external_references=ctx.external_references, definitions=etsi.definitions(ctx),
+              external_references=ctx.external_references, definitions=etsi.definitions(ctx) if ctx.declarations else None,
               serial_number=uuid.UUID(int=0))
     for ref, on in sorted(ctx.dependencies.items()):
         bom.dependencies.add(Dependency(ref=BomRef(ref), dependencies=[Dependency(ref=BomRef(r)) for r in sorted(on)]))
@@ -162,6 +167,8 @@ def _metadata_properties(ctx: BomContext) -> list[Property]:
             props.append(Property(name=f"modelshield:policy:{key}", value=str(value)))
     statuses = sorted(set(ctx.facts.get("signature_statuses", []))) or ["not-checked"]
     props.append(Property(name="modelshield:signature:status", value=",".join(statuses)))
+    if ctx.decision:
+        props.append(Property(name="modelshield:decommission:decision", value=ctx.decision.strip()))
     props += [Property(name="modelshield:note", value=gap) for gap in ctx.gaps]
     return props + ctx.properties
 

