@@ -71,6 +71,9 @@ def scan(
     spec_version: str = typer.Option("1.6", "--spec-version", help="CycloneDX version for --sbom: 1.6 or 1.7."),
     from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="--sbom deployment phase: the development BOM to link and compare with."),
     reproducible: bool = typer.Option(False, "--reproducible", help="--sbom: byte-identical output for the same input (also SOURCE_DATE_EPOCH)."),
+    requirements: list[Path] = typer.Option([], "--requirements", "-r", help="Check advisories against these pins (requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml; repeatable) instead of this environment."),
+    python: Optional[Path] = typer.Option(None, "--python", help="Check advisories against this interpreter's installed packages (a deployment venv)."),
+    ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
     pol = load_policy(policy, fail_on)
@@ -83,6 +86,9 @@ def scan(
             report = api_scan(targets, policy=pol, progress=on_event, options=options)
     else:
         report = api_scan(targets, policy=pol, options=options)
+    from modelshield.advisories_cli import attach_advisories
+
+    attach_advisories(report, pol, requirements, python, ignore_vuln, quiet)
     write_output(render(report, format, quiet), output)
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
@@ -120,6 +126,9 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     app.add_typer(sbom_app, name="sbom")
+    from modelshield.advisories_cli import app as advisories_app
+
+    app.add_typer(advisories_app, name="advisories")
 
 
 _register_optional_commands()

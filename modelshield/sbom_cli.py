@@ -233,3 +233,13 @@ def validate_cmd(
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
+
+
+def _register_audit() -> None:
+    """`sbom audit` lives with the advisories (modelshield.advisories_cli)."""
+    from modelshield.advisories_cli import sbom_audit
+
+    app.command("audit")(sbom_audit)
+
+
+_register_audit()

@@ -29,6 +29,7 @@ from cyclonedx.model.vulnerability import (BomTarget, Vulnerability, Vulnerabili
                                            VulnerabilitySource)
 
 from modelshield.scanner.findings import Finding, Kind
+from . import advisory_vulns
 from .context import BomContext
 
 # No URL: the rule table ships inside the package (`modelshield rules`, docs/rules.md), not at a
@@ -98,6 +99,9 @@ def _add(ctx: BomContext, finding: Finding, affects: str, name: str, previous: d
         first = previous.get((finding.rule_id, name))
         state.first_issued = _parse_time(first) or ctx.timestamp
         state.last_updated = ctx.timestamp
+    if advisory_vulns.applies(finding):  # an OSV advisory match: its own id, loader + files affected
+        ctx.vulnerabilities.append(advisory_vulns.vulnerability(ctx, finding, affects, state, props))
+        return
     vuln = Vulnerability(
         bom_ref=f"vuln:{finding.rule_id}:{affects}:{index}", id=finding.rule_id, source=SOURCE,
         references=refs, cwes=cwes,

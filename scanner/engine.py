@@ -65,7 +65,7 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
         result.artefacts.append(scan_file(abspath, relpath, policy, progress))
     if resolved.finish:
         resolved.finish(result)
-    repo_checks.check_target(result, load_rules())
+    repo_checks.check_target(result, load_rules(), policy)
     for artefact in result.artefacts:
         policy.apply_suppressions(artefact.findings, artefact.path)
     policy.apply_suppressions(result.findings, ".")

@@ -161,10 +161,28 @@ class TargetResult:
 
 
 @dataclass
+class RuntimePackage:
+    """A loader library the deployment will use (from the environment, a requirements or lock file).
+
+    `version` is None when it is not known (unpinned or unparseable requirement): never guessed.
+    """
+
+    name: str
+    version: str | None = None
+    source: str = ""  # "environment", "requirements.txt:12", "uv.lock"...
+    purl: str | None = None  # pkg:pypi/name@version
+    hashes: list[str] = field(default_factory=list)  # "sha256:<hex>" of the pinned distribution files
+    license: str | None = None
+
+
+@dataclass
 class Report:
     """Everything one scan produced. Renderers read this and nothing else."""
 
     targets: list[TargetResult] = field(default_factory=list)
+    runtime: list[RuntimePackage] = field(default_factory=list)  # loader libraries (advisories attach them)
+    runtime_source: str | None = None  # where `runtime` came from ("environment:/usr/bin/python3"...)
+    advisory_database: dict[str, Any] = field(default_factory=dict)  # kind, date, records, stale warning
     tool: str = "modelshield"
     tool_version: str = ""
     schema_version: str = REPORT_SCHEMA_VERSION

@@ -92,7 +92,9 @@ class Policy:
     inconclusive_ok: bool = False  # policy `inconclusive = "pass"`: exit 0 instead of 2
     budgets: Budgets = field(default_factory=Budgets)
     extra_allow: dict[str, str] = field(default_factory=dict)
+    allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
+    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
     source: str | None = None
     digest: str | None = None
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
@@ -140,7 +142,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -157,8 +159,12 @@ class Policy:
                 if not isinstance(why, str) or not why.strip():
                     raise PolicyError(f"allow.globals.{name!r} needs a justification string")
                 policy.extra_allow[name] = why
+            policy.allowed_code = _allowed_code(data.get("allow", {}).get("code", {}))
             for i, item in enumerate(data.get("suppress", [])):
                 policy.suppressions.append(_suppression(item, i))
+            if not isinstance(data.get("advisories", {}), dict):
+                raise PolicyError("[advisories] must be a table")
+            policy.advisories = dict(data.get("advisories", {}))
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy
@@ -206,6 +212,19 @@ class Policy:
     def describe(self) -> dict[str, Any]:
         return {"source": self.source or "built-in defaults", "sha256": self.digest,
                 "fail_on": str(self.fail_on), "inconclusive": "pass" if self.inconclusive_ok else "fail"}
+
+
+def _allowed_code(table: dict[str, Any]) -> dict[str, str]:
+    """`[allow.code]`: SHA-256 of a reviewed code file -> who reviewed it and why."""
+    out: dict[str, str] = {}
+    for digest, why in table.items():
+        key = digest.lower().removeprefix("sha256:")
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise PolicyError(f"allow.code.{digest!r} must be the file's SHA-256 (64 hex digits)")
+        if not isinstance(why, str) or not why.strip():
+            raise PolicyError(f"allow.code.{digest!r} needs a justification string (who reviewed it, why)")
+        out[key] = why
+    return out
 
 
 def _prefixes(full: str) -> list[str]:

@@ -113,14 +113,15 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     if refs:
         props["code_refs"] = refs
     ctx.artefact.properties[NAME] = props
-    local = [r for r in refs if not r.get("repo")]
-    if refs:
-        sources = sorted({r["source"] for r in refs})
+    needed = [r for r in refs if not r.get("optional")]  # optional: repo_checks reports them if present
+    local = [r for r in needed if not r.get("repo")]
+    if needed:
+        sources = sorted({r["source"] for r in needed})
         ctx.add("MS-HF-001", source=f"{base} {'/'.join(sources)}",
-                entries=", ".join(f"{r['key']} -> {r['ref']}" for r in refs[:8]) + (" ..." if len(refs) > 8 else ""),
+                entries=", ".join(f"{r['key']} -> {r['ref']}" for r in needed[:8]) + (" ..." if len(needed) > 8 else ""),
                 files=", ".join(sorted({r["file"] for r in local})) or "no local file",
-                detail="", refs=[{k: r[k] for k in ("key", "ref", "file")} for r in refs[:50]])
-    for ref in refs:
+                detail="", refs=[{k: r[k] for k in ("key", "ref", "file")} for r in needed[:50]])
+    for ref in needed:
         if ref.get("repo"):
             ctx.add("MS-HF-002", source=f"{base} {ref['source']}", key=ref["key"], ref=ref["ref"],
                     file=ref["file"], repo=ref["repo"])
@@ -211,12 +212,15 @@ def _diffusers_refs(doc: dict[str, Any], ctx: "ScanContext") -> list[dict[str, A
         if comp.startswith("_") or not isinstance(spec, list) or len(spec) != 2:
             continue
         lib, name = spec
-        if lib in DIFFUSERS_LIBRARIES or not isinstance(lib, str) or not isinstance(name, str) or \
-                lib.split(".")[0] in DIFFUSERS_LIBRARIES:
+        if not isinstance(lib, str) or not isinstance(name, str):
             continue
-        # diffusers loads custom components from <component>/<library>.py
+        # diffusers imports <component>/<library>.py whenever that file exists, before it would import
+        # the library itself (pipeline_loading_utils.get_class_obj_and_candidates): for a known library
+        # the file is only reached if present (`optional`), for any other name it must be there.
+        known = lib in DIFFUSERS_LIBRARIES or lib.split(".")[0] in DIFFUSERS_LIBRARIES
         out.append({"source": "model_index.json", "key": comp, "ref": f"{lib}.{name}", "repo": None,
-                    "file": posixpath.join(comp, lib + ".py"), "class": name, "alternatives": [lib + ".py"]})
+                    "file": posixpath.join(comp, lib + ".py"), "class": name,
+                    "alternatives": [] if known else [lib + ".py"], "optional": known})
     return out
 
 
