@@ -30,7 +30,7 @@ class _DefaultCreate(TyperGroup):
 
 
 app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.")
+                  help="ML-BOMs (CycloneDX 1.6/1.7, SPDX 3.0.1): create (default), diff, validate, check, audit.")
 
 
 class Phase(str, enum.Enum):
@@ -84,19 +84,22 @@ def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Op
 
 def make_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
              from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False, who: Any = None,
-             decision: Optional[str] = None, declarations: bool = False) -> dict[str, Any]:
+             decision: Optional[str] = None, declarations: bool = False,
+             etsi: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The validated BOM dict; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
     from modelshield.sbom import BomInvalid, build_bom, builder
+    from modelshield.sbom.evidence import EvidenceInputError
 
     try:
         doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                        reproducible=reproducible, attribution=who, decision=decision, declarations=declarations)
+                        reproducible=reproducible, attribution=who, decision=decision, declarations=declarations,
+                        etsi_policy=etsi)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(2)
-    except ValueError as exc:
+    except (ValueError, EvidenceInputError) as exc:
         error(str(exc))
         raise typer.Exit(2)
     for note in getattr(builder.build_bom, "last_notes", []):
@@ -107,12 +110,12 @@ def make_bom(report: Report, *, phase: str = "development", spec_version: str = 
 def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
                from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
                who: Any = None, decision: Optional[str] = None, declarations: bool = False,
-               fmt: str = "cyclonedx") -> str:
+               fmt: str = "cyclonedx", etsi: Optional[dict[str, Any]] = None) -> str:
     """The BOM text in `fmt` (cyclonedx | spdx3)."""
     from modelshield.sbom import dumps
 
     doc = make_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom, reproducible=reproducible,
-                   who=who, decision=decision, declarations=declarations)
+                   who=who, decision=decision, declarations=declarations, etsi=etsi)
     if fmt != "spdx3":
         return dumps(doc)
     try:
@@ -163,6 +166,9 @@ def create(
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
     declarations: bool = typer.Option(False, "--declarations", help="Add ETSI EN 304 223 evidence (definitions.standards + declarations)."),
     decision: Optional[str] = typer.Option(None, "--decision", help="End of life: the decommissioning decision to record (required with --phase end-of-life)."),
+    requirements: list[Path] = typer.Option([], "--requirements", "-r", help="The deployment's runtime: requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml (repeatable); listed with versions, licences and lock hashes, checked for advisories."),
+    python: Optional[Path] = typer.Option(None, "--python", help="The deployment's runtime: this interpreter's installed packages."),
+    ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
 
@@ -186,9 +192,13 @@ def create(
     if errors:
         error("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
         raise typer.Exit(2)
+    if requirements or python is not None:  # the deployment's runtime, never this process's environment
+        from modelshield.advisories_cli import attach_advisories
+
+        attach_advisories(report, pol, requirements, python, ignore_vuln, quiet=True)
     text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
                       reproducible=reproducible, who=who, decision=decision, declarations=declarations,
-                      fmt=format.value)
+                      fmt=format.value, etsi=pol.etsi)
     write_output(text, output)
     files = sum(1 for t in report.targets for _ in t.artefacts)
     findings = sum(1 for _, _, f in report.all_findings() if f.kind.value != "info")
@@ -233,6 +243,32 @@ def validate_cmd(
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
+
+
+class Profile(str, enum.Enum):
+    ntia = "ntia"
+    cisa_2025 = "cisa-2025"
+    bsi = "bsi-tr-03183-2"
+
+
+@app.command("check")
+def check_cmd(
+    path: Path = typer.Argument(..., help="A CycloneDX JSON BOM (any tool's)."),
+    profile: list[Profile] = typer.Option(..., "--profile", "-p", help="ntia, cisa-2025 or bsi-tr-03183-2 (repeatable)."),
+    format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f", help="Output format."),
+) -> None:
+    """Score a BOM against minimum-element profiles, per element pass / warn / fail.
+    Exit 0 no element fails, 1 an element fails, 2 unreadable."""
+    from modelshield.sbom import profiles
+
+    doc = _read_json(path)
+    results = [profiles.check(doc, p.value) for p in profile]
+    if format is DiffFormat.json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for result in results:
+            typer.echo(profiles.text(result), nl=False)
+    raise typer.Exit(1 if any(r.failed for r in results) else 0)
 
 
 def _register_audit() -> None:

@@ -47,7 +47,6 @@ PROVIDERS: list[Provider] = [
     provenance.compositions_provider,
     authorship.provider,
 ]
-FINAL_PROVIDERS: list[Provider] = [etsi.provider]  # after every evidence provider
 
 _NAMESPACE = uuid.UUID("8f5a3c2e-1f0b-4c53-9a57-6d6f64656c73")  # fixed: reproducible serial numbers
 
@@ -78,12 +77,14 @@ def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
 def build_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
               from_bom: dict[str, Any] | None = None, reproducible: bool = False,
               author: str | None = None, attribution: Attribution | None = None,
-              decision: str | None = None, declarations: bool = False) -> dict[str, Any]:
+              decision: str | None = None, declarations: bool = False,
+              etsi_policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise).
 
     `author` ("Name <email>") is shorthand for `attribution.author_*`; `decision` is the
     decommissioning decision of an end-of-life BOM; `declarations` adds the ETSI EN 304 223
-    evidence (`definitions.standards` and `declarations`).
+    evidence (`definitions.standards` and `declarations`), derived from this BOM as the evidence
+    report derives it, with the policy's `[etsi]` justifications and attestations (`etsi_policy`).
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r} ({', '.join(PHASES)})")
@@ -102,10 +103,12 @@ def build_bom(report: Report, *, phase: str = "development", spec_version: str =
     if phase == "end-of-life" and not (decision or "").strip():
         raise ValueError("an end-of-life BOM records a decommissioning decision: pass decision=...")
     ctx.declarations = declarations
-    for provider in PROVIDERS + (FINAL_PROVIDERS if declarations else []):
+    for provider in PROVIDERS:
         provider(ctx)
     doc = _serialise(ctx)
     merge.apply(doc, ctx)
+    if declarations:
+        etsi.declare(doc, etsi_policy, ctx.timestamp_text())
     doc["serialNumber"] = _serial(doc, reproducible)
     ordered = _ordered(doc)
     validate.check(ordered, spec_version)
@@ -135,7 +138,7 @@ def _serialise(ctx: BomContext) -> dict[str, Any]:
     )
     components = ctx.components + (ctx.tops if len(ctx.tops) != 1 else [])
     bom = Bom(components=components, metadata=metadata, vulnerabilities=ctx.vulnerabilities,
-              external_references=ctx.external_references, definitions=etsi.definitions(ctx) if ctx.declarations else None,
+              external_references=ctx.external_references,
               serial_number=uuid.UUID(int=0))
     for ref, on in sorted(ctx.dependencies.items()):
         bom.dependencies.add(Dependency(ref=BomRef(ref), dependencies=[Dependency(ref=BomRef(r)) for r in sorted(on)]))

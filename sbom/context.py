@@ -91,7 +91,6 @@ class JsonPatches:
     component_data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ref -> data[]
     citations: list[Citation] = field(default_factory=list)
     compositions: list[dict[str, Any]] = field(default_factory=list)
-    declarations: dict[str, Any] | None = None
     tool_services: list[dict[str, Any]] = field(default_factory=list)
     # Edges to components the library cannot see (pedigree ancestors): ref -> refs.
     dependencies: dict[str, list[str]] = field(default_factory=dict)

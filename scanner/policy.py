@@ -95,6 +95,7 @@ class Policy:
     allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
     advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
+    etsi: dict[str, Any] = field(default_factory=dict)  # raw [etsi] table: justifications, attestations (sbom validates it)
     source: str | None = None
     digest: str | None = None
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
@@ -142,7 +143,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "etsi"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -165,6 +166,9 @@ class Policy:
             if not isinstance(data.get("advisories", {}), dict):
                 raise PolicyError("[advisories] must be a table")
             policy.advisories = dict(data.get("advisories", {}))
+            if not isinstance(data.get("etsi", {}), dict):
+                raise PolicyError("[etsi] must be a table")
+            policy.etsi = dict(data.get("etsi", {}))
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy

@@ -88,3 +88,25 @@ def test_attribution_options_and_notes(model, tmp_path) -> None:
     assert any(n.startswith("version of model Tiny") for n in notes)
     result = _run(str(model), "--manufacturer", "acme.example", "-o", str(tmp_path / "bad.json"))
     assert result.exit_code == 2 and "takes a URL" in result.stderr
+
+
+def test_deployment_runtime_comes_from_what_the_user_names(model, tmp_path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text("safetensors==0.4.1 --hash=sha256:" + "ab" * 32 + "\ntransformers==4.30.0\nnumpy>=1.20\n")
+    out = tmp_path / "dep.json"
+    result = _run(str(model), "--phase", "deployment", "-r", str(req), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    libs = {c["name"]: c for c in doc["components"] if c["type"] == "library"}
+    assert set(libs) == {"safetensors", "transformers", "numpy"}  # exactly the named ones, not this environment
+    st = libs["safetensors"]
+    assert st["version"] == "0.4.1" and st["purl"] == "pkg:pypi/safetensors@0.4.1"
+    assert st["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
+    props = {p["name"]: p["value"] for p in st["properties"]}
+    assert props["modelshield:role"] == "loader" and props["modelshield:runtime:source"].startswith("requirements.txt:1")
+    assert "version" not in libs["numpy"]  # unpinned: never guessed
+    model_ref = doc["metadata"]["component"]["bom-ref"]
+    deps = {d["ref"]: d["dependsOn"] for d in doc["dependencies"]}
+    assert st["bom-ref"] in deps[model_ref]  # the model's loader (it holds a safetensors file)
+    notes = [p["value"] for p in doc["metadata"]["properties"] if p["name"] == "modelshield:note"]
+    assert not any(n.startswith("runtime loader libraries") for n in notes)

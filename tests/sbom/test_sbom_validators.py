@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -45,10 +45,15 @@ MALICIOUS = b"\x80\x02cos\nsystem\nX" + len(PAYLOAD).to_bytes(4, "little") + PAY
 
 
 @pytest.fixture(scope="module")
-def boms(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+def boms(tmp_path_factory) -> Iterator[dict[str, tuple[Path, dict]]]:
     """name -> (file, dict) of BOMs covering every builder path: one model, several models with
-    strays and waivers-free findings, declarations, end of life, both spec versions."""
-    os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
+    strays and findings, declarations, end of life, both spec versions."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+        yield _boms(tmp_path_factory)
+
+
+def _boms(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     out = tmp_path_factory.mktemp("validators")
     folder = out / "models"
     for name, seed in (("a", 1.0), ("b", 2.0)):
