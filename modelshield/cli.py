@@ -11,6 +11,7 @@ import typer
 
 from modelshield import __version__, scan as api_scan
 from modelshield.cli_common import FailOn, load_policy, source_options, write_output
+from modelshield.signatures_cli import apply_trust, register as register_signature_commands
 from modelshield.scanner.findings import Report
 from modelshield.scanner.output import json as json_out, sarif as sarif_out, text as text_out
 
@@ -71,12 +72,15 @@ def scan(
     spec_version: str = typer.Option("1.6", "--spec-version", help="CycloneDX version for --sbom: 1.6 or 1.7."),
     from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="--sbom deployment phase: the development BOM to link and compare with."),
     reproducible: bool = typer.Option(False, "--reproducible", help="--sbom: byte-identical output for the same input (also SOURCE_DATE_EPOCH)."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures ([trust] table: keys, CAs, identities per target)."),
+    require_signature: bool = typer.Option(False, "--require-signature", help="Exit 1 unless every target carries a valid, trusted signature."),
     requirements: list[Path] = typer.Option([], "--requirements", "-r", help="Check advisories against these pins (requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml; repeatable) instead of this environment."),
     python: Optional[Path] = typer.Option(None, "--python", help="Check advisories against this interpreter's installed packages (a deployment venv)."),
     ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
     pol = load_policy(policy, fail_on)
+    apply_trust(pol, trust, require_signature)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     if quiet or not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
@@ -135,6 +139,7 @@ def _register_optional_commands() -> None:
 
 
 _register_optional_commands()
+register_signature_commands(app)
 
 
 def main() -> None:

@@ -169,6 +169,7 @@ def create(
     requirements: list[Path] = typer.Option([], "--requirements", "-r", help="The deployment's runtime: requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml (repeatable); listed with versions, licences and lock hashes, checked for advisories."),
     python: Optional[Path] = typer.Option(None, "--python", help="The deployment's runtime: this interpreter's installed packages."),
     ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures (the outcome is recorded per model)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
 
@@ -178,6 +179,9 @@ def create(
     from modelshield import scan
 
     pol = load_policy(policy, fail_on)
+    from modelshield.signatures_cli import apply_trust
+
+    apply_trust(pol, trust, False)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     who = attribution(supplier, manufacturer, author)
     if phase is Phase.end_of_life and not (decision or "").strip():

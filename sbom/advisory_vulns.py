@@ -51,8 +51,9 @@ def vulnerability(ctx: BomContext, finding: Finding, target_ref: str, state: Vul
         affects.append(BomTarget(ref=loader, versions=versions))
     entry = next((e for e in ctx.entries if e.ref == target_ref), None)
     for path in ev.get("files") or []:
-        if entry is not None and path in entry.files:
-            affects.append(BomTarget(ref=entry.files[path].bom_ref.value))
+        ref = entry.files[path].bom_ref.value if entry is not None and path in entry.files else None
+        if ref:
+            affects.append(BomTarget(ref=ref))
     if not affects:
         affects.append(BomTarget(ref=target_ref))
     ratings = []
@@ -89,8 +90,8 @@ def _loader_ref(ctx: BomContext, package: str, version: Any) -> str | None:
     for comp in ctx.components:
         purl = comp.purl
         if purl is not None and purl.type == "pypi" and re.sub(r"[-_.]+", "-", purl.name).lower() == want \
-                and (version is None or purl.version == version):
-            return comp.bom_ref.value
+                and (version is None or purl.version == version) and comp.bom_ref.value:
+            return str(comp.bom_ref.value)
     return None
 
 

@@ -65,6 +65,9 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
         result.artefacts.append(scan_file(abspath, relpath, policy, progress))
     if resolved.finish:
         resolved.finish(result)
+    from .signatures.scan import check_target as check_signature
+
+    check_signature(result, policy.trust, policy.require_signature)
     repo_checks.check_target(result, load_rules(), policy)
     for artefact in result.artefacts:
         policy.apply_suppressions(artefact.findings, artefact.path)

@@ -142,6 +142,42 @@ class Artefact:
         return max(sev) if sev else None
 
 
+class SignatureOutcome(str, enum.Enum):
+    """What the OpenSSF model signature (OMS `model.sig`) check concluded for a target."""
+
+    VALID = "valid"  # verifies, signer trusted, every file matches the signed manifest
+    INVALID = "invalid"  # the signature does not verify, or files differ from what was signed
+    UNTRUSTED = "untrusted"  # a good signature whose signer the trust policy does not trust
+    UNVERIFIABLE = "unverifiable"  # present but not checkable here (format, key type, missing extra)
+    UNSIGNED = "unsigned"  # no signature found
+    NOT_CHECKED = "not-checked"  # no check was made (single file, URL, target error)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class SignatureResult:
+    """The signature check of one target. A valid signature never replaces content scanning."""
+
+    outcome: SignatureOutcome = SignatureOutcome.NOT_CHECKED
+    reason: str = ""  # one line: why this outcome
+    method: str | None = None  # key | certificate | sigstore
+    signer: str | None = None  # key fingerprint, certificate subject/SAN or keyless identity
+    bundle: str | None = None  # where the signature was read (path relative to the root, or URL)
+    bundle_sha256: str | None = None
+    model_name: str | None = None  # the name the signature was made for
+    root_digest: str | None = None  # the statement's subject digest
+    serialization: dict[str, Any] = field(default_factory=dict)  # method, hash_type, shard_size...
+    covered: list[str] = field(default_factory=list)  # files the signature covers and that match
+    uncovered: list[str] = field(default_factory=list)  # present but not covered (ignored or added)
+    differences: dict[str, list[str]] = field(default_factory=dict)  # changed/missing/added/renamed/symlinks
+    unchecked: list[str] = field(default_factory=list)  # signed files not available here (not downloaded)
+    legacy: bool = False  # pre-v1.0 predicate (model_signing v0.2): read, labelled
+    reread_bytes: int = 0  # bytes read a second time (shard serialisation, non-SHA-256 hashes)
+    trust: str | None = None  # the trust policy source that applied
+
+
 @dataclass
 class TargetResult:
     """A scanned target: where it came from (provenance) and the artefacts it holds."""
@@ -153,6 +189,7 @@ class TargetResult:
     findings: list[Finding] = field(default_factory=list)  # target-level (e.g. hash mismatch vs Hub, error)
     provenance: dict[str, Any] = field(default_factory=dict)  # repo id, commit, published hashes, card data...
     error: str | None = None  # one-line reason when the target could not be scanned at all
+    signature: SignatureResult = field(default_factory=SignatureResult)
 
     @property
     def verdict(self) -> Verdict:

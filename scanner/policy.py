@@ -98,6 +98,8 @@ class Policy:
     etsi: dict[str, Any] = field(default_factory=dict)  # raw [etsi] table: justifications, attestations (sbom validates it)
     source: str | None = None
     digest: str | None = None
+    trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
+    require_signature: bool = False  # --require-signature: anything but a valid signature blocks
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
 
     @classmethod
@@ -143,7 +145,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "etsi"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "etsi", "trust"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -169,6 +171,10 @@ class Policy:
             if not isinstance(data.get("etsi", {}), dict):
                 raise PolicyError("[etsi] must be a table")
             policy.etsi = dict(data.get("etsi", {}))
+            if "trust" in data:
+                from .signatures.trust import TrustPolicy
+
+                policy.trust = TrustPolicy.from_mapping(data["trust"], source)
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy

@@ -8,6 +8,7 @@
   rises to the worst behaviour found in its files, and a missing file is MS-HF-003.
 - Dataset loading scripts: a `datasets` builder subclass, or a script named after the repository
   (`<name>/<name>.py`) even without a recognisable builder class.
+- ONNX external data: files a model's `external_data` names are raw tensor bytes (MS-ONNX-007).
 - The `custom_code` model-card tag without any code reference in the scan is MS-HF-004.
 
 Called once per target by the engine with the complete `TargetResult`. Reads at most the
@@ -20,7 +21,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from . import code_review
-from .findings import Artefact, Kind, Location, Severity, TargetResult
+from .findings import Artefact, Kind, Location, Severity, Status, TargetResult
 from .analysis import python as python_code
 from .formats import python_file as python_source
 from .rules import RuleTable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 REMOTE_CODE = "MS-HF-001"
+_UNIDENTIFIED = ("MS-GEN-001", "MS-GEN-002")  # content no format module recognised
 MISSING = "MS-HF-003"
 MAX_CARD = 1 << 20
 
@@ -47,6 +49,7 @@ def check_target(target: TargetResult, rules: RuleTable, policy: "Policy | None"
     for path, how in code_review.entry_points(by_path).items():
         _reach_closure(path, how, by_path, reached)
     _check_dataset_scripts(target, by_path, reached)
+    _onnx_external_data(by_path, rules)
     for path, how in reached.items():
         code_review.review(by_path[path], how, rules, policy)
     for cfg, files in configs:
@@ -127,6 +130,37 @@ def _check_dataset_scripts(target: TargetResult, by_path: dict[str, Artefact],
             continue
         props["role"] = "dataset_script"
         _reach_closure(path, "datasets.load_dataset (loading script)", by_path, reached)
+
+
+def _onnx_external_data(by_path: dict[str, Artefact], rules: RuleTable) -> None:
+    """Files an ONNX model names in `external_data` are raw tensor bytes, whatever their name
+    (`weights.bin`, `model.onnx_data`): onnxruntime reads them as such and nothing else. A file no
+    format module recognised (only then) is inventoried as that model's data instead of
+    inconclusive; one that is also something a loader executes (a pickle at offset 0...) keeps
+    that analysis."""
+    for model in list(by_path.values()):
+        entries = (model.properties.get("onnx") or {}).get("external_data") or []
+        folder = posixpath.dirname(_norm(model.path))
+        for entry in entries:
+            location = str(entry.get("location", "")).replace("\\", "/")
+            path = posixpath.normpath(posixpath.join(folder, location))
+            data = by_path.get(path)
+            if data is None or data is model:
+                continue
+            claims = data.properties.setdefault("onnx_external_data", {"models": [], "tensors": 0})
+            if model.path not in claims["models"]:
+                claims["models"].append(model.path)
+                claims["tensors"] += int(entry.get("tensors", 0))
+            if data.format != "unknown" or data.members:
+                continue
+            unidentified = [f for f in data.findings if f.rule_id in _UNIDENTIFIED]
+            if not unidentified:
+                continue
+            data.findings[:] = [f for f in data.findings if f.rule_id not in _UNIDENTIFIED]
+            data.format = "onnx-external-data"
+            data.status = Status.INVENTORIED
+            data.findings.append(rules.finding("MS-ONNX-007", Location(path=data.path), model=model.path,
+                                               tensors=claims["tensors"]))
 
 
 def _repo_names(target: TargetResult) -> set[str]:

@@ -26,10 +26,12 @@ ORDER = (
     "hf_config",      # config.json / tokenizer_config.json / processor configs (auto_map, templates)
     "python_file",    # remote code and dataset loading scripts (ast analysis)
     "keras_config",   # bare Keras JSON configs
+    "sentencepiece",  # SentencePiece ModelProto (tokenizer.model / spiece.model), by schema
     "onnx",           # ONNX protobuf (bounded parse)
     "tensorflow",     # SavedModel / GraphDef protobuf (bounded parse)
     "dataset_files",  # parquet / arrow / csv / jsonl: inventoried with schema
     "pickle_text",    # protocol 0/1 text pickles (any opcode first)
+    "tiktoken",       # tiktoken BPE rank files (base64 token + rank lines)
     "text_data",      # any other UTF-8 text / JSON: inventoried (unless a loader opens it by name)
 )
 

@@ -1,7 +1,7 @@
 """Human-readable report: a verdict line per artefact, findings grouped by file, then a summary."""
 from __future__ import annotations
 
-from ..findings import Artefact, Finding, Report, Severity, Status
+from ..findings import Artefact, Finding, Report, Severity, Status, to_dict
 
 
 def render(report: Report, quiet: bool = False) -> str:
@@ -14,6 +14,8 @@ def render(report: Report, quiet: bool = False) -> str:
             lines.append(f"{target.target}  [{target.verdict.value}]" + _provenance(target.provenance))
             for a in target.artefacts:
                 lines.append(f"  {a.verdict.value:<12} {a.path}  ({a.format}, {_size(a.size)}){_status(a)}")
+            if target.signature.outcome.value != "not-checked":
+                lines.append("  " + signature_line(to_dict(target.signature)))
         groups: list[tuple[str, list[Finding]]] = []
         if target.findings:
             groups.append((target.target, target.findings))
@@ -42,6 +44,19 @@ def render(report: Report, quiet: bool = False) -> str:
     lines.append(f"verdict: {report.verdict.value}" +
                  (f" ({blocking} finding(s) at or above --fail-on {report.fail_on})" if blocking else ""))
     return "\n".join(lines) + "\n"
+
+
+def signature_line(sig: dict) -> str:
+    """`signature: valid by ... (key) - reason`: one line for a signature result (as plain data)."""
+    text = f"signature: {sig['outcome']}"
+    if sig.get("signer"):
+        text += f" by {sig['signer']}"
+    if sig.get("method"):
+        text += f" ({sig['method']}{', legacy format' if sig.get('legacy') else ''})"
+    if sig.get("reason"):
+        text += f": {sig['reason']}"
+    # signer names and file names come from the artefact: no control character reaches a terminal
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _finding(f: Finding) -> str:
