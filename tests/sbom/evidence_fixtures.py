@@ -4,11 +4,10 @@ pinned by a lock file, an inconclusive artefact."""
 from __future__ import annotations
 
 import hashlib
-from types import SimpleNamespace
 from typing import Any
 
 from modelshield.scanner.findings import (Artefact, Finding, Kind, Location, Report, RuntimePackage, Severity,
-                                          Suppression, TargetResult)
+                                          SignatureOutcome, SignatureResult, Suppression, TargetResult)
 from modelshield.scanner.rules import load_rules
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -25,15 +24,8 @@ def artefact(path: str, fmt: str, **kw: Any) -> Artefact:
     return Artefact(path=path, size=100, sha256=sha256, sha512=sha512, format=fmt, **kw)
 
 
-def signature(outcome: str, signer: str | None = "release@acme.example") -> Any:
-    """A signature outcome as TargetResult.signature carries it (issue 13's SignatureResult fields)."""
-    try:
-        from modelshield.scanner.findings import SignatureOutcome, SignatureResult
-    except ImportError:  # the signatures branch has not landed: the same fields, read by getattr
-        return SimpleNamespace(outcome=SimpleNamespace(value=outcome), signer=signer if outcome != "unsigned" else None,
-                               reason=f"test: {outcome}", method="key", bundle="model.sig", bundle_sha256=None,
-                               trust=None, covered=["model.safetensors", "config.json", "README.md"], uncovered=[],
-                               unchecked=[])
+def signature(outcome: str, signer: str | None = "release@acme.example") -> SignatureResult:
+    """A signature check outcome as the signatures package records it on TargetResult.signature."""
     return SignatureResult(outcome=SignatureOutcome(outcome), signer=signer if outcome != "unsigned" else None,
                            reason=f"test: {outcome}", method="key", bundle="model.sig",
                            covered=["model.safetensors", "config.json", "README.md"])
@@ -57,10 +49,8 @@ def model(*, card: dict | None = CARD, sig: str = "valid", extra: list[Artefact]
     target = TargetResult(target="hf://acme/tiny", kind="hf", artefacts=arts, provenance=prov,
                           findings=list(target_findings or []))
     target.signature = signature(sig)
-    report = Report(targets=[target], tool_version="test")
-    report.runtime = list(runtime or [])
-    report.runtime_source = "uv.lock" if runtime else None
-    return report
+    return Report(targets=[target], tool_version="test", runtime=list(runtime or []),
+                  runtime_source="uv.lock" if runtime else None)
 
 
 def threat(rule: str = "MS-PKL-001", waiver: Suppression | None = None, path: str = "model.safetensors") -> Finding:
