@@ -89,7 +89,8 @@ class AuditResult:
 
 
 def check_report(report: Report, runtime: Runtime, db: AdvisoryDatabase, *, policy: AdvisoryPolicy | None = None,
-                 ignore: list[str] | tuple[str, ...] = (), apply_suppressions: Callable[[list[Finding], str], None] | None = None,
+                 ignore: list[str] | tuple[str, ...] = (),
+                 apply_suppressions: Callable[[list[Finding], str], None] | None = None,
                  today: Any = None, record_runtime: bool = True) -> AuditResult:
     """Attach the database description and the advisory findings to `report`.
 
@@ -160,7 +161,8 @@ def collect(runtime: Runtime, db: AdvisoryDatabase) -> tuple[list[Group], dict[s
                 entry = unknown.setdefault(name, (m.reason, pkg.source, []))
                 entry[2].append(m)
                 continue
-            group = next((g for g in groups if g.package == name and g.version == pkg.version and g.ids & adv.ids), None)
+            group = next((g for g in groups if g.package == name and g.version == pkg.version and g.ids & adv.ids),
+                         None)
             if group is None:
                 group = Group(package=name, version=pkg.version, source=pkg.source)
                 groups.append(group)
@@ -177,7 +179,8 @@ def files_for(target: TargetResult, formats: list[str]) -> list[str]:
             if tables.format_matches(formats, present_formats(a), a.path)]
 
 
-def target_findings(target: TargetResult, groups: list[Group], unknown: dict[str, tuple[str, str, list[Match]]]) -> list[Finding]:
+def target_findings(target: TargetResult, groups: list[Group],
+                    unknown: dict[str, tuple[str, str, list[Match]]]) -> list[Finding]:
     rules = load_rules()
     out: list[Finding] = []
     for group in groups:
@@ -199,13 +202,15 @@ def target_findings(target: TargetResult, groups: list[Group], unknown: dict[str
             "summary": _one_line(next((a.summary for a in advisories if a.summary), group.primary)),
             "cvss": [{"method": s.method, "vector": s.vector, "score": s.score} for s in scored],
             "files_text": _listing(files), "formats_text": ", ".join(formats) or "none known",
-            "fix_text": f"{fix} or later" if fix else "a fixed release (none is published yet: do not let it load untrusted files)",
+            "fix_text": f"{fix} or later" if fix
+            else "a fixed release (none is published yet: do not let it load untrusted files)",
         }
         evidence["trigger"] = group.trigger
         finding = rules.finding(rule, Location(path=files[0] if files else "."),
                                 severity=level if rule == RULE_AFFECTED else None,
                                 cve=[i for i in group.ids if i.startswith("CVE-")], **evidence)
-        finding.message = finding.message.replace(f"would {group.trigger} ", f"would {_TRIGGER_TEXT.get(group.trigger, group.trigger)} ")
+        finding.message = finding.message.replace(f"would {group.trigger} ",
+                                                  f"would {_TRIGGER_TEXT.get(group.trigger, group.trigger)} ")
         finding.references = unique([f"https://osv.dev/vulnerability/{a.id}" for a in advisories] +
                                     [url for a in advisories for kind, url in a.references if kind == "ADVISORY"])[:8]
         out.append(finding)

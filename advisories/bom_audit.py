@@ -22,7 +22,8 @@ from modelshield.scanner.findings import (Artefact, Finding, Kind, Location, Rep
                                 Suppression, TargetResult)
 from . import severity as sev
 from .audit import RULE_AFFECTED, RULE_DISPUTED, RULE_INFO, RULE_KNOWN_BAD, AuditResult, check_report
-from .interface import AdvisoryDatabase, InputError, Runtime, as_dict, pypi_purl
+from .interface import AdvisoryDatabase, Runtime, as_dict, pypi_purl
+from .errors import InputError
 from .policy import AdvisoryPolicy
 from .runtime import load_runtime
 
@@ -151,8 +152,10 @@ def _earlier_findings(doc: dict[str, Any], report: Report, refs: dict[tuple[str,
         for affect in vuln.get("affects") or []:
             ref = str((affect or {}).get("ref", ""))
             finding = Finding(rule_id=str(vuln.get("id")), severity=level, kind=kind,
-                              message=f"recorded in the BOM: {vuln.get('description') or vuln.get('detail') or vuln.get('id')}",
-                              location=Location(path=by_ref.get(ref, ("", ref))[1]), title=str(vuln.get("detail") or ""),
+                              message="recorded in the BOM: "
+                                      f"{vuln.get('description') or vuln.get('detail') or vuln.get('id')}",
+                              location=Location(path=by_ref.get(ref, ("", ref))[1]),
+                              title=str(vuln.get("detail") or ""),
                               recommendation=str(vuln.get("recommendation") or ""),
                               evidence={"from_bom": True, "analysis": state})
             if state in ("not_affected", "false_positive", "resolved", "resolved_with_pedigree"):
@@ -208,7 +211,8 @@ def write_back(doc: dict[str, Any], audit: BomAudit, now: str | None = None) -> 
     for target in audit.report.targets:
         for finding in target.findings + [f for a in target.artefacts for f in a.findings]:
             if finding.rule_id == RULE_KNOWN_BAD:
-                vulns.append(_known_bad_vuln(finding, audit.file_refs.get((target.target, finding.location.path), finding.location.path)))
+                ref = audit.file_refs.get((target.target, finding.location.path), finding.location.path)
+                vulns.append(_known_bad_vuln(finding, ref))
             elif finding.rule_id in (RULE_AFFECTED, RULE_DISPUTED, RULE_INFO):
                 loader = _loader_ref(finding, audit, components)
                 files = [audit.file_refs.get((target.target, p), p) for p in finding.evidence.get("files") or []]
@@ -219,7 +223,8 @@ def write_back(doc: dict[str, Any], audit: BomAudit, now: str | None = None) -> 
     meta = out.setdefault("metadata", {})
     props = [p for p in meta.get("properties") or [] if not str(p.get("name", "")).startswith("modelshield:audit:")]
     db = audit.report.advisory_database
-    props += [{"name": "modelshield:audit:database", "value": f"{db.get('kind')} {db.get('date')} ({db.get('records')} records)"},
+    props += [{"name": "modelshield:audit:database",
+               "value": f"{db.get('kind')} {db.get('date')} ({db.get('records')} records)"},
               {"name": "modelshield:audit:runtime", "value": str(audit.report.runtime_source)},
               {"name": "modelshield:audit:verdict", "value": audit.report.verdict.value}]
     if now:
@@ -260,7 +265,8 @@ def advisory_vuln(finding: Finding, loader_ref: str, file_refs: list[str], targe
     for item in ev.get("cvss") or []:
         method = item["method"]
         ratings.append({"source": _source(primary), "score": item["score"],
-                        "severity": str(sev.from_score(float(item["score"]))), "method": method, "vector": item["vector"]})
+                        "severity": str(sev.from_score(float(item["score"]))), "method": method,
+                        "vector": item["vector"]})
     if not ratings:
         ratings.append({"source": _source(primary), "severity": str(finding.severity), "method": "other"})
     affects = [{"ref": loader_ref, "versions": [{"version": ev["version"], "status": "affected"}]} if ev.get("version")
@@ -275,7 +281,8 @@ def advisory_vuln(finding: Finding, loader_ref: str, file_refs: list[str], targe
         "description": ev.get("summary") or finding.title,
         "detail": finding.message,
         "recommendation": (f"Upgrade {ev['package']} to {ev['fix']} or later." if ev.get("fix")
-                           else f"No fixed release of {ev['package']} is published; do not let it load untrusted files."),
+                           else f"No fixed release of {ev['package']} is published; "
+                                "do not let it load untrusted files."),
         "analysis": _analysis(finding),
         "affects": affects,
         "properties": [{"name": "modelshield:rule", "value": finding.rule_id},

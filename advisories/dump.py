@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import index, osv, tables
-from .interface import Advisory, InputError
+from .interface import Advisory
+from .errors import InputError, RecordError
 
 MAX_MEMBERS = 1_000_000
 MAX_TOTAL = 4 * 1024 ** 3  # decompressed bytes read from one dump
@@ -53,7 +54,7 @@ def import_dump(dump: Path, target: Path | None = None) -> ImportResult:
                 if total > MAX_TOTAL:
                     raise InputError(f"{dump}: more than {MAX_TOTAL} bytes of records")
                 adv = osv.loads(body, origin="imported")
-            except (osv.RecordError, zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+            except (RecordError, zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
                 if isinstance(exc, InputError):
                     raise
                 result.malformed.append(f"{info.filename}: {exc}")
@@ -66,7 +67,8 @@ def import_dump(dump: Path, target: Path | None = None) -> ImportResult:
                     kept[adv.id] = (adv, body.decode("utf-8"))
     if not result.read:
         raise InputError(f"{dump}: no OSV record in it" +
-                         (f" ({len(result.malformed)} malformed, e.g. {result.malformed[0]})" if result.malformed else ""))
+                         (f" ({len(result.malformed)} malformed, e.g. {result.malformed[0]})"
+                          if result.malformed else ""))
     result.date = parse_timestamp(newest) or _dt.datetime.now(_dt.timezone.utc)
     result.kept = index.LocalIndex.write(path, kept.values(), kind="imported", date=result.date,
                                          source=str(Path(dump).resolve()))

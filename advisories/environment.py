@@ -15,7 +15,8 @@ from packaging.utils import canonicalize_name
 
 from modelshield.scanner.findings import RuntimePackage
 from . import tables
-from .interface import DependencySource, InputError, Runtime, pypi_purl
+from .interface import DependencySource, Runtime, pypi_purl
+from .errors import InputError
 
 TIMEOUT = 60.0
 MAX_OUTPUT = 16 * 1024 * 1024
@@ -74,7 +75,8 @@ class CurrentEnvironment(DependencySource):
             meta: Any = dist.metadata  # an email.message.Message underneath
             entries.append({"name": meta["Name"], "version": dist.version,
                             "license_expression": meta.get("License-Expression"), "license": meta.get("License"),
-                            "classifiers": [c for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]})
+                            "classifiers": [c for c in (meta.get_all("Classifier") or [])
+                                            if c.startswith("License ::")]})
         return Runtime(packages=packages_from(entries, "environment"), source=f"environment:{sys.executable}")
 
 
@@ -89,7 +91,7 @@ class Interpreter(DependencySource):
             raise InputError(f"--python {self.python}: no such file")
         if not os.access(self.python, os.X_OK) or self.python.is_dir():
             raise InputError(f"--python {self.python}: not an executable")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # noqa: TID251 - the environment handed to the probe subprocess
         try:
             proc = subprocess.run([str(self.python), "-I", "-c", PROBE], capture_output=True, timeout=TIMEOUT,
                                   env=env, stdin=subprocess.DEVNULL)

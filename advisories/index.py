@@ -14,6 +14,8 @@ from typing import Iterable, Iterator
 
 from packaging.utils import canonicalize_name
 
+from modelshield.scanner import env
+
 from . import osv
 from .interface import Advisory, AdvisoryDatabase, DatabaseInfo
 
@@ -27,7 +29,7 @@ CREATE TABLE packages (name TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (name, 
 
 def cache_dir() -> Path:
     """$MODELSHIELD_CACHE, else the platform's user cache folder for modelshield."""
-    override = os.environ.get("MODELSHIELD_CACHE", "").strip()
+    override = env.cache_dir()
     if override:
         return Path(override).expanduser()
     import platformdirs

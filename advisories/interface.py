@@ -158,10 +158,6 @@ class DependencySource(abc.ABC):
         """The packages; raise `InputError` with a one-line message on unreadable input."""
 
 
-class InputError(ValueError):
-    """Bad input (unreadable file, malformed lock file, failing interpreter): a one-line message."""
-
-
 def pypi_purl(name: str, version: str | None) -> str:
     """pkg:pypi purl (name canonicalised and version percent-encoded as the purl spec asks)."""
     from packageurl import PackageURL

@@ -90,7 +90,8 @@ def describe(adv: Advisory) -> str:
         lines.append(f"  package {entry.ecosystem}/{entry.name}: affected {ranges_text(entry)}; "
                      f"fixed in {', '.join(fixed_versions(entry)) or 'no release yet'}")
         if entry.ml is not None:
-            lines.append(f"    formats {', '.join(formats_of(entry)) or 'none (informational only)'}; trigger {entry.ml.trigger}"
+            lines.append(f"    formats {', '.join(formats_of(entry)) or 'none (informational only)'}; "
+                         f"trigger {entry.ml.trigger}"
                          + (f"; detected by {', '.join(entry.ml.detectors)}" if entry.ml.detectors else "")
                          + ("; DISPUTED" if entry.ml.disputed else ""))
             if entry.ml.note:

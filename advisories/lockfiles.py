@@ -14,7 +14,8 @@ from packaging.utils import canonicalize_name
 
 from modelshield.scanner.datafiles import tomllib
 from modelshield.scanner.findings import RuntimePackage
-from .interface import DependencySource, InputError, Runtime, as_dict, pypi_purl
+from .interface import DependencySource, Runtime, as_dict, pypi_purl
+from .errors import InputError
 from .matching import parse_version
 from .requirements import RequirementsFile, pinned_version, read_text
 
@@ -99,7 +100,8 @@ class PyLock(DependencySource):
         runtime = Runtime(packages=[], source=f"pylock:{self.path}")
         for pkg in data["packages"]:
             if isinstance(pkg, dict):
-                hashes = _hashes(pkg.get("wheels")) + _hashes([pkg["sdist"]] if isinstance(pkg.get("sdist"), dict) else [])
+                sdist = [pkg["sdist"]] if isinstance(pkg.get("sdist"), dict) else []
+                hashes = _hashes(pkg.get("wheels")) + _hashes(sdist)
                 item = _locked(pkg.get("name"), pkg.get("version"), self.path.name, hashes)
                 if item:
                     runtime.packages.append(item)

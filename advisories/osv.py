@@ -11,14 +11,11 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from .interface import Advisory, Affected, Event, MlFields, Range, as_dict
+from .errors import RecordError
 
 EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 TRIGGERS = ("load", "save", "inference")
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # the largest real OSV records are a few hundred KB
-
-
-class RecordError(ValueError):
-    """Not a usable OSV record (the message says why)."""
 
 
 def loads(text: str | bytes, origin: str = "shipped") -> Advisory:
@@ -54,7 +51,8 @@ def parse(data: Any, origin: str = "shipped") -> Advisory:
     specific = as_dict(data.get("database_specific"))
     cwes = tuple(str(c) for c in _list(specific.get("cwe_ids")) if isinstance(c, str))
     return Advisory(
-        id=ident.strip(), modified=modified, aliases=tuple(str(a) for a in _list(data.get("aliases")) if isinstance(a, str)),
+        id=ident.strip(), modified=modified,
+        aliases=tuple(str(a) for a in _list(data.get("aliases")) if isinstance(a, str)),
         summary=str(data.get("summary") or ""), details=str(data.get("details") or ""),
         published=data.get("published") if isinstance(data.get("published"), str) else None,
         withdrawn=data.get("withdrawn") if isinstance(data.get("withdrawn"), str) else None,

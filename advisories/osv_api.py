@@ -19,16 +19,13 @@ import requests
 
 from . import index, osv, tables
 from .interface import Advisory
+from .errors import RecordError, UpdateError
 
 DEFAULT_URL = "https://api.osv.dev"
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 MAX_PAGES = 200
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 BATCH_SIZE = 1000  # the API's limit on queries per batch
-
-
-class UpdateError(RuntimeError):
-    """The update failed; the message is one line."""
 
 
 @dataclass
@@ -64,7 +61,7 @@ def update(url: str = DEFAULT_URL, target: Path | None = None, *, timeout: tuple
         data = _get_json(session, f"{base}/v1/vulns/{quote(ident, safe='')}", timeout)
         try:
             adv = osv.parse(data, origin="updated")
-        except osv.RecordError as exc:
+        except RecordError as exc:
             raise UpdateError(f"{base}: record {ident}: {exc}") from None
         kept.append((adv, json.dumps(data, sort_keys=True, ensure_ascii=False)))
         fetched += 1

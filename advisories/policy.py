@@ -16,15 +16,12 @@ import datetime as _dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from .errors import AdvisoryPolicyError
 
 VEX_JUSTIFICATIONS = {"code_not_present", "code_not_reachable", "requires_configuration",
                       "requires_dependency", "requires_environment", "protected_by_compiler",
                       "protected_at_runtime", "protected_at_perimeter", "protected_by_mitigating_control"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class AdvisoryPolicyError(ValueError):
-    """The [advisories] table is invalid; the message says where."""
 
 
 @dataclass

@@ -11,7 +11,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from modelshield.scanner.findings import RuntimePackage
-from .interface import DependencySource, InputError, Runtime, pypi_purl
+from .interface import DependencySource, Runtime, pypi_purl
+from .errors import InputError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 20
@@ -111,7 +112,7 @@ class RequirementsFile(DependencySource):
                                                        source=f"{where} (editable)", purl=None))
                 continue
             if line.startswith("-"):
-                if not option.split("=", 1)[0] in _IGNORED_OPTIONS:
+                if option.split("=", 1)[0] not in _IGNORED_OPTIONS:
                     runtime.notes.append(f"{where}: option {option.split('=', 1)[0]} ignored")
                 continue
             hashes = _HASH.findall(line)
@@ -144,8 +145,9 @@ class RequirementsFile(DependencySource):
             if version is not None:
                 constraints[canonicalize_name(req.name)] = version
             return
+        unpinned = f"{where} (not pinned: {req.specifier or req.url or 'any version'})"
         runtime.packages.append(RuntimePackage(name=canonicalize_name(req.name), version=version,
-                                               source=where if version else f"{where} (not pinned: {req.specifier or req.url or 'any version'})",
+                                               source=where if version else unpinned,
                                                purl=pypi_purl(req.name, version) if version else None,
                                                hashes=[h if ":" in h else f"sha256:{h}" for h in hashes]))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .environment import CurrentEnvironment, Interpreter
-from .interface import DependencySource, InputError, Runtime
+from .interface import DependencySource, Runtime
+from .errors import InputError
 from .lockfiles import PoetryLock, Pyproject, PyLock, UvLock
 from .requirements import RequirementsFile
 

@@ -5,13 +5,19 @@ import fnmatch
 import functools
 import json
 import posixpath
+import sys
 from importlib import resources
-from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
 from modelshield.scanner.datafiles import tomllib
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 
 def path(*parts: str) -> Traversable:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from modelshield.cli_common import FailOn, error, fail, load_policy, write_output
+from modelshield.cli_common import FailOn, error, fail, load_policy, read_bom_json, write_output
 from modelshield.scanner.findings import Report
+
+if TYPE_CHECKING:
+    from modelshield.advisories.database import CombinedDatabase
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="OSV advisories for the loader libraries that open model artefacts.")
@@ -36,7 +39,7 @@ class AuditFormat(str, enum.Enum):
     cyclonedx = "cyclonedx"
 
 
-def _database():
+def _database() -> CombinedDatabase:
     from modelshield.advisories.database import open_database
 
     try:
@@ -45,7 +48,7 @@ def _database():
         fail(f"advisory index unreadable: {exc} (delete it or run `modelshield advisories import/update` again)")
 
 
-def _warn_if_stale(db) -> None:
+def _warn_if_stale(db: CombinedDatabase) -> None:
     described = db.describe()
     if described.get("warning"):
         typer.echo(f"modelshield: warning: {described['warning']}", err=True)
@@ -55,8 +58,9 @@ def attach_advisories(report: Report, policy: Any, requirements: list[Path], pyt
                       ignore_vuln: list[str], quiet: bool = False) -> None:
     """The scan hook: runtime (environment, --requirements, --python) x formats -> findings."""
     from modelshield.advisories.audit import check_report
-    from modelshield.advisories.interface import InputError
-    from modelshield.advisories.policy import AdvisoryPolicyError, parse
+    from modelshield.advisories.errors import InputError
+    from modelshield.advisories.policy import parse
+    from modelshield.advisories.errors import AdvisoryPolicyError
     from modelshield.advisories.runtime import load_runtime
 
     try:
@@ -115,7 +119,7 @@ def show_cmd(
 def import_cmd(dump: Path = typer.Argument(..., help="An OSV dump zip (e.g. the PyPI all.zip of the OSV bucket).")) -> None:
     """Keep the ML-relevant advisories of an OSV dump in the local index (no network). Exit 2 on bad input."""
     from modelshield.advisories.dump import import_dump
-    from modelshield.advisories.interface import InputError
+    from modelshield.advisories.errors import InputError
 
     try:
         result = import_dump(dump)
@@ -136,7 +140,8 @@ def update_cmd(
     timeout: float = typer.Option(60.0, "--timeout", help="Read timeout per request, seconds."),
 ) -> None:
     """Refresh the local index from an OSV API (querybatch, then each record). Exit 2 when offline."""
-    from modelshield.advisories.osv_api import UpdateError, update
+    from modelshield.advisories.osv_api import update
+    from modelshield.advisories.errors import UpdateError
 
     try:
         result = update(osv_url, timeout=(min(10.0, timeout), timeout))
@@ -163,16 +168,16 @@ def sbom_audit(
     Exit 0 passed, 1 blocked, 2 incomplete or bad input (as `scan`).
     """
     from modelshield.advisories import bom_audit
-    from modelshield.advisories.interface import InputError
-    from modelshield.advisories.policy import AdvisoryPolicyError, parse
-    from modelshield.sbom_cli import _read_json
+    from modelshield.advisories.errors import InputError
+    from modelshield.advisories.policy import parse
+    from modelshield.advisories.errors import AdvisoryPolicyError
 
     pol = load_policy(policy, fail_on)
     try:
         adv_policy = parse(pol.advisories, pol.source or "policy")
     except AdvisoryPolicyError as exc:
         fail(str(exc))
-    doc = _read_json(bom)
+    doc = read_bom_json(bom)
     db = _database()
     try:
         audit = bom_audit.audit(doc, db, requirements=requirements, python=python, policy=adv_policy,

@@ -5,7 +5,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -25,15 +25,15 @@ class Format(str, enum.Enum):
     sarif = "sarif"
 
 
-def progress_printer(quiet: bool):
+def progress_printer(quiet: bool) -> tuple[Any, Callable[[str, str, int], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if quiet or not sys.stderr.isatty():
         return None, None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    transient=True, console=__import__("rich.console").console.Console(stderr=True))
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def on_event(event: str, what: str, n: int) -> None:
         if event == "start":
@@ -83,7 +83,7 @@ def scan(
     apply_trust(pol, trust, require_signature)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     if quiet or not sys.stderr.isatty():
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # noqa: TID251 - silences the Hub client's own bars
     bar, on_event = progress_printer(quiet)
     if bar is not None:
         with bar:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import enum
+import json
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -22,6 +23,22 @@ class FailOn(str, enum.Enum):
 def error(message: str) -> None:
     """One line on stderr."""
     typer.echo(f"modelshield: error: {message}", err=True)
+
+
+def read_bom_json(path: Path) -> dict[str, Any]:
+    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        error(f"cannot read {path}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        error(f"{path} is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
+        error(f"{path} is not a CycloneDX JSON BOM")
+        raise typer.Exit(2)
+    return doc
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

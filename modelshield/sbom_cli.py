@@ -12,18 +12,17 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, fail, load_policy, source_options, write_output
+from modelshield.cli_common import FailOn, error, fail, load_policy, read_bom_json, source_options, write_output
 from modelshield.scanner.findings import Report
 
 
 class _DefaultCreate(TyperGroup):
     """`modelshield sbom TARGET ...` means `modelshield sbom create TARGET ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["create", *args]
         return super().parse_args(ctx, args)
@@ -54,29 +53,13 @@ class DiffFormat(str, enum.Enum):
     json = "json"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        error(f"cannot read {path}: {exc.strerror or exc}")
-        raise typer.Exit(2)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        error(f"{path} is not JSON: {exc}")
-        raise typer.Exit(2)
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        error(f"{path} is not a CycloneDX JSON BOM")
-        raise typer.Exit(2)
-    return doc
-
-
 def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Optional[str]) -> Any:
     """The user's statement of supplier, manufacturer URL and BOM author ("Name <email>")."""
     from modelshield.sbom.context import Attribution
 
     if manufacturer is not None and not manufacturer.startswith(("https://", "http://")):
         error(f"--manufacturer takes a URL (https://...), not {manufacturer!r}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     name, email = Attribution.parse_author(author)
     return Attribution(supplier=(supplier or "").strip() or None, manufacturer=manufacturer,
                        author_name=name, author_email=email)
@@ -87,24 +70,24 @@ def make_bom(report: Report, *, phase: str = "development", spec_version: str = 
              decision: Optional[str] = None, declarations: bool = False,
              etsi: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The validated BOM dict; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
-    from modelshield.sbom import BomInvalid, build_bom, builder
+    from modelshield.sbom import BomInvalid, build
     from modelshield.sbom.evidence import EvidenceInputError
 
     try:
-        doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                        reproducible=reproducible, attribution=who, decision=decision, declarations=declarations,
-                        etsi_policy=etsi)
+        built = build(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
+                      reproducible=reproducible, attribution=who, decision=decision, declarations=declarations,
+                      etsi_policy=etsi)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
             typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except (ValueError, EvidenceInputError) as exc:
         error(str(exc))
-        raise typer.Exit(2)
-    for note in getattr(builder.build_bom, "last_notes", []):
+        raise typer.Exit(2) from None
+    for note in built.notes:
         typer.echo(f"modelshield: {note}", err=True)
-    return doc
+    return built.document
 
 
 def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
@@ -122,12 +105,12 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
         from modelshield.sbom import spdx3
     except ImportError:
         error("SPDX 3 output needs spdx-python-model: pip install 'modelshield[spdx]'")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     try:
         return spdx3.dumps(spdx3.build(doc))
     except spdx3.SpdxUnavailable as exc:
         error(str(exc))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
@@ -135,12 +118,12 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
     """Write the BOM of an existing scan (used by `modelshield scan --sbom`)."""
     if phase not in ("development", "deployment", "end-of-life"):
         error(f"unknown phase {phase!r} (development, deployment or end-of-life)")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if any(t.error for t in report.targets):
         # The scan's own error lines follow; its exit code (2) stands.
         typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
         return
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     write_output(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
                       reproducible=reproducible), Path(path))
 
@@ -188,14 +171,14 @@ def create(
         fail('--phase end-of-life needs --decision "what was decided" (e.g. "retired, weights destroyed")')
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     report = scan(targets, policy=pol, options=options)
     errors = [t.error for t in report.targets if t.error]
     for message in errors:
         error(message)
     if errors:
         error("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if requirements or python is not None:  # the deployment's runtime, never this process's environment
         from modelshield.advisories_cli import attach_advisories
 
@@ -220,7 +203,7 @@ def diff_cmd(
     """Compare two BOMs. Exit 0 same, 1 hash drift / added or removed files / new findings, 2 error."""
     from modelshield.sbom.diff import diff
 
-    result = diff(_read_json(old), _read_json(new))
+    result = diff(read_bom_json(old), read_bom_json(new))
     if format is DiffFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -238,7 +221,7 @@ def validate_cmd(
     """Strict schema validation (1.6 or 1.7). Exit 0 valid, 1 invalid, 2 unreadable."""
     from modelshield.sbom.validate import schema_errors
 
-    doc = _read_json(path)
+    doc = read_bom_json(path)
     version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
     errors = schema_errors(doc, version)
     if errors:
@@ -265,7 +248,7 @@ def check_cmd(
     Exit 0 no element fails, 1 an element fails, 2 unreadable."""
     from modelshield.sbom import profiles
 
-    doc = _read_json(path)
+    doc = read_bom_json(path)
     results = [profiles.check(doc, p.value) for p in profile]
     if format is DiffFormat.json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))

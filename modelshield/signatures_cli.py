@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from modelshield.cli_common import fail, write_output
+from modelshield.scanner import env
 
 if TYPE_CHECKING:
     from modelshield import Policy
@@ -41,6 +42,7 @@ def verify(
 ) -> None:
     """Verify a model folder's OMS signature. Exit 0 valid; 1 invalid, untrusted or unsigned; 2 unverifiable or bad input."""
     from modelshield.scanner.signatures import trust as trust_mod
+    from modelshield.scanner.errors import TrustError
     from modelshield.scanner.signatures.verify import verify_folder
 
     if not model.is_dir():
@@ -52,7 +54,7 @@ def verify(
             trusted.keys += trust_mod.load_public_keys(str(path))
         for path in certificate_chain:
             trusted.cas += trust_mod.load_certificates(str(path))
-    except trust_mod.TrustError as exc:
+    except TrustError as exc:
         fail(str(exc))
     trusted.identities += identity
     trusted.issuers += [issuer] if issuer else []
@@ -102,12 +104,13 @@ def sign(
 
     Keyless Sigstore signing needs an identity provider and is not offered; use model-signing for it.
     """
-    from modelshield.scanner.signatures.signing import SigningError, sign_folder
+    from modelshield.scanner.signatures.signing import sign_folder
+    from modelshield.scanner.errors import SigningError
 
-    password = os.environ.get("MODELSHIELD_KEY_PASSWORD")
+    password = env.key_password()
     try:
         signed = sign_folder(str(model), str(private_key), certificate_chain=str(certificate_chain)
-                             if certificate_chain else None, password=password.encode() if password else None,
+                             if certificate_chain else None, password=password,
                              signature=str(signature) if signature else None, method=method,
                              shard_size=shard_size, ignore_paths=ignore_path, allow_symlinks=allow_symlinks,
                              model_name=model_name)
@@ -120,7 +123,8 @@ def sign(
 def apply_trust(policy: "Policy", trust: Optional[Path], require_signature: bool) -> None:
     """`--trust FILE` and `--require-signature` onto the loaded policy (its own [trust] kept)."""
     if trust is not None:
-        from modelshield.scanner.signatures.trust import TrustError, TrustPolicy
+        from modelshield.scanner.signatures.trust import TrustPolicy
+        from modelshield.scanner.errors import TrustError
 
         try:
             extra = TrustPolicy.from_file(str(trust))

@@ -64,9 +64,11 @@ def vulnerability(ctx: BomContext, finding: Finding, target_ref: str, state: Vul
         except (KeyError, ValueError, TypeError):
             continue
         ratings.append(VulnerabilityRating(source=source(primary), score=Decimal(str(score)), method=method,
-                                           severity=VulnerabilitySeverity(_severity(score)), vector=str(item["vector"])))
+                                           severity=VulnerabilitySeverity(_severity(score)),
+                                           vector=str(item["vector"])))
     if not ratings:
-        ratings.append(VulnerabilityRating(source=source(primary), severity=VulnerabilitySeverity(str(finding.severity)),
+        ratings.append(VulnerabilityRating(source=source(primary),
+                                           severity=VulnerabilitySeverity(str(finding.severity)),
                                            method=VulnerabilityScoreSource.OTHER))
     fix = ev.get("fix")
     recommendation = (f"Upgrade {ev['package']} to {fix} or later." if fix else
@@ -96,4 +98,5 @@ def _loader_ref(ctx: BomContext, package: str, version: Any) -> str | None:
 
 
 def _severity(score: float) -> str:
-    return "critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4 else "low" if score > 0 else "none"
+    return ("critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4
+            else "low" if score > 0 else "none")

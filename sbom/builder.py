@@ -14,6 +14,7 @@ import json
 import os
 import uuid
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from cyclonedx.model import Property
@@ -25,6 +26,7 @@ from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
 from modelshield.scanner import __version__ as SCANNER_VERSION
+from modelshield.scanner.env import source_date_epoch
 from modelshield.scanner.findings import Report
 from . import (ancestry, authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, training,
                validate, vex)
@@ -32,8 +34,9 @@ from .context import PHASES, SPEC_VERSIONS, Attribution, BomContext
 
 Provider = Callable[[BomContext], None]
 
-# Order matters: identity and files first, lineage before the modelCard (dataset refs),
-# findings before the ETSI mapping that reads what the others recorded.
+# Order matters: identity and files first, lineage before the modelCard (dataset refs), the
+# runtime before the findings (advisories affect its libraries). The ETSI declarations are
+# derived afterwards from the serialised BOM (`etsi.declare`), as the evidence report does.
 PROVIDERS: list[Provider] = [
     inventory.provider,
     lineage.datasets_provider,
@@ -57,12 +60,6 @@ def register_provider(provider: Provider) -> None:
         PROVIDERS.append(provider)
 
 
-def source_date_epoch() -> _dt.datetime | None:
-    """SOURCE_DATE_EPOCH as a UTC time, None when unset or not a number."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else None
-
-
 def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
     """SOURCE_DATE_EPOCH if set; else now, or None in reproducible mode (the BOM then has no
     timestamp rather than a made-up one, and says so in its notes)."""
@@ -74,12 +71,25 @@ def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
 
 
-def build_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
-              from_bom: dict[str, Any] | None = None, reproducible: bool = False,
-              author: str | None = None, attribution: Attribution | None = None,
-              decision: str | None = None, declarations: bool = False,
-              etsi_policy: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise).
+@dataclass(frozen=True)
+class BuiltBom:
+    """A validated BOM and the notes its build leaves for the user (what it could not record)."""
+
+    document: dict[str, Any]
+    notes: list[str]
+
+
+def build_bom(report: Report, **options: Any) -> dict[str, Any]:
+    """The BOM as a JSON dict, strictly validated (raises BomInvalid otherwise); options as `build`."""
+    return build(report, **options).document
+
+
+def build(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+          from_bom: dict[str, Any] | None = None, reproducible: bool = False,
+          author: str | None = None, attribution: Attribution | None = None,
+          decision: str | None = None, declarations: bool = False,
+          etsi_policy: dict[str, Any] | None = None) -> BuiltBom:
+    """The BOM, strictly validated (raises BomInvalid otherwise), with the build's notes.
 
     `author` ("Name <email>") is shorthand for `attribution.author_*`; `decision` is the
     decommissioning decision of an end-of-life BOM; `declarations` adds the ETSI EN 304 223
@@ -102,7 +112,6 @@ def build_bom(report: Report, *, phase: str = "development", spec_version: str =
         ctx.gap("timestamp: not recorded (reproducible build without SOURCE_DATE_EPOCH)")
     if phase == "end-of-life" and not (decision or "").strip():
         raise ValueError("an end-of-life BOM records a decommissioning decision: pass decision=...")
-    ctx.declarations = declarations
     for provider in PROVIDERS:
         provider(ctx)
     doc = _serialise(ctx)
@@ -113,8 +122,7 @@ def build_bom(report: Report, *, phase: str = "development", spec_version: str =
     ordered = _ordered(doc)
     validate.check(ordered, spec_version)
     ctx.facts["notes"] = ctx.notes
-    build_bom.last_notes = list(ctx.notes)  # type: ignore[attr-defined]
-    return ordered
+    return BuiltBom(document=ordered, notes=list(ctx.notes))
 
 
 def dumps(doc: dict[str, Any]) -> str:

@@ -11,6 +11,15 @@ from cyclonedx.model.vulnerability import Vulnerability
 
 from modelshield.scanner.findings import Artefact, Finding, Report, TargetResult
 
+
+def ref_of(component: Component) -> str:
+    """The bom-ref of a component we built (every one gets a value)."""
+    value = component.bom_ref.value
+    if value is None:
+        raise ValueError(f"component {component.name!r} has no bom-ref")
+    return value
+
+
 PHASES = ("development", "deployment", "end-of-life")
 SPEC_VERSIONS = ("1.6", "1.7")
 
@@ -107,7 +116,6 @@ class BomContext:
     from_bom: dict[str, Any] | None = None
     attribution: Attribution = field(default_factory=Attribution)
     decision: str | None = None  # end of life: the decommissioning decision
-    declarations: bool = False  # add ETSI EN 304 223 definitions + declarations
     models: list[ModelEntry] = field(default_factory=list)  # models and datasets
     folders: list[ModelEntry] = field(default_factory=list)  # targets holding several models or strays
     tops: list[Component] = field(default_factory=list)  # one per target: the BOM subject(s)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
-import os
 from typing import Any
 
 from modelshield.scanner import __version__ as TOOL_VERSION
+from modelshield.scanner.env import source_date_epoch
 
 from . import tables
 from .bomfacts import BomFacts, prop, read
@@ -96,17 +96,16 @@ def people(etsi: dict[str, Any] | None, today: _dt.date) -> tuple[list[Attestati
     return attestations, justifications
 
 
+def _now() -> _dt.datetime:
+    return source_date_epoch() or _dt.datetime.now(_dt.timezone.utc)
+
+
 def _today() -> _dt.date:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).date()
-    return _dt.datetime.now(_dt.timezone.utc).date()
+    return _now().date()
 
 
 def _generated() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    when = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else _dt.datetime.now(_dt.timezone.utc)
-    return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _now().replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _row(provision: dict[str, Any], ctx: CheckContext, facts: BomFacts, roles: list[str], phase: str | None) -> Row:

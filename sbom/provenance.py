@@ -18,7 +18,7 @@ def signature_outcome(target: Any) -> dict[str, Any]:
     if sig is None:
         return {"outcome": "not-checked", "reason": "no signature check was made"}
     outcome = getattr(sig, "outcome", None)
-    out = {"outcome": str(getattr(outcome, "value", outcome) or "not-checked")}
+    out: dict[str, Any] = {"outcome": str(getattr(outcome, "value", outcome) or "not-checked")}
     for key in ("reason", "method", "signer", "bundle", "bundle_sha256", "trust"):
         value = getattr(sig, key, None)
         if value:
@@ -71,9 +71,9 @@ def signature_provider(ctx: BomContext) -> None:
     ctx.facts["signatures"] = {e.ref: signature_outcome(e.target) for e in ctx.models}
 
 
-def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[Any, Any]]:
     """file name -> {alg: digest} of every `file` component of a BOM dict (nested included)."""
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[Any, Any]] = {}
 
     def walk(items: list[Any]) -> Iterator[dict[str, Any]]:
         for comp in items:

@@ -30,7 +30,7 @@ from cyclonedx.model.vulnerability import (BomTarget, Vulnerability, Vulnerabili
 
 from modelshield.scanner.findings import Finding, Kind
 from . import advisory_vulns
-from .context import BomContext
+from .context import BomContext, ref_of
 
 # No URL: the rule table ships inside the package (`modelshield rules`, docs/rules.md), not at a
 # web address anyone can resolve; a made-up URL would point a reader nowhere.
@@ -49,7 +49,7 @@ def provider(ctx: BomContext) -> None:
                 continue
             _add(ctx, finding, entry.ref, entry.name, previous)
         for path, artefact in sorted(entry.artefacts.items()):
-            ref = entry.files[path].bom_ref.value
+            ref = ref_of(entry.files[path])
             for finding in artefact.findings:
                 if finding.kind is Kind.INFO:
                     entry.files[path].properties.add(Property(name="modelshield:observation",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from typing import Iterator
+from typing import Any, Iterator
 
 CHUNK = 1 << 20
 
@@ -137,7 +137,7 @@ class _RawView(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[override]
+    def readinto(self, buf: Any) -> int:
         data = self.blob.read_at(self.start + self.pos, len(buf))
         buf[:len(data)] = data
         self.pos += len(data)

@@ -47,11 +47,11 @@ def entry_points(by_path: dict[str, Artefact]) -> dict[str, str]:
     for spec in _table().get("by_name", []):
         want = spec["path"]
         for path, art in by_path.items():
-            if art.format != python_source.NAME or not (path == want or path.endswith("/" + want)):
+            if not (path == want or path.endswith("/" + want)):
                 continue
             need = spec.get("when_imports")
             imports = (art.properties.get(python_source.NAME) or {}).get("imports", [])
-            if need and need not in imports:
+            if need and art.format == python_source.NAME and need not in imports:
                 continue
             out[path] = spec["loader"]
     return out
@@ -109,7 +109,8 @@ def relative_closure(start: str, by_path: dict[str, Artefact]) -> list[tuple[str
     """`start` and the files its relative imports pull in, as transformers' `get_relative_import_files`
     resolves them (relative to the folder of `start`), with the file that imported each."""
     folder = posixpath.dirname(start)
-    out, todo, seen = [], [(start, start)], {start}
+    out: list[tuple[str, str]] = []
+    todo, seen = [(start, start)], {start}
     while todo and len(out) < 500:
         path, via = todo.pop(0)
         out.append((path, via))

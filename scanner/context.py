@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-from .budgets import BudgetExceeded, Budgets
+from .budgets import Budgets
+from .errors import BudgetExceeded
 from .findings import Artefact, Finding, Location
 from .rules import RuleTable, load_rules
 

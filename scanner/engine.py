@@ -5,7 +5,7 @@ import datetime as _dt
 import os
 from typing import Callable, Iterable
 
-from . import repo_checks
+from . import env, repo_checks
 from .blob import FileBlob
 from .context import ScanContext
 from .dispatch import analyse_blob
@@ -16,7 +16,7 @@ from .rules import load_rules
 from .sources import SourceOptions, resolve
 
 
-Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
+Progress = Callable[[str, str, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
 
 def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | None = None) -> Artefact:
@@ -94,7 +94,5 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
 
 
 def _now() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit() \
-        else _dt.datetime.now(_dt.timezone.utc)
+    moment = env.source_date_epoch() or _dt.datetime.now(_dt.timezone.utc)
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -21,6 +21,7 @@ from typing import Any
 from .budgets import Budgets
 from .findings import Finding, Severity, Suppression
 from . import datafiles
+from .errors import PolicyError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,16 +29,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 POLICY_FILE = "modelshield.toml"
-# Modules that are other names for the same code.
-MODULE_ALIASES = {"nt": "os", "posix": "os", "ntpath": "os.path", "posixpath": "os.path",
-                  "__builtin__": "builtins", "__builtins__": "builtins"}
 VEX_JUSTIFICATIONS = {"code_not_present", "code_not_reachable", "requires_configuration",
                       "requires_dependency", "requires_environment", "protected_by_compiler",
                       "protected_at_runtime", "protected_at_perimeter", "protected_by_mitigating_control"}
-
-
-class PolicyError(ValueError):
-    """The policy file is invalid; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +54,23 @@ class SuppressionRule:
     vex_justification: str | None = None
 
 
+@functools.lru_cache(maxsize=2)
+def module_aliases(python_source: bool = False) -> dict[str, str]:
+    """Module names that are other names for the same code (data/module_aliases.toml).
+
+    `python_source`: also the names only Python source uses (`np`, `cPickle`, `commands`...)."""
+    table = datafiles.load("module_aliases.toml")
+    return {**table["same_code"], **(table["python_source"] if python_source else {})}
+
+
 def normalise_module(module: str) -> str:
     """Canonical module name (`posix` -> `os`); the first component decides."""
+    aliases = module_aliases()
     head, dot, rest = module.partition(".")
-    if module in MODULE_ALIASES:
-        return MODULE_ALIASES[module]
-    if head in MODULE_ALIASES:
-        return MODULE_ALIASES[head] + dot + rest
+    if module in aliases:
+        return aliases[module]
+    if head in aliases:
+        return aliases[head] + dot + rest
     return module
 
 
@@ -94,8 +98,10 @@ class Policy:
     extra_allow: dict[str, str] = field(default_factory=dict)
     allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
-    advisories: dict[str, Any] = field(default_factory=dict)  # raw [advisories] table (modelshield.advisories validates it)
-    etsi: dict[str, Any] = field(default_factory=dict)  # raw [etsi] table: justifications, attestations (sbom validates it)
+    # the raw [advisories] table (modelshield.advisories validates it)
+    advisories: dict[str, Any] = field(default_factory=dict)
+    # the raw [etsi] table: justifications and attestations (modelshield.sbom.evidence validates it)
+    etsi: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     digest: str | None = None
     trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)

@@ -50,8 +50,8 @@ def check_target(target: TargetResult, rules: RuleTable, policy: "Policy | None"
         _reach_closure(path, how, by_path, reached)
     _check_dataset_scripts(target, by_path, reached)
     _onnx_external_data(by_path, rules)
-    for path, how in reached.items():
-        code_review.review(by_path[path], how, rules, policy)
+    for path, hows in reached.items():
+        code_review.review(by_path[path], hows, rules, policy)
     for cfg, files in configs:
         worst = max((s for f in files if (s := _worst_behaviour(by_path[f])) is not None), default=None)
         if worst is not None and worst > Severity.MEDIUM:
@@ -90,15 +90,15 @@ def _check_config(cfg: Artefact, refs: list[dict[str, Any]], by_path: dict[str, 
                                                   source=f"{via} (relative import, fetched with it)",
                                                   file=path, ref=ref["ref"]))
                 continue
-            if by_path[path].format == python_source.NAME:
-                reached.setdefault(path, []).append(source if path == found else f"{source} via {via}")
-                files.append(path)
+            # imported as Python whatever the content sniffed as: reviewed all the same
+            reached.setdefault(path, []).append(source if path == found else f"{source} via {via}")
+            files.append(path)
     return files
 
 
 def _reach_closure(start: str, how: str, by_path: dict[str, Artefact], reached: dict[str, list[str]]) -> None:
     for path, via in code_review.relative_closure(start, by_path):
-        if path in by_path and by_path[path].format == python_source.NAME:
+        if path in by_path:
             reached.setdefault(path, []).append(how if path == start else f"{how} via {via}")
 
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..blob import BytesBlob
-from ..budgets import BudgetExceeded
+from ..errors import BudgetExceeded
 from ..context import ScanContext
 from ..findings import Severity
-from .marshal_reader import MarshalError, parse_marshal_code
+from .marshal_reader import parse_marshal_code
+from ..errors import MarshalError
 from .. import datafiles
 
 

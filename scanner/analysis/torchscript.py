@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 MAX_CODE = 64 << 20  # bytes of code per archive
 MAX_LISTED = 50
+# torch.jit mangles re-scripted types into `<module>.___torch_mangle_<n>.<Name>` namespaces
+_MANGLE = re.compile(r"\.___torch_mangle_\d+(?=\.)")
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,11 @@ def analyse(files: list[CodeFile], ctx: "ScanContext") -> dict[str, Any]:
     for f in files:
         for node in f.tree.body:
             if isinstance(node, ast.ClassDef):
-                state.classes.add(f"{f.module}.{node.name}")
-                state.methods.update(n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+                state.classes.add(_unmangle(f"{f.module}.{node.name}"))
+                state.methods.update(n.name for n in node.body
+                                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                state.functions.update((f"{f.module}.{node.name}", node.name))
+                state.functions.update((_unmangle(f"{f.module}.{node.name}"), node.name))
     for f in files:
         ctx.check_time()
         _Walker(state, f).visit(f.tree)
@@ -195,6 +199,7 @@ class _Walker(ast.NodeVisitor):
         elif root == "ops" and len(chain) == 3:
             self._operator(f"{chain[1]}::{chain[2]}", dotted, node)
         elif root == "__torch__":
+            dotted = _unmangle(dotted)
             if dotted in self.state.classes or dotted in self.state.functions:
                 return
             if dotted.startswith("__torch__.torch.classes.") and dotted[24:] in self.tab.torchbind_classes:
@@ -216,6 +221,11 @@ class _Walker(ast.NodeVisitor):
 
     def _hit(self, node: ast.AST, ref: str, op: str | None, denied: tuple[str, str] | None = None) -> None:
         self.state.hits.append(_Hit(self.f.member, getattr(node, "lineno", None), ref, op, denied))
+
+
+def _unmangle(dotted: str) -> str:
+    """`__torch__.a.___torch_mangle_3.B` -> `__torch__.a.B` (the importer resolves both alike)."""
+    return _MANGLE.sub("", dotted)
 
 
 def _chain(node: ast.AST) -> list[str] | None:

@@ -9,9 +9,10 @@ Without h5py the file is inconclusive, never clean. Dataset contents are never r
 from __future__ import annotations
 
 import json
+from typing import Any, Iterator
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
 
@@ -76,7 +77,7 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
     ctx.artefact.properties["hdf5"] = props
 
 
-def _attrs(obj):
+def _attrs(obj: Any) -> Iterator[tuple[str, Any]]:
     for key in obj.attrs.keys():
         try:
             yield key, obj.attrs[key]
@@ -84,7 +85,7 @@ def _attrs(obj):
             continue  # unreadable attribute types (e.g. empty dataspace) carry no config
 
 
-def _text(value, cap: int = 1 << 20) -> str:
+def _text(value: Any, cap: int = 1 << 20) -> str:
     if hasattr(value, "tobytes") and not isinstance(value, (bytes, str)):
         value = value.tobytes() if getattr(value, "dtype", None) is not None and value.dtype.kind == "S" \
             else str(value)
@@ -98,7 +99,7 @@ def _text(value, cap: int = 1 << 20) -> str:
     return text
 
 
-def _walk(root, ctx: ScanContext) -> int:
+def _walk(root: Any, ctx: ScanContext) -> int:
     """Visit every link of the tree without following external or soft links."""
     import h5py
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import FormatError
-from ..protowire import I32, LEN, VARINT, Limits, ProtoError, Reader
+from ..errors import FormatError
+from ..protowire import I32, LEN, VARINT, Limits, Reader
+from ..errors import ProtoError
 
 if TYPE_CHECKING:
     from ..blob import Blob

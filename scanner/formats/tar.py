@@ -15,7 +15,7 @@ import tarfile
 from typing import TYPE_CHECKING
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..findings import Severity
 from .interface import Member
 from .zip import add_at, dispatch_member, link_hazard, path_hazard

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..findings import Severity
-from ..protowire import LEN, VARINT, Limits, ProtoError, Reader
+from ..protowire import LEN, VARINT, Field, Limits, Reader
+from ..errors import ProtoError
 from .. import datafiles
 
 
@@ -272,7 +273,7 @@ def _keras_metadata(reader: Reader, state: _State) -> None:
             _keras_object(node, metadata, state, path, metadata.offset)
 
 
-def _keras_object(reader: Reader, metadata, state: _State, where: str, offset: int) -> None:
+def _keras_object(reader: Reader, metadata: Field, state: _State, where: str, offset: int) -> None:
     """Decode one TF-Keras metadata JSON and run the shared Keras config analysis on it."""
     from ..analysis.keras_walker import analyse_config  # local import: keeps the TF module light
 

@@ -13,7 +13,7 @@ import binascii
 import re
 from typing import TYPE_CHECKING
 
-from ..budgets import FormatError
+from ..errors import FormatError
 
 if TYPE_CHECKING:
     from ..blob import Blob

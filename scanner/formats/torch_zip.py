@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from .zip import CRC_CHECK_MAX, add_at, dispatch_member, opened_member
 
 if TYPE_CHECKING:

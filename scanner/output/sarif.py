@@ -116,5 +116,6 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
     }
     if finding.suppressed:
         result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                   "justification": f"{finding.suppressed.reason} (expires {finding.suppressed.expires})"}]
+                                   "justification": f"{finding.suppressed.reason} "
+                                                    f"(expires {finding.suppressed.expires})"}]
     return result

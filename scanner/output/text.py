@@ -92,7 +92,7 @@ def _status(a: Artefact) -> str:
     return f" {a.status.value}" + (f": {a.reason}" if a.reason else "")
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

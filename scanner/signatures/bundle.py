@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from ..errors import BundleError
 
 SIGNATURE_FILE = "model.sig"  # where OMS puts the signature, inside the model folder
 MAX_BUNDLE_BYTES = 32 << 20  # a files manifest of ~100k resources still fits
@@ -25,10 +26,6 @@ BUNDLE_MEDIA_TYPES = (
     "application/vnd.dev.sigstore.bundle.v0.3+json",
 )
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-
-
-class BundleError(ValueError):
-    """The signature file cannot be read as an OMS bundle; the message is the one-line reason."""
 
 
 @dataclass

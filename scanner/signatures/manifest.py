@@ -93,7 +93,7 @@ def normalise_ignores(paths: Iterable[str]) -> list[str]:
     out = []
     for p in paths:
         norm = posixpath.normpath(p.replace("\\", "/")) if p else "."
-        if norm.startswith("/") or norm == ".." or norm.startswith("../"):
+        if norm.startswith(("/", "../")) or norm == "..":
             continue
         out.append(norm)
     return out

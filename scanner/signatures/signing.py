@@ -21,13 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import dsse, manifest, statement
 from .bundle import IN_TOTO_PAYLOAD_TYPE
 from .trust import key_hint, key_problem
+from ..errors import SigningError
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 DEFAULT_SHARD_SIZE = 1_000_000_000
-
-
-class SigningError(ValueError):
-    """Signing cannot proceed; the message is the one-line reason."""
 
 
 @dataclass

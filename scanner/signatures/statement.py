@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .bundle import IN_TOTO_PAYLOAD_TYPE
+from ..errors import StatementError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
@@ -25,14 +26,6 @@ HASH_TYPES = {"sha256": 32, "blake2b": 64, "blake2": 64, "blake3": 32}
 DEFAULT_IGNORES = (".git", ".gitattributes", ".github", ".gitignore")
 MAX_RESOURCES = 1_000_000
 _HEX = re.compile(r"^[0-9a-f]+$")
-
-
-class StatementError(ValueError):
-    """The statement is malformed (`unverifiable`) or self-inconsistent (`invalid` when `invalid`)."""
-
-    def __init__(self, reason: str, invalid: bool = False):
-        super().__init__(reason)
-        self.invalid = invalid
 
 
 @dataclass

@@ -27,6 +27,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+from ..errors import TrustError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,10 +37,6 @@ else:  # pragma: no cover
 SUPPORTED_CURVES = {"secp256r1", "secp384r1", "secp521r1"}
 _KEYS = {"name", "targets", "public_keys", "cas", "identities", "issuer", "sigstore_trust_root", "model_name",
          "require"}
-
-
-class TrustError(ValueError):
-    """The trust policy is invalid; the message says where."""
 
 
 @dataclass

@@ -13,6 +13,7 @@ import os
 
 from ..findings import SignatureOutcome as O, SignatureResult
 from . import bundle as bundle_mod, manifest, statement as statement_mod
+from ..errors import BundleError, StatementError
 from .bundle import SIGNATURE_FILE
 from .certificate import CertificateMethod
 from .interface import Method, MethodResult
@@ -43,7 +44,7 @@ def verify_folder(root: str, signature: str | None, trust: TrustSet, *, listing:
         return _set(result, O.UNVERIFIABLE, "the signature file is a symbolic link; it is not followed")
     try:
         bundle = bundle_mod.read(signature)
-    except bundle_mod.BundleError as exc:
+    except BundleError as exc:
         return _set(result, O.UNVERIFIABLE, str(exc))
     result.bundle_sha256 = bundle.sha256
     method = next((m for m in METHODS if m.accepts(bundle)), None)
@@ -56,7 +57,7 @@ def verify_folder(root: str, signature: str | None, trust: TrustSet, *, listing:
         return _set(result, checked.outcome, checked.reason)
     try:
         stmt = statement_mod.parse(bundle.payload)
-    except statement_mod.StatementError as exc:
+    except StatementError as exc:
         if exc.invalid and checked.authentic:
             return _set(result, O.INVALID, f"the signed statement is inconsistent: {exc}")
         if exc.invalid:

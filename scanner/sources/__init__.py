@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from types import ModuleType
+
 from .interface import Resolved, SourceOptions
 
 
@@ -19,7 +21,7 @@ def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
     return local.resolve(target)
 
 
-def _optional(name: str):
+def _optional(name: str) -> ModuleType | None:
     import importlib
 
     try:

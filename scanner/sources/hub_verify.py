@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Iterable
 
-from ..findings import Artefact, Status, TargetResult
+from ..findings import Artefact, Location, Status, TargetResult
 from ..rules import load_rules
 
 # Non-LFS files on the Hub are at most 10 MB; above this we do not re-read a file for a git id.
@@ -123,13 +123,11 @@ def _unverifiable(artefact: Artefact, reason: str, strict: bool = False) -> None
     artefact.findings.append(load_rules().finding(rule, _loc(artefact), reason=reason))
 
 
-def _loc(artefact: Artefact):
-    from ..findings import Location
-
+def _loc(artefact: Artefact) -> Location:
     return Location(path=artefact.path)
 
 
-def expected_from_blob_name(name: str) -> dict[str, str]:
+def expected_from_blob_name(name: str) -> dict[str, Any]:
     """What an HF cache blob file name tells: a sha256 (LFS files) or a git blob id (small files)."""
     name = name.lower()
     if SHA256_RE.match(name):

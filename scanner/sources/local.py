@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from ..findings import Artefact, Status, TargetResult
 from ..rules import load_rules
@@ -90,7 +91,7 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
             skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
 
 
-def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: str) -> Artefact:
+def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: Any) -> Artefact:
     """Record a file that was not read, with the finding that says why."""
     from ..findings import Location
 

@@ -86,7 +86,8 @@ class FakeOsv:
                                  if any(a["package"]["name"] == name for a in r["affected"]))
                     start = int(query.get("page_token") or 0)
                     page = ids[start:start + owner.page_size]
-                    result: dict[str, Any] = {"vulns": [{"id": i, "modified": owner.records[i]["modified"]} for i in page]}
+                    result: dict[str, Any] = {
+                        "vulns": [{"id": i, "modified": owner.records[i]["modified"]} for i in page]}
                     if start + owner.page_size < len(ids):
                         result["next_page_token"] = str(start + owner.page_size)
                     results.append(result)

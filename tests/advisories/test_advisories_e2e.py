@@ -160,8 +160,10 @@ expires = 2020-01-01
 def test_known_bad_hash_from_the_policy_is_critical(artefacts, tmp_path, cache):
     digest = hashlib.sha256((artefacts["torch"] / "pytorch_model.bin").read_bytes()).hexdigest()
     policy = tmp_path / "modelshield.toml"
-    policy.write_text(f'[advisories.known_bad]\n"{digest}" = {{ source = "incident 42", reference = "https://example.invalid/42" }}\n')
-    code, report, _ = scan(artefacts["torch"], "-r", pins(tmp_path, "torch==2.13.0\n"), "--policy", str(policy), env=cache)
+    policy.write_text(f'[advisories.known_bad]\n"{digest}" = '
+                      '{ source = "incident 42", reference = "https://example.invalid/42" }\n')
+    code, report, _ = scan(artefacts["torch"], "-r", pins(tmp_path, "torch==2.13.0\n"), "--policy", str(policy),
+                           env=cache)
     [hit] = [f for f in report["targets"][0]["artefacts"][0]["findings"] if f["rule_id"] == "MS-ADV-005"]
     assert code == 1 and hit["severity"] == "critical" and "incident 42" in hit["message"]
 
@@ -215,8 +217,9 @@ def test_sbom_audit_reports_an_advisory_added_after_the_bom_was_written(artefact
     assert refs[0] == "pkg:pypi/keras@3.12.0" and any(r.endswith("#file:model.keras") for r in refs)
     assert vuln["recommendation"].startswith("Upgrade keras to 3.99.0")
     assert vuln["ratings"][0]["method"] == "CVSSv31" and vuln["ratings"][0]["score"] == 8.8
-    assert {"id": "GHSA-late-late-late", "source": {"name": "GitHub Advisory Database",
-                                                    "url": "https://github.com/advisories/GHSA-late-late-late"}} in vuln["references"]
+    assert {"id": "GHSA-late-late-late",
+            "source": {"name": "GitHub Advisory Database",
+                       "url": "https://github.com/advisories/GHSA-late-late-late"}} in vuln["references"]
     assert any(c.get("purl") == "pkg:pypi/keras@3.12.0" for c in doc["components"])
     assert doc["version"] == json.loads(bom.read_text())["version"] + 1
     assert invoke("sbom", "validate", str(out)).returncode == 0

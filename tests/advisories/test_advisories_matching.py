@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from modelshield.advisories import osv
+from modelshield.advisories.errors import RecordError
 from modelshield.advisories.database import merge
 from modelshield.advisories.matching import match
 
@@ -117,24 +118,26 @@ def test_fix_version_is_the_first_fixed_above_the_installed_one():
 
 
 def test_malformed_records_raise():
-    with pytest.raises(osv.RecordError):
+    with pytest.raises(RecordError):
         osv.parse({"id": "GHSA-x", "modified": "2026-01-01T00:00:00Z",
                    "affected": [{"package": {"ecosystem": "PyPI", "name": "torch"},
                                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0", "fixed": "1"}]}]}]})
-    with pytest.raises(osv.RecordError):
+    with pytest.raises(RecordError):
         osv.loads(b"{not json")
-    with pytest.raises(osv.RecordError):
+    with pytest.raises(RecordError):
         osv.parse({"modified": "2026-01-01T00:00:00Z"})
 
 
 def test_an_imported_newer_twin_replaces_the_shipped_record_but_keeps_its_ml_fields():
     shipped = osv.parse({"id": "GHSA-aaaa-bbbb-cccc", "modified": "2026-01-01T00:00:00Z", "aliases": ["CVE-2099-1"],
                          "affected": [{"package": {"ecosystem": "PyPI", "name": "keras"},
-                                       "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.9.0"}]}],
+                                       "ranges": [{"type": "ECOSYSTEM",
+                                                   "events": [{"introduced": "0"}, {"fixed": "3.9.0"}]}],
                                        "database_specific": {"ml": {"formats": ["keras"], "trigger": "load"}}}]})
     newer = osv.parse({"id": "PYSEC-2099-9", "modified": "2026-06-01T00:00:00Z", "aliases": ["CVE-2099-1"],
                        "affected": [{"package": {"ecosystem": "PyPI", "name": "keras"},
-                                     "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.10.0"}]}]}]},
+                                     "ranges": [{"type": "ECOSYSTEM",
+                                                 "events": [{"introduced": "0"}, {"fixed": "3.10.0"}]}]}]},
                       origin="imported")
     [merged] = merge([shipped], [newer])
     assert merged.id == "PYSEC-2099-9" and merged.affected[0].ml.formats == ("keras",)

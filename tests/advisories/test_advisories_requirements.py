@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.advisories.interface import InputError
+from modelshield.advisories.errors import InputError
 from modelshield.advisories.runtime import load_runtime, source_for
 
 

@@ -11,8 +11,9 @@ from advisories_helpers import FakeOsv, build_dump, closed_port_url, osv_record
 from modelshield.advisories import index
 from modelshield.advisories.database import CombinedDatabase, open_database
 from modelshield.advisories.dump import import_dump
-from modelshield.advisories.interface import InputError
-from modelshield.advisories.osv_api import UpdateError, update
+from modelshield.advisories.errors import InputError
+from modelshield.advisories.osv_api import update
+from modelshield.advisories.errors import UpdateError
 
 
 @pytest.fixture
@@ -125,7 +126,8 @@ def test_update_cli_against_the_test_server(cache, cli):
 def test_stale_database_warning_names_which_database(tmp_path, cache):
     import datetime as dt
 
-    import_dump(build_dump(tmp_path / "old.zip", [osv_record("PYSEC-2099-1", "keras", modified="2026-01-01T00:00:00Z")]))
+    old = osv_record("PYSEC-2099-1", "keras", modified="2026-01-01T00:00:00Z")
+    import_dump(build_dump(tmp_path / "old.zip", [old]))
     db = open_database()
     assert isinstance(db, CombinedDatabase)
     described = db.describe(30, now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
@@ -138,7 +140,8 @@ def test_hostile_dump_records_never_reach_the_terminal_raw(tmp_path, cache):
 
     evil = osv_record("PYSEC-2099-7", "keras", "0", "3.99.0", summary="ok\x1b[2J\x1b]0;pwned\x07 done")
     huge = b'{"id": "PYSEC-2099-8", "modified": "2026-01-01T00:00:00Z", "details": "' + b"A" * (5 * 1024 * 1024) + b'"}'
-    dump = build_dump(tmp_path / "all.zip", [evil], extra={"huge.json": huge, "latin.json": "{\"id\": \"\xe9\"}".encode("latin-1")})
+    latin = "{\"id\": \"\xe9\"}".encode("latin-1")
+    dump = build_dump(tmp_path / "all.zip", [evil], extra={"huge.json": huge, "latin.json": latin})
     proc = invoke("advisories", "import", str(dump), env={"MODELSHIELD_CACHE": str(cache)})
     assert proc.returncode == 0 and "2 malformed" in proc.stderr
     proc = invoke("advisories", "show", "PYSEC-2099-7", env={"MODELSHIELD_CACHE": str(cache)})

@@ -13,7 +13,8 @@ from conftest import scan_json
 from hf_fixtures import rule_ids, scan_dir, threats, write
 
 from modelshield.scanner.findings import Severity
-from modelshield.scanner.policy import Policy, PolicyError
+from modelshield.scanner.policy import Policy
+from modelshield.scanner.errors import PolicyError
 
 HERE = Path(__file__).resolve().parent
 _WRITE = "open(__import__('os').environ['MODELSHIELD_MARKER'], 'w').write('pwned')"
@@ -25,8 +26,10 @@ HELPERS = {
     "cprofile_string": f"import cProfile\ncProfile.run({_WRITE!r})\n",
     "pydoc_pager": f"import pydoc\npydoc.pipepager('', {_SHELL!r})\n",
 }
-CONFIG_CLASS = "\nfrom transformers import PretrainedConfig\n\n\nclass XConfig(PretrainedConfig):\n    model_type = 'x'\n"
-GENERATE = f"import timeit\n\ntimeit.timeit({_WRITE!r}, number=1)\n\n\ndef generate(model, **kwargs):\n    return None\n"
+CONFIG_CLASS = ("\nfrom transformers import PretrainedConfig\n\n\nclass XConfig(PretrainedConfig):\n"
+                "    model_type = 'x'\n")
+GENERATE = (f"import timeit\n\ntimeit.timeit({_WRITE!r}, number=1)\n\n\n"
+            "def generate(model, **kwargs):\n    return None\n")
 
 
 def _config_repo(root: Path, name: str) -> Path:
@@ -129,3 +132,47 @@ def test_cli_blocks_unreviewed_code_and_passes_reviewed(tmp_path):
     (tmp_path / "modelshield.toml").write_text(f'[allow.code]\n"{art["sha256"]}" = "reviewed"\n')
     code, report = scan_json(str(repo), "--policy", str(tmp_path / "modelshield.toml"))
     assert code == 0, report["summary"]
+
+
+def test_referenced_file_reviewed_whatever_its_content_sniffs_as(tmp_path):
+    """transformers imports modeling_x.py as Python whatever its bytes look like to a sniffer."""
+    write(tmp_path, {"config.json": json.dumps({"model_type": "x", "auto_map": {"AutoModel": "modeling_x.M"}}),
+                     "modeling_x.py": b"PK\x05\x06" + b"\0" * 18})
+    _, arts = scan_dir(tmp_path)
+    assert arts["modeling_x.py"].format != "python_source"
+    assert "MS-PY-020" in rule_ids(arts["modeling_x.py"])
+
+
+def test_image_processor_backend_map_entries_are_all_reached(tmp_path):
+    """transformers 5 image processors may map {backend: ref}; whichever backend is picked runs."""
+    write(tmp_path, {"preprocessor_config.json": json.dumps({"auto_map": {"AutoImageProcessor": {
+        "torchvision": "image_processing_x_fast.XFast", "pil": "image_processing_x.X"}}}),
+        "image_processing_x.py": "class X: pass\n", "image_processing_x_fast.py": "class XFast: pass\n"})
+    _, arts = scan_dir(tmp_path)
+    for name in ("image_processing_x.py", "image_processing_x_fast.py"):
+        assert "MS-PY-020" in rule_ids(arts[name]), name
+    assert "MS-HF-005" not in rule_ids(arts["preprocessor_config.json"])
+
+
+@pytest.mark.parametrize("config_name, extra", [("router_config.json", {}), ("config.json", {"structure": {}})])
+def test_sentence_transformers_router_types_reach_root_code(tmp_path, config_name, extra):
+    """Router modules import each route's type from the repository root (import_module_class)."""
+    write(tmp_path, {f"2_Router/{config_name}": json.dumps({"types": {"query": "modeling_q.Q",
+                                                                      "doc": "sentence_transformers.models.Dense"},
+                                                            **extra}),
+                     "modeling_q.py": "class Q: pass\n"})
+    _, arts = scan_dir(tmp_path)
+    assert "MS-PY-020" in rule_ids(arts["modeling_q.py"])
+    assert "MS-HF-003" not in rule_ids(arts[f"2_Router/{config_name}"])
+
+
+def test_library_module_types_are_the_installed_library_unless_shadowed(tmp_path):
+    """modules.json `transformers.X`: sentence-transformers imports the installed library when the
+    repository has no transformers.py; a repository that ships one shadows it (and is reviewed)."""
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "transformers.AutoModel"}]
+    write(tmp_path / "lib", {"modules.json": json.dumps(modules)})
+    _, arts = scan_dir(tmp_path / "lib")
+    assert not {"MS-HF-001", "MS-HF-003"} & rule_ids(arts["modules.json"])
+    write(tmp_path / "shadow", {"modules.json": json.dumps(modules), "transformers.py": "class AutoModel: pass\n"})
+    _, arts = scan_dir(tmp_path / "shadow")
+    assert "MS-PY-020" in rule_ids(arts["transformers.py"]) and "MS-HF-001" in rule_ids(arts["modules.json"])

@@ -132,5 +132,21 @@ def test_operator_table_matches_the_torch_registry(built):
 
 
 def test_module_name_mapping():
-    assert torchscript_code.module_name("m/code/__torch__/torch/nn/modules/conv.py") == "__torch__.torch.nn.modules.conv"
+    name = torchscript_code.module_name("m/code/__torch__/torch/nn/modules/conv.py")
+    assert name == "__torch__.torch.nn.modules.conv"
     assert torchscript_code.module_name("m/data.pkl") is None
+
+
+def test_mangled_names_resolve_to_the_archive_classes():
+    from modelshield.scanner.context import ScanContext
+    from modelshield.scanner.findings import Artefact
+    from modelshield.scanner.policy import Policy
+
+    ctx = ScanContext(artefact=Artefact(path="m.pt"), policy=Policy.default())
+    helper = torchscript_code.parse("m/code/__torch__/a.py", b"class Helper(Module):\n  def forward(self):\n"
+                                    b"    return torch.relu(CONSTANTS.c0)\n", ctx)
+    user = torchscript_code.parse("m/code/__torch__/b.py", b"def f(x: Tensor) -> Tensor:\n"
+                                  b"  h = __torch__.a.___torch_mangle_7.Helper()\n  return (h).forward()\n", ctx)
+    props = torchscript_code.analyse([helper, user], ctx)
+    assert ctx.artefact.findings == [] and props["operators"] == ["aten::relu"]
+    assert torchscript_code._unmangle("__torch__.a.___torch_mangle_12.B") == "__torch__.a.B"

@@ -1,8 +1,8 @@
 """Builds TorchScript archives with the real torch (run in a subprocess: python torchscript_builder.py OUT MARKER).
 
-Also dumps the operator registry to OUT/registry.txt. Benign: scripted and traced models of common architectures. Malicious: modules whose
-`__setstate__` (run by torch.jit.load and by torch.load of the archive) calls an operator that
-writes MARKER.
+Also dumps the operator registry to OUT/registry.txt. Benign: scripted and traced models of common
+architectures. Malicious: modules whose `__setstate__` (run by torch.jit.load and by torch.load of
+the archive) calls an operator that writes MARKER.
 """
 import os
 import sys

@@ -15,7 +15,8 @@ def hub(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("hub-keys")
     key = ec.generate_private_key(ec.SECP256R1())
-    (folder / "release.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    (folder / "release.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
                                                            serialization.NoEncryption()))
     (folder / "release.pub").write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

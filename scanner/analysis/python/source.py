@@ -18,7 +18,7 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
-from ...budgets import FormatError
+from ...errors import FormatError
 from .analyser import MAX_LISTED, Analyser
 from .folding import dotted
 from .table import load_table
