@@ -54,8 +54,9 @@ def provider(ctx: BomContext) -> None:
         ancestors = [_ancestor(ctx, entry, c) for c in candidates]
         entry.component.pedigree = Pedigree(ancestors=ancestors)
         for comp in ancestors:
-            ctx.facts.setdefault("base_models", []).append(comp.bom_ref.value)
-            ctx.patches.dependencies.setdefault(entry.ref, []).append(comp.bom_ref.value)
+            ref = str(comp.bom_ref.value)
+            ctx.facts.setdefault("base_models", []).append(ref)
+            ctx.patches.dependencies.setdefault(entry.ref, []).append(ref)
         first = candidates[0].sources[0]
         cite(ctx, entry, "/pedigree/ancestors", first[2], "; ".join(f"{c.name}: {n}" for c in candidates
                                                                       for _, n, _ in c.sources))
@@ -95,7 +96,8 @@ def _declared(ctx: BomContext, entry: ModelEntry) -> list[tuple[str, str | None,
     relation = relation if isinstance(relation, str) and relation else None
     note = f"{entry.card_note}: base_model" + (", base_model_relation" if relation else "")
     out = [(n, relation, note, entry.card_source) for n in names]
-    tags = list(entry.card.get("tags") or []) + ([] if entry.root else list((entry.target.provenance or {}).get("tags") or []))
+    hub_tags = [] if entry.root else list((entry.target.provenance or {}).get("tags") or [])
+    tags = list(entry.card.get("tags") or []) + hub_tags
     for tag in tags:
         parts = tag.split(":") if isinstance(tag, str) and tag.startswith("base_model:") else []
         if len(parts) == 3 and parts[1] in RELATIONS:

@@ -40,7 +40,8 @@ def _files_evidence(f: BomFacts, hashed: list[Located]) -> Evidence:
 
 
 def _hashed(f: BomFacts) -> tuple[list[Located], list[Located]]:
-    good, bad = [], []
+    good: list[Located] = []
+    bad: list[Located] = []
     for x in f.files:
         algs = {h.get("alg") for h in x.item.get("hashes") or []}
         read = prop(x.item, "modelshield:hash-source") not in ("hub-lfs-pointer", "none (not read)")
@@ -84,9 +85,8 @@ def authenticity(c: CheckContext) -> Outcome:
         return Outcome("n/a", "The BOM holds no model.")
     outcomes, evidence = _signature_evidence(f)
     pinned = [m.name for m in f.models if f.pinned(m)]
-    evidence.append(Evidence("inventory", "identity: " + ", ".join(
-        f"{m.name} {'at commit ' + str(m.item.get('version')) if f.pinned(m) else 'by content digest ' + str(m.item.get('bom-ref'))[-16:]}"
-        for m in f.models), f.models[0].pointer))
+    evidence.append(Evidence("inventory", "identity: " + ", ".join(_identity(f, m) for m in f.models),
+                             f.models[0].pointer))
     bad = [n for n, o in outcomes.items() if o == "invalid"]
     if bad:
         return Outcome("gap", f"The signature of {', '.join(bad)} does not verify: the files are not what was signed.",
@@ -97,6 +97,12 @@ def authenticity(c: CheckContext) -> Outcome:
     missing = {n: o for n, o in outcomes.items() if o != "valid"}
     return Outcome("partial", "Hashes identify the bytes, but authenticity is not shown: " + ", ".join(
         f"{n} is {_signature_words(o)}" for n, o in missing.items()) + ".", evidence)
+
+
+def _identity(f: BomFacts, m: Located) -> str:
+    if f.pinned(m):
+        return f"{m.name} at commit {m.item.get('version')}"
+    return f"{m.name} by content digest {str(m.item.get('bom-ref'))[-16:]}"
 
 
 def _signature_words(outcome: str) -> str:
@@ -115,17 +121,17 @@ def supply_chain(c: CheckContext) -> Outcome:
                           [str(v.item.get("id"))], counter=True) for v in threats[:50]]
     evidence += [Evidence("advisory", f"{v.item.get('id')} affects {_affected(f, v)}", v.pointer,
                           [str(v.item.get("id"))], counter=True) for v in advisories[:50]]
-    evidence += [Evidence("waiver", f"{v.item.get('id')} waived: {(v.item.get('analysis') or {}).get('detail', '')}"[:300],
-                          v.pointer, [str(v.item.get("id"))]) for v in waived[:50]]
+    evidence += [Evidence("waiver", f"{v.item.get('id')} waived: {_detail(v)}"[:300], v.pointer,
+                          [str(v.item.get("id"))]) for v in waived[:50]]
     loaders = [lib for lib in f.libraries if prop(lib.item, "modelshield:role") in ("loader", "runtime")]
     if loaders:
         evidence.append(Evidence("runtime", f"{len(loaders)} runtime package(s) named by the user",
                                  loaders[0].pointer, [lib.name for lib in loaders[:30]]))
     gaps = []
     if advisories:
-        gaps.append("known advisories affect the runtime: " + ", ".join(sorted({str(v.item.get("id")) for v in advisories})))
+        gaps.append("known advisories affect the runtime: " + _ids(advisories))
     if threats:
-        gaps.append(f"{len(threats)} active threat finding(s) (" + ", ".join(sorted({str(v.item.get('id')) for v in threats})) + ")")
+        gaps.append(f"{len(threats)} active threat finding(s) ({_ids(threats)})")
     if any(o == "invalid" for o in outcomes.values()):
         gaps.append("a signature does not verify")
     if gaps:
@@ -141,6 +147,14 @@ def supply_chain(c: CheckContext) -> Outcome:
         return Outcome("partial", "Scanned without active threats, but " + "; ".join(partial) + ".", evidence)
     return Outcome("evidenced", "Scanned without active threats, every model validly signed, the named runtime "
                    "without known advisories.", evidence)
+
+
+def _ids(vulns: list[Located]) -> str:
+    return ", ".join(sorted({str(v.item.get("id")) for v in vulns}))
+
+
+def _detail(vuln: Located) -> str:
+    return str((vuln.item.get("analysis") or {}).get("detail", ""))
 
 
 def _affected(f: BomFacts, vuln: Located) -> str:
@@ -244,8 +258,8 @@ def documentation_gaps(c: CheckContext) -> Outcome:
         return Outcome("n/a", "The BOM holds no model.")
     if not missing:
         return Outcome("n/a", "Every model has a model card, a licence and named training data: nothing to justify.",
-                       [Evidence("card", "card, licence and datasets present for " + ", ".join(m.name for m in f.models),
-                                 f.models[0].pointer)])
+                       [Evidence("card", "card, licence and datasets present for "
+                                 + ", ".join(m.name for m in f.models), f.models[0].pointer)])
     text = "; ".join(f"{n}: no {', no '.join(w)}" for n, w in missing.items())
     justification = c.justification("5.2.3-2")
     if justification is not None:
@@ -263,7 +277,8 @@ def mitigations(c: CheckContext) -> Outcome:
         return Outcome("n/a", "No poorly documented component needs mitigations.")
     justification = c.justification("5.2.3-2")
     if justification is None:
-        return Outcome("gap", "A poorly documented component is used without a recorded mitigation and risk assessment.")
+        return Outcome("gap", "A poorly documented component is used without a recorded mitigation and risk "
+                       "assessment.")
     evidence = [Evidence("justification", f"mitigation: {justification.mitigation}"
                          + (f"; risk assessment: {justification.risk_assessment}" if justification.risk_assessment
                             else "; no risk assessment reference"))]
@@ -285,8 +300,8 @@ def evaluations(c: CheckContext) -> Outcome:
 def model_card(c: CheckContext) -> Outcome:
     f = c.facts
     with_card = [m for m in f.models if m.item.get("modelCard") and _has_card(m.item)]
-    evidence = [Evidence("card", f"modelCard of {m.name}: " + ", ".join(sorted(m.item["modelCard"])), m.pointer + "/modelCard")
-                for m in with_card]
+    evidence = [Evidence("card", f"modelCard of {m.name}: " + ", ".join(sorted(m.item["modelCard"])),
+                         m.pointer + "/modelCard") for m in with_card]
     if not f.models:
         return Outcome("n/a", "The BOM holds no model.")
     if not with_card:
@@ -347,7 +362,8 @@ def release_testing(c: CheckContext) -> Outcome:
                          f"{len(f.vulnerabilities)} finding(s)", "/vulnerabilities")]
     if not f.files:
         return Outcome("gap", "Nothing was scanned.", evidence)
-    return Outcome("evidenced", "This release's artefacts were security-scanned; the findings are in the BOM.", evidence)
+    return Outcome("evidenced", "This release's artefacts were security-scanned; the findings are in the BOM.",
+                   evidence)
 
 
 def share_findings(c: CheckContext) -> Outcome:
@@ -365,8 +381,9 @@ def retest_after_update(c: CheckContext) -> Outcome:
                        "was major and re-tested.")
     drift = f.drift()
     changed = sum(len(v) for v in drift.values())
-    evidence = [Evidence("drift", f"compared with {f.previous_bom()}: " + ", ".join(f"{k} {len(v)}" for k, v in drift.items()),
-                         "/metadata/properties", [p for v in drift.values() for p in v][:50])]
+    counts = ", ".join(f"{k} {len(v)}" for k, v in drift.items())
+    evidence = [Evidence("drift", f"compared with {f.previous_bom()}: {counts}", "/metadata/properties",
+                         [p for v in drift.values() for p in v][:50])]
     return Outcome("partial", f"{changed} file(s) changed since the previous BOM and this release was re-scanned; "
                    "whether the update is major is a person's call.", evidence)
 

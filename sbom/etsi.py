@@ -51,7 +51,8 @@ def doc_phase(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def _declarations(doc: dict[str, Any], report: EvidenceReport, rows: list[Row], timestamp: str | None) -> dict[str, Any]:
+def _declarations(doc: dict[str, Any], report: EvidenceReport, rows: list[Row],
+                  timestamp: str | None) -> dict[str, Any]:
     subject = (doc.get("metadata") or {}).get("component") or {}
     evidence_items, claims, mapping = [], [], []
     for row in rows:

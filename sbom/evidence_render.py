@@ -62,7 +62,8 @@ def markdown(report: EvidenceReport) -> str:
            f"{_cell(r.standard['source_note'])}", "",
            f"- Subject: {_cell(r.subject['name'])} (BOM `{_cell(r.subject['serial'])}`, CycloneDX "
            f"{_cell(r.subject['spec_version'])}, {_cell(r.subject['bom_timestamp'] or 'no timestamp')})",
-           f"- BOM phase: {_cell(r.bom_phase or 'not stated')}; scan verdict: {_cell(r.subject['verdict'] or 'not stated')}",
+           f"- BOM phase: {_cell(r.bom_phase or 'not stated')}; "
+           f"scan verdict: {_cell(r.subject['verdict'] or 'not stated')}",
            f"- Generated {_cell(r.generated)} by {r.tool['name']} {r.tool['version']}",
            f"- Selection: roles {', '.join(labels[x] for x in r.selection['roles']) or 'all'}; "
            f"phase {r.selection['phase'] or 'all'}", "", "## Summary", "",
@@ -71,13 +72,14 @@ def markdown(report: EvidenceReport) -> str:
            "| Provision | Our short title | Modal | Roles | Phase | Status | Why |", "|---|---|---|---|---|---|---|"]
     for row in r.rows:
         out.append(f"| [{row.id}](#{_anchor(row.id)}) (UK {row.uk}) | {_cell(row.title)} | {row.modal} | "
-                   f"{', '.join(labels[x] for x in row.roles)} | {row.phase} | **{row.status}** | {_cell(row.reasoning)} |")
+                   f"{', '.join(labels[x] for x in row.roles)} | {row.phase} | **{row.status}** | "
+                   f"{_cell(row.reasoning)} |")
     out += ["", "## Evidence per provision", ""]
     for row in r.rows:
         out += _row_markdown(row)
     out += ["## Artefacts", "", "| File | Model | Format | Verdict | SHA-256 |", "|---|---|---|---|---|"]
-    out += [f"| {_cell(a.name)} | {_cell(a.owner or '')} | {_cell(a.format or '')} | {_cell(a.verdict or a.status or '')} "
-            f"| `{a.sha256 or 'not computed'}` |" for a in r.artefacts]
+    out += [f"| {_cell(a.name)} | {_cell(a.owner or '')} | {_cell(a.format or '')} | "
+            f"{_cell(a.verdict or a.status or '')} | `{a.sha256 or 'not computed'}` |" for a in r.artefacts]
     if r.notes:
         out += ["", "## Not known from the files", ""] + [f"- {_cell(n)}" for n in r.notes]
     return "\n".join(out) + "\n"
@@ -88,7 +90,8 @@ def _anchor(provision: str) -> str:
 
 
 def _row_markdown(row: Any) -> list[str]:
-    out = [f'<a id="{_anchor(row.id)}"></a>', f"### {row.id} {_cell(row.title)}: {row.status}", "", _cell(row.reasoning), ""]
+    out = [f'<a id="{_anchor(row.id)}"></a>', f"### {row.id} {_cell(row.title)}: {row.status}", "",
+           _cell(row.reasoning), ""]
     for ev in row.evidence:
         against = " (against)" if ev.counter else ""
         where = f" `{_cell(ev.pointer)}`" if ev.pointer else ""
@@ -96,7 +99,8 @@ def _row_markdown(row: Any) -> list[str]:
     if row.justification:
         j = row.justification
         state = f"expired {j.expires}, not applied" if j.expired else f"expires {j.expires}"
-        out.append(f"- **justification recorded in the policy** ({state}): {_cell(j.reason)}; mitigation: {_cell(j.mitigation)}")
+        out.append(f"- **justification recorded in the policy** ({state}): {_cell(j.reason)}; "
+                   f"mitigation: {_cell(j.mitigation)}")
     for a in row.attestations:
         out.append(f"- **attested by a person, not by the tool**: {_cell(a.name)} ({_cell(a.role)}), {a.date}: "
                    f"“{_cell(a.statement)}”")

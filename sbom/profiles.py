@@ -106,7 +106,8 @@ def _hash(n: Node, bom: dict[str, Any]) -> bool:
 
 def _sha512(n: Node, bom: dict[str, Any]) -> bool:
     def has(comp: dict[str, Any]) -> bool:
-        refs = [h for r in comp.get("externalReferences") or [] if r.get("type") == "distribution" for h in r.get("hashes") or []]
+        refs = [h for r in comp.get("externalReferences") or [] if r.get("type") == "distribution"
+                for h in r.get("hashes") or []]
         return any(h.get("alg") == "SHA-512" for h in list(comp.get("hashes") or []) + refs)
 
     if has(n.comp):
@@ -196,7 +197,8 @@ def _author(bom: dict[str, Any]) -> tuple[str, str]:
 def _sbom_creator(bom: dict[str, Any]) -> tuple[str, str]:
     meta = bom.get("metadata") or {}
     maker = meta.get("manufacturer") or {}
-    emails = [c.get("email") for c in list(maker.get("contact") or []) + list(meta.get("authors") or []) if c.get("email")]
+    people = list(maker.get("contact") or []) + list(meta.get("authors") or [])
+    emails = [c.get("email") for c in people if c.get("email")]
     if any(_EMAIL.match(str(e)) for e in emails) or maker.get("url"):
         return "pass", "e-mail or URL of the SBOM's creator: " + ", ".join(map(str, emails or maker.get("url") or []))
     return "fail", "no e-mail or URL of the SBOM's creator (metadata.manufacturer or metadata.authors)"

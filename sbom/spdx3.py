@@ -126,7 +126,7 @@ def _agents(b: _Builder) -> tuple[Any, list[Any]]:
     tools = (meta.get("tools") or {}).get("components") or [{}]
     tool = spdx.Tool(_id=b.sid("tool", "modelshield"), creationInfo=b.ci,
                      name=f"{tools[0].get('name', 'modelshield')} {tools[0].get('version', '')}".strip())
-    agents = []
+    agents: list[Any] = []
     for author in meta.get("authors") or []:
         person = spdx.Person(_id=b.sid("person", json.dumps(author, sort_keys=True)), creationInfo=b.ci,
                              name=author.get("name") or author.get("email"))

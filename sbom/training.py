@@ -51,7 +51,7 @@ def provider(ctx: BomContext) -> None:
 
 def _card_ref(entry: ModelEntry) -> str:
     path = next((p for p in entry.files if entry.card_note.startswith(p)), None)
-    return entry.files[path].bom_ref.value if path else entry.ref
+    return (entry.files[path].bom_ref.value or entry.ref) if path else entry.ref
 
 
 def _add_source(ctx: BomContext, entry: ModelEntry, source: Source) -> str:
@@ -110,9 +110,11 @@ def _add_manifest(ctx: BomContext, entry: ModelEntry, path: str, facts: dict[str
     comp.properties.update([Property(name="modelshield:source", value=path),
                             Property(name="modelshield:file", value=file_ref),
                             Property(name="modelshield:dataset:scanned", value="false"),
-                            Property(name="modelshield:manifest:entries", value=str(facts.get("manifest_entries", len(entries)))),
+                            Property(name="modelshield:manifest:entries",
+                                     value=str(facts.get("manifest_entries", len(entries)))),
                             *bsi_flags(_manifest_flags(entries)),
-                            Property(name="modelshield:bsi-basis", value=f"file names listed in {path} (not downloaded)")])
+                            Property(name="modelshield:bsi-basis",
+                                     value=f"file names listed in {path} (not downloaded)")])
     if facts.get("manifest_entries", 0) > len(entries):
         comp.properties.add(Property(name="modelshield:manifest:truncated", value=f"first {len(entries)} entries"))
     ctx.components.append(comp)

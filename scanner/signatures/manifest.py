@@ -112,7 +112,7 @@ def hasher(hash_type: str) -> Callable[[], Any]:
         return hashlib.blake2b
     if hash_type == "blake3":
         try:
-            import blake3  # type: ignore[import-not-found]
+            import blake3  # type: ignore[import-not-found,unused-ignore]  # typed when model-signing pulls it in
         except ImportError:
             raise ValueError("BLAKE3 digests need the blake3 package (pip install blake3)") from None
         return blake3.blake3  # type: ignore[no-any-return,unused-ignore]

@@ -62,7 +62,8 @@ def threat(rule: str = "MS-PKL-001", waiver: Suppression | None = None, path: st
 def inconclusive(path: str = "extra.bin") -> Artefact:
     art = artefact(path, "unknown")
     art.findings.append(Finding(rule_id="MS-GEN-002", severity=Severity.MEDIUM, kind=Kind.INCONCLUSIVE,
-                                message="unrecognised content where a loader would open it", location=Location(path=path)))
+                                message="unrecognised content where a loader would open it",
+                                location=Location(path=path)))
     return art
 
 

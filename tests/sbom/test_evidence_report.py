@@ -72,7 +72,8 @@ def test_malicious_model_is_a_supply_chain_gap_with_the_rule_id() -> None:
 
 def test_missing_card_and_provenance_need_a_justification() -> None:
     rows = derive(model(card=None, runtime=torch_runtime()))
-    assert rows["5.2.3-2"].status == "gap" and "no model card, no licence, no training-data provenance" in rows["5.2.3-2"].reasoning
+    assert rows["5.2.3-2"].status == "gap"
+    assert "no model card, no licence, no training-data provenance" in rows["5.2.3-2"].reasoning
     assert rows["5.2.3-2.1"].status == "gap"
     etsi = {"justification": [{"provision": "5.2.3-2", "reason": "internal model, card in our wiki",
                                "mitigation": "loaded only in a sandbox without network", "expires": "2099-01-01",
@@ -172,7 +173,8 @@ def test_declarations_in_the_bom_follow_the_same_rows() -> None:
         against = [evidence_refs[r] for r in claims["claim-etsi-5.2.3-1"]["counterEvidence"]]
         assert any("GHSA-53q9-r3pm-6pq6" in e["description"] for e in against)
         people = [e for e in bom["declarations"]["evidence"] if e["propertyName"] == "modelshield:attestation:person"]
-        assert people[0]["author"] == {"name": "Jane Doe"} and people[0]["bom-ref"] in claims["claim-etsi-5.2.3-3"]["evidence"]
+        assert people[0]["author"] == {"name": "Jane Doe"}
+        assert people[0]["bom-ref"] in claims["claim-etsi-5.2.3-3"]["evidence"]
         assert "compliant" not in json.dumps(bom).lower()
 
 

@@ -103,7 +103,8 @@ def test_deployment_runtime_comes_from_what_the_user_names(model, tmp_path) -> N
     assert st["version"] == "0.4.1" and st["purl"] == "pkg:pypi/safetensors@0.4.1"
     assert st["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
     props = {p["name"]: p["value"] for p in st["properties"]}
-    assert props["modelshield:role"] == "loader" and props["modelshield:runtime:source"].startswith("requirements.txt:1")
+    assert props["modelshield:role"] == "loader"
+    assert props["modelshield:runtime:source"].startswith("requirements.txt:1")
     assert "version" not in libs["numpy"]  # unpinned: never guessed
     model_ref = doc["metadata"]["component"]["bom-ref"]
     deps = {d["ref"]: d["dependsOn"] for d in doc["dependencies"]}

@@ -66,7 +66,8 @@ def test_card_training_table_every_source_with_its_stated_amount(doc) -> None:
     stated = {int(r[-1].replace(",", "").strip()) for r in sources}
     recorded = {int(_props(e["contents"])["modelshield:dataset:amount"]) for e, _ in entries}
     assert recorded == stated
-    assert {_props(e["contents"])["modelshield:dataset:amount-unit"] for e, _ in entries} == {"Number of training tuples"}
+    units = {_props(e["contents"])["modelshield:dataset:amount-unit"] for e, _ in entries}
+    assert units == {"Number of training tuples"}
     by_name = {e["name"]: (e, c) for e, c in entries}
     reddit, _ = by_name["Reddit comments (2015-2018)"]
     assert reddit["contents"]["url"] == "https://github.com/PolyAI-LDN/conversational-datasets/tree/master/reddit"
@@ -89,13 +90,15 @@ def test_data_config_manifest_entry_by_entry(doc) -> None:
     for item, stated in zip(comp["data"], manifest):
         props = _props(item["contents"])
         assert item["name"] == stated["name"]
-        assert props == {"modelshield:manifest:lines": str(stated["lines"]), "modelshield:manifest:weight": str(stated["weight"])}
+        assert props == {"modelshield:manifest:lines": str(stated["lines"]),
+                         "modelshield:manifest:weight": str(stated["weight"])}
     props = _props(comp)
     files = {f["name"]: f for f in doc["metadata"]["component"]["components"]}
     assert props["modelshield:file"] == files["data_config.json"]["bom-ref"]
     assert props["modelshield:manifest:entries"] == "290" and props["bsi:component:executable"] == "non-executable"
     assert props["modelshield:bsi-basis"].startswith("file names listed in data_config.json")
-    assert comp["bom-ref"] in {d["ref"] for d in doc["metadata"]["component"]["modelCard"]["modelParameters"]["datasets"]}
+    datasets = doc["metadata"]["component"]["modelCard"]["modelParameters"]["datasets"]
+    assert comp["bom-ref"] in {d["ref"] for d in datasets}
 
 
 def test_base_model_from_config_and_prose_with_confidence(doc) -> None:
@@ -117,7 +120,8 @@ def test_inputs_outputs_and_settings_as_the_files_state_them(doc) -> None:
     model = doc["metadata"]["component"]
     params, card_props = model["modelCard"]["modelParameters"], _props(model["modelCard"])
     assert params["inputs"] == [{"format": "text"}] and params["outputs"] == [{"format": "embedding vector"}]
-    assert card_props["modelshield:input:max-tokens"] == str(_json("sentence_bert_config.json")["max_seq_length"]) == "256"
+    max_tokens = _json("sentence_bert_config.json")["max_seq_length"]
+    assert card_props["modelshield:input:max-tokens"] == str(max_tokens) == "256"
     pooling = _json("1_Pooling/config.json")
     assert card_props["modelshield:output:dimensions"] == str(pooling["word_embedding_dimension"]) == "384"
     assert card_props["modelshield:output:pooling"] == "mean_tokens" and pooling["pooling_mode_mean_tokens"] is True
