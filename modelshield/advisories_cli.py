@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from modelshield.advisories.database import CombinedDatabase
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="OSV advisories for the loader libraries that open model artefacts.")
+                  help="OSV advisories for the loader libraries that open model artefacts.",
+                  epilog="\b\nExamples:\n  modelshield advisories list --package keras\n  modelshield advisories show CVE-2025-1550")
 
 
 class ListFormat(str, enum.Enum):
@@ -82,7 +83,7 @@ def attach_advisories(report: Report, policy: Any, requirements: list[Path], pyt
             typer.echo(f"modelshield: note: {note}", err=True)
 
 
-@app.command("list")
+@app.command("list", epilog="\b\nExamples:\n  modelshield advisories list\n  modelshield advisories list --package keras")
 def list_cmd(
     package: Optional[str] = typer.Option(None, "--package", "-p", help="Only advisories for this PyPI package."),
     format: ListFormat = typer.Option(ListFormat.text, "--format", "-f", help="Output format."),
@@ -100,7 +101,7 @@ def list_cmd(
     _warn_if_stale(db)
 
 
-@app.command("show")
+@app.command("show", epilog="\b\nExamples:\n  modelshield advisories show CVE-2025-1550")
 def show_cmd(
     ident: str = typer.Argument(..., help="An advisory id or alias (GHSA-..., CVE-..., PYSEC-...)."),
     raw: bool = typer.Option(False, "--json", help="Print the OSV record itself."),
@@ -115,7 +116,7 @@ def show_cmd(
     typer.echo(json.dumps(adv.raw, indent=2, ensure_ascii=False) if raw else listing.describe(adv))
 
 
-@app.command("import")
+@app.command("import", epilog="\b\nExamples:\n  modelshield advisories import PyPI-all.zip")
 def import_cmd(dump: Path = typer.Argument(..., help="An OSV dump zip (e.g. the PyPI all.zip of the OSV bucket).")) -> None:
     """Keep the ML-relevant advisories of an OSV dump in the local index (no network). Exit 2 on bad input."""
     from modelshield.advisories.dump import import_dump
@@ -134,7 +135,7 @@ def import_cmd(dump: Path = typer.Argument(..., help="An OSV dump zip (e.g. the 
                    f"e.g. {result.malformed[0]}", err=True)
 
 
-@app.command("update")
+@app.command("update", epilog="\b\nExamples:\n  modelshield advisories update")
 def update_cmd(
     osv_url: str = typer.Option("https://api.osv.dev", "--osv-url", help="OSV-compatible API base URL."),
     timeout: float = typer.Option(60.0, "--timeout", help="Read timeout per request, seconds."),

@@ -15,8 +15,10 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, fail, load_policy, read_bom_json, source_options, write_output
+from modelshield.cli_common import (FailOn, SpecVersion, error, fail, load_policy, read_bom_json, source_options,
+                                      write_output)
 from modelshield.scanner.findings import Report
+from modelshield.scanner.output import escape
 
 
 class _DefaultCreate(TyperGroup):
@@ -29,10 +31,13 @@ class _DefaultCreate(TyperGroup):
 
 
 app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="ML-BOMs (CycloneDX 1.6/1.7, SPDX 3.0.1): create (default), diff, validate, check, audit.")
+                  help="ML-BOMs (CycloneDX 1.6/1.7, SPDX 3.0.1): create (default), diff, validate, check, audit.",
+                  epilog="\b\nExamples:\n  modelshield sbom ./model -o model.dev.cdx.json\n  modelshield sbom validate model.cdx.json")
 
 
 class Phase(str, enum.Enum):
+    """The BOM's phase; `sbom` adds end-of-life to the phases `scan --sbom` offers."""
+
     development = "development"
     deployment = "deployment"
     end_of_life = "end-of-life"
@@ -41,11 +46,6 @@ class Phase(str, enum.Enum):
 class BomFormat(str, enum.Enum):
     cyclonedx = "cyclonedx"
     spdx3 = "spdx3"
-
-
-class SpecVersion(str, enum.Enum):
-    v1_6 = "1.6"
-    v1_7 = "1.7"
 
 
 class DiffFormat(str, enum.Enum):
@@ -80,13 +80,13 @@ def make_bom(report: Report, *, phase: str = "development", spec_version: str = 
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {escape.text(line)}", err=True)
         raise typer.Exit(2) from None
     except (ValueError, EvidenceInputError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
     for note in built.notes:
-        typer.echo(f"modelshield: {note}", err=True)
+        typer.echo(f"modelshield: {escape.text(note)}", err=True)
     return built.document
 
 
@@ -128,7 +128,9 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
                       reproducible=reproducible), Path(path))
 
 
-@app.command()
+@app.command(epilog="\b\nExamples:\n  modelshield sbom ./model --phase development -o model.dev.cdx.json\n"
+                     "  modelshield sbom hf://org/name@<commit> --spec-version 1.7 -o model.dev.cdx.json\n"
+                     "  modelshield sbom ./release --phase deployment --from-bom model.dev.cdx.json -o model.cdx.json")
 def create(
     targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
     phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
@@ -146,7 +148,7 @@ def create(
     max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: download cap (e.g. 5GB)."),
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
     declarations: bool = typer.Option(False, "--declarations", help="Add ETSI EN 304 223 evidence (definitions.standards + declarations)."),
     decision: Optional[str] = typer.Option(None, "--decision", help="End of life: the decommissioning decision to record (required with --phase end-of-life)."),
     requirements: list[Path] = typer.Option([], "--requirements", "-r", help="The deployment's runtime: requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml (repeatable); listed with versions, licences and lock hashes, checked for advisories."),
@@ -194,7 +196,8 @@ def create(
                f"verdict {report.verdict.value}" + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
 
 
-@app.command("diff")
+@app.command("diff", epilog="\b\nExamples:\n  modelshield sbom diff model.dev.cdx.json model.cdx.json\n"
+                             "  modelshield sbom diff old.cdx.json new.cdx.json --format json")
 def diff_cmd(
     old: Path = typer.Argument(..., help="The earlier BOM (e.g. the development BOM)."),
     new: Path = typer.Argument(..., help="The later BOM."),
@@ -208,12 +211,13 @@ def diff_cmd(
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         for line in result.lines():
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo("drift: yes" if result.drifted else "drift: none")
     raise typer.Exit(1 if result.drifted else 0)
 
 
-@app.command("validate")
+@app.command("validate", epilog="\b\nExamples:\n  modelshield sbom validate model.cdx.json\n"
+                                 "  modelshield sbom validate model.cdx.json --spec-version 1.7")
 def validate_cmd(
     path: Path = typer.Argument(..., help="A CycloneDX JSON BOM."),
     spec_version: Optional[SpecVersion] = typer.Option(None, "--spec-version", help="Validate against this version instead of the BOM's specVersion."),
@@ -222,11 +226,16 @@ def validate_cmd(
     from modelshield.sbom.validate import schema_errors
 
     doc = read_bom_json(path)
-    version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
+    declared = str(doc.get("specVersion", ""))
+    version = spec_version.value if spec_version else declared
+    if spec_version and declared != version:
+        typer.echo(f"{path}: declares CycloneDX {declared or '(no specVersion)'}, not {version}; "
+                   f"validate it as {declared or 'its own version'} (omit --spec-version)")
+        raise typer.Exit(1)
     errors = schema_errors(doc, version)
     if errors:
         for line in errors[:200]:
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
@@ -253,8 +262,9 @@ def check_cmd(
     if format is DiffFormat.json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
-        for result in results:
-            typer.echo(profiles.text(result), nl=False)
+        for result in results:  # component names come from artefacts: one escaped line each
+            for line in profiles.text(result).splitlines():
+                typer.echo(escape.text(line))
     raise typer.Exit(1 if any(r.failed for r in results) else 0)
 
 
@@ -262,7 +272,7 @@ def _register_audit() -> None:
     """`sbom audit` lives with the advisories (modelshield.advisories_cli)."""
     from modelshield.advisories_cli import sbom_audit
 
-    app.command("audit")(sbom_audit)
+    app.command("audit", epilog="\b\nExamples:\n  modelshield sbom audit model.cdx.json --requirements requirements.txt")(sbom_audit)
 
 
 _register_audit()

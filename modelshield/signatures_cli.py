@@ -79,14 +79,15 @@ def verify(
 
 def render_text(sig: dict) -> str:
     """A few lines: outcome, reason, signer, coverage."""
+    from modelshield.scanner.output import escape
     from modelshield.scanner.output.text import signature_line
 
-    lines = [signature_line(sig)]
+    lines = [signature_line(sig)]  # artefact strings (file and signer names) through the one escaping helper
     for key, items in (sig.get("differences") or {}).items():
-        lines.append(f"  {key}: {', '.join(items)}")
+        lines.append("  " + escape.text(f"{key}: {', '.join(items)}"))
     if sig.get("uncovered"):
-        lines.append(f"  not covered (still scanned by `scan`): {', '.join(sig['uncovered'])}")
-    return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in lines) + "\n"
+        lines.append("  " + escape.text(f"not covered (still scanned by `scan`): {', '.join(sig['uncovered'])}"))
+    return "\n".join(lines) + "\n"
 
 
 def sign(
@@ -136,5 +137,7 @@ def apply_trust(policy: "Policy", trust: Optional[Path], require_signature: bool
 
 def register(app: typer.Typer) -> None:
     """Add `verify` and `sign` to the main CLI."""
-    app.command(name="verify")(verify)
-    app.command(name="sign")(sign)
+    app.command(name="verify", epilog="\b\nExamples:\n  modelshield verify ./model\n"
+                                      "  modelshield verify ./model --identity release@example.org --trust trust.toml")(verify)
+    app.command(name="sign", epilog="\b\nExamples:\n  modelshield sign ./model --private-key key.pem\n"
+                                    "  modelshield sign ./model --private-key key.pem --signature out/model.sig")(sign)

@@ -74,7 +74,30 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
     policy.apply_suppressions(result.findings, ".")
     if progress:
         progress("done", target, total)
+    if not result.error and not any(a.status is not Status.SKIPPED for a in result.artefacts):
+        result.error = nothing_scanned(result)
     return result
+
+
+def nothing_scanned(result: TargetResult) -> str:
+    """The one-line error for a target that yielded no file to analyse: an empty gate never passes."""
+    skipped: dict[str, int] = {}
+    for a in result.artefacts:
+        skipped[a.reason or "skipped"] = skipped.get(a.reason or "skipped", 0) + 1
+    detail = "; ".join(f"{reason}: {n}" for reason, n in skipped.items())
+    return f"{result.target}: nothing scanned (no file to analyse" + (f"; skipped {detail}" if detail else "") + ")"
+
+
+def unique_targets(targets: Iterable[str]) -> list[str]:
+    """The targets in order, each once (local paths compared by their real path)."""
+    seen: set[str] = set()
+    out = []
+    for target in targets:
+        key = target if "://" in target else os.path.realpath(os.path.expanduser(target))
+        if key not in seen:
+            seen.add(key)
+            out.append(target)
+    return out
 
 
 def scan(targets: Iterable[str] | str, policy: Policy | None = None,
@@ -87,9 +110,10 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
     policy = policy or Policy.default()
     report = Report(tool_version=__version__, started=_now(), fail_on=policy.fail_on,
                     policy=policy.describe())
-    for target in targets:
-        report.targets.append(scan_target(os.fspath(target), policy, progress, options))
+    for target in unique_targets(os.fspath(t) for t in targets):
+        report.targets.append(scan_target(target, policy, progress, options))
     report.finished = _now()
+    report.policy = policy.describe([f for _, _, f in report.all_findings()])
     return report
 
 

@@ -9,6 +9,7 @@ scans. Malformed values fall back to the default (a setting never turns into a t
 | MODELSHIELD_DOWNLOAD_TIMEOUT | seconds a URL download may go without bringing data |
 | MODELSHIELD_CACHE | folder of the local advisory index (default: the platform's user cache) |
 | MODELSHIELD_KEY_PASSWORD | password of the private key `modelshield sign` uses |
+| NO_COLOR, TERM | no ANSI colour in text output when NO_COLOR is set (https://no-color.org) or TERM=dumb |
 
 The Hugging Face variables (HF_HOME, HF_HUB_OFFLINE, HF_TOKEN...) are read by huggingface_hub.
 """
@@ -47,3 +48,8 @@ def key_password() -> bytes | None:
     """MODELSHIELD_KEY_PASSWORD as bytes, or None when unset or empty."""
     password = os.environ.get("MODELSHIELD_KEY_PASSWORD")
     return password.encode() if password else None
+
+
+def color_allowed() -> bool:
+    """False when NO_COLOR is set to anything but the empty string, or TERM is `dumb`."""
+    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"

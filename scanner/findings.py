@@ -43,9 +43,11 @@ class Kind(str, enum.Enum):
 
 
 class Verdict(str, enum.Enum):
-    """Three-valued verdict per artefact (and per report): never `clean` on an incomplete scan."""
+    """Verdict per artefact (and per report): never `clean` on an incomplete scan, and never
+    `clean` when a policy waiver hid a threat or an inconclusive result (`waived`, which passes)."""
 
     CLEAN = "clean"
+    WAIVED = "waived"
     UNSAFE = "unsafe"
     INCONCLUSIVE = "inconclusive"
 
@@ -80,6 +82,7 @@ class Suppression:
     reason: str
     expires: str | None = None
     path_glob: str = "*"
+    rule: str = "*"  # the rule id (glob) of the suppression that matched
     vex_state: str = "not_affected"
     vex_justification: str | None = None
 
@@ -128,13 +131,9 @@ class Artefact:
 
     @property
     def verdict(self) -> Verdict:
-        """unsafe if an active threat finding exists, else inconclusive if analysis was incomplete."""
-        active = [f for f in self.findings if f.active]
-        if any(f.kind is Kind.THREAT for f in active):
-            return Verdict.UNSAFE
-        if any(f.kind is Kind.INCONCLUSIVE for f in active):
-            return Verdict.INCONCLUSIVE
-        return Verdict.CLEAN
+        """unsafe if an active threat finding exists, else inconclusive if analysis was incomplete,
+        else waived if a waiver hid either, else clean."""
+        return _own_verdict(self.findings)
 
     @property
     def max_severity(self) -> Severity | None:
@@ -244,6 +243,11 @@ class Report:
             out += [(t, a, f) for a in t.artefacts for f in a.findings]
         return out
 
+    @property
+    def errors(self) -> list[str]:
+        """One line per target that could not be scanned at all (unreachable, nothing scanned...)."""
+        return [t.error for t in self.targets if t.error]
+
     def blocking(self) -> list[Finding]:
         """Active threat/info findings at or above the fail-on threshold."""
         return [f for _, _, f in self.all_findings()
@@ -290,15 +294,16 @@ def _own_verdict(findings: list[Finding]) -> Verdict:
         return Verdict.UNSAFE
     if any(f.kind is Kind.INCONCLUSIVE for f in active):
         return Verdict.INCONCLUSIVE
+    if any(f.kind is not Kind.INFO for f in findings if not f.active):
+        return Verdict.WAIVED
     return Verdict.CLEAN
 
 
 def combine(verdicts: list[Verdict]) -> Verdict:
-    """unsafe beats inconclusive beats clean."""
-    if Verdict.UNSAFE in verdicts:
-        return Verdict.UNSAFE
-    if Verdict.INCONCLUSIVE in verdicts:
-        return Verdict.INCONCLUSIVE
+    """unsafe beats inconclusive beats waived beats clean."""
+    for verdict in (Verdict.UNSAFE, Verdict.INCONCLUSIVE, Verdict.WAIVED):
+        if verdict in verdicts:
+            return verdict
     return Verdict.CLEAN
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from types import ModuleType
 
 ORDER = (
+    "lfs_pointer",    # Git LFS pointer stubs (content never fetched)
     "zip",            # zip, incl. torch zip, .npz, .keras flavours (miniz-tolerant)
     "sevenzip",       # 7z (py7zr extra), rar (unsupported -> inconclusive)
     "compressed",     # gzip, bz2, xz/lzma, zlib, zstd, lz4 wrappers (joblib compression too)

@@ -18,7 +18,7 @@ def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
         module = _optional(name)
         if module is not None and module.accepts(target):
             return module.resolve(target, options or SourceOptions())
-    return local.resolve(target)
+    return local.resolve(target, options or SourceOptions())
 
 
 def _optional(name: str) -> ModuleType | None:

@@ -1,4 +1,9 @@
-"""Local files and folders: recursive, never following a symlink out of the target."""
+"""Local files and folders: recursive, never following a symlink out of the target.
+
+Version-control metadata folders (`.git`, `.hg`...) are not artefacts: they are listed as skipped
+unless `SourceOptions.include_vcs`. `--include/--exclude` globs select files by their path
+relative to the target, with the same matching as for Hub repos.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +13,12 @@ from typing import Any
 
 from ..findings import Artefact, Status, TargetResult
 from ..rules import load_rules
-from .interface import Resolved
+from .interface import Resolved, SourceOptions
+
+# Metadata folders of version-control systems (a `.git` *file* is a worktree or submodule link).
+VCS_NAMES = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs", ".jj", ".pijul", "CVS", ".fslckout", "_FOSSIL_"})
+VCS_REASON = "version-control metadata (--include-vcs to scan it)"
+FILTER_REASON = "excluded by --include/--exclude"
 
 
 @dataclass(frozen=True)
@@ -21,8 +31,9 @@ class Entry:
     link_dest: str | None = None  # the real path when reached through a symbolic link
 
 
-def resolve(target: str) -> Resolved:
+def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
     """Walk `target` (file or folder). Links leaving the folder become findings, not reads."""
+    options = options or SourceOptions()
     result = TargetResult(target=target, kind="local")
     path = os.path.abspath(os.path.expanduser(target))
     try:
@@ -40,11 +51,22 @@ def resolve(target: str) -> Resolved:
         result.error = f"{target}: not a regular file or folder"
         return Resolved(result)
     result.root = path
-    entries = walk(path, os.path.realpath(path), result, "the target")
+    entries = walk(path, os.path.realpath(path), result, "the target", skip_vcs=not options.include_vcs)
+    if options.include or options.exclude:
+        # The same matching as for Hub repos: the glob applies to the whole relative path.
+        from huggingface_hub.utils import filter_repo_objects
+
+        kept = {e.rel for e in filter_repo_objects(entries, allow_patterns=options.include or None,
+                                                   ignore_patterns=options.exclude or None, key=lambda e: e.rel)}
+        for e in entries:
+            if e.rel not in kept:
+                result.artefacts.append(Artefact(path=e.rel, size=e.size, status=Status.SKIPPED,
+                                                 reason=FILTER_REASON, format="-"))
+        entries = [e for e in entries if e.rel in kept]
     return Resolved(result, sorted((e.rel, e.path, e.size) for e in entries))
 
 
-def walk(root: str, boundary: str, result: TargetResult, boundary_name: str) -> list[Entry]:
+def walk(root: str, boundary: str, result: TargetResult, boundary_name: str, skip_vcs: bool = False) -> list[Entry]:
     """Regular files under `root`; links are followed only to files inside `boundary` (a real path).
 
     Everything not read becomes a skipped artefact with its finding: links leaving the boundary
@@ -52,12 +74,12 @@ def walk(root: str, boundary: str, result: TargetResult, boundary_name: str) -> 
     Links to folders are not descended (their files are scanned where they are, if inside).
     """
     out: list[Entry] = []
-    _walk(root, root, boundary, result, boundary_name, out)
+    _walk(root, root, boundary, result, boundary_name, out, skip_vcs)
     return out
 
 
 def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_name: str,
-          out: list[Entry]) -> None:
+          out: list[Entry], skip_vcs: bool) -> None:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
@@ -65,6 +87,9 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
         return
     for entry in entries:
         rel = _rel(root, entry.path)
+        if skip_vcs and entry.name in VCS_NAMES:
+            result.artefacts.append(Artefact(path=rel, status=Status.SKIPPED, reason=VCS_REASON, format="-"))
+            continue
         try:
             if entry.is_symlink():
                 dest = os.path.realpath(entry.path)
@@ -82,7 +107,7 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
                     skipped(result, rel, "symlink to a special file", "MS-GEN-008",
                             what="a link to a fifo, socket or device")
             elif entry.is_dir(follow_symlinks=False):
-                _walk(root, entry.path, boundary, result, boundary_name, out)
+                _walk(root, entry.path, boundary, result, boundary_name, out, skip_vcs)
             elif entry.is_file(follow_symlinks=False):
                 out.append(Entry(rel, entry.path, entry.stat(follow_symlinks=False).st_size))
             else:

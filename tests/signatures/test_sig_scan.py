@@ -113,7 +113,8 @@ def test_uncovered_git_file_is_listed_and_scanned(setup):
     sign_folder(str(root), str(setup["priv"]))
     (root / ".git").mkdir()
     (root / ".git" / "hook.bin").write_bytes(EVIL)
-    code, out = run("scan", str(root), "--trust", str(setup["trust"]), "-f", "json")
+    # .git/ is skipped by default: --include-vcs scans it
+    code, out = run("scan", str(root), "--trust", str(setup["trust"]), "-f", "json", "--include-vcs")
     doc = json.loads(out)
     sig = doc["targets"][0]["signature"]
     assert sig["outcome"] == "valid" and sig["uncovered"] == [".git/hook.bin"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import BudgetExceeded
-from ...policy import Classification
+from ...policy import Classification, alias_note
 from . import values as V
 from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, Reader, StreamReader, read_arg
 from ...errors import PickleError
@@ -168,8 +168,10 @@ class Machine:
         cls = self.classify(module, name)
         g.verdict = cls.verdict
         full = g.canonical
+        named = full  # what the bytes say first, then what it is (`posix.system (os.system on POSIX)`)
         if full != g.full:
             via = f"{via} {g.full}"
+            named = f"{g.full} ({full}{alias_note(module)})"
         dunder = [p for p in name.split(".") if len(p) > 4 and p.startswith("__") and p.endswith("__")]
         if dunder and not (cls.verdict == "allow" and cls.entry == full) and cls.verdict != "deny":
             g.verdict = "deny"
@@ -183,12 +185,13 @@ class Machine:
         if cls.verdict == "deny" and full == "builtins.getattr":
             # Python pickles every bound method as getattr(cls, name) (e.g. ZoneInfo._unpickle in
             # tz-aware pandas frames): judged when called, see call(); reported at stream end if unused.
-            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, **self.site()))
+            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, named=named,
+                                            **self.site()))
         elif cls.verdict == "deny":
             self.rep.add("MS-PKL-001", callable=full, group=cls.group, entry=cls.entry, why=cls.why, via=via,
-                         **self.site())
+                         named=named, **self.site())
         elif cls.verdict == "unknown":
-            self.rep.add("MS-PKL-002", callable=full, via=via, **self.site())
+            self.rep.add("MS-PKL-002", callable=full, via=via, named=named, **self.site())
         return g
 
     def classify(self, module: str, name: str) -> Classification:
