@@ -20,11 +20,8 @@ from modelshield.scanner.env import source_date_epoch
 from . import tables
 from .bomfacts import BomFacts, prop, read
 from .checks import CHECKS, CheckContext
+from .errors import EvidenceInputError
 from .evidence_model import Artefact, Attestation, Evidence, EvidenceReport, Justification, Outcome, Row
-
-
-class EvidenceInputError(ValueError):
-    """Bad `--role`/`--phase` or a malformed `[etsi]` policy table (one line)."""
 
 
 def table() -> dict[str, Any]:

@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 from spdx_python_model import v3_0_1 as spdx
 
+from .errors import SpdxUnavailable
+
 # Fields the AI/Dataset profiles expect of every package (project reference spdx3-ai.md, [S]).
 # SPDX 3.0.1's SHACL shapes do not enforce them; the exporter checks them itself.
 EXPECTED = {
@@ -35,10 +37,6 @@ _HASHES = {"SHA-256": spdx.HashAlgorithm.sha256, "SHA-384": spdx.HashAlgorithm.s
            "SHA-512": spdx.HashAlgorithm.sha512, "SHA3-256": spdx.HashAlgorithm.sha3_256,
            "SHA3-512": spdx.HashAlgorithm.sha3_512, "BLAKE2b-256": spdx.HashAlgorithm.blake2b256,
            "BLAKE2b-512": spdx.HashAlgorithm.blake2b512, "BLAKE3": spdx.HashAlgorithm.blake3}
-
-
-class SpdxUnavailable(ValueError):
-    """The evidence cannot make a valid SPDX 3 document (e.g. no creation time)."""
 
 
 def _walk(comps: list[dict[str, Any]], parent: dict[str, Any] | None = None
