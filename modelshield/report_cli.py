@@ -29,6 +29,9 @@ class ReportFormat(str, enum.Enum):
     json = "json"
 
 
+EXAMPLES = ("\b\nExamples:\n  modelshield report ./model --standard etsi-en-304-223 -o evidence.html\n"
+            "  modelshield report ./model --role system-operator --phase deployment --policy modelshield.toml\n"
+            "  modelshield report --from-bom model.cdx.json -o evidence.md")
 SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
 
 

@@ -247,7 +247,8 @@ class Profile(str, enum.Enum):
     bsi = "bsi-tr-03183-2"
 
 
-@app.command("check")
+@app.command("check", epilog="\b\nExamples:\n  modelshield sbom check model.cdx.json --profile ntia\n"
+                              "  modelshield sbom check model.cdx.json -p bsi-tr-03183-2 -p cisa-2025 --format json")
 def check_cmd(
     path: Path = typer.Argument(..., help="A CycloneDX JSON BOM (any tool's)."),
     profile: list[Profile] = typer.Option(..., "--profile", "-p", help="ntia, cisa-2025 or bsi-tr-03183-2 (repeatable)."),
