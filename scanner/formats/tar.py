@@ -10,7 +10,6 @@ the pre-1.6 `torch.save` tar checkpoint (`sys_info`, `pickle`, `storages`, `tens
 from __future__ import annotations
 
 import importlib
-import struct
 import tarfile
 from typing import TYPE_CHECKING
 
@@ -29,16 +28,16 @@ TORCH_LEGACY_NAMES = {"sys_info", "pickle", "storages", "tensors"}
 
 
 def _checksum_ok(header: bytes) -> bool:
-    if len(header) < BLOCK or not header[:100].strip(b"\x00"):
+    """`tarfile` accepts this header block: its own `TarInfo.frombuf` decides (a pure parse of
+    512 bytes: checksum, unsigned or signed, number fields cut at NUL or base-256 as `nti` reads
+    them; an all-NUL block is the end of the archive)."""
+    if len(header) < BLOCK:
         return False
-    field = header[148:156].replace(b"\x00", b" ").strip()
     try:
-        declared = int(field, 8)
-    except ValueError:
+        tarfile.TarInfo.frombuf(header[:BLOCK], "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError, OverflowError):
         return False
-    unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:BLOCK])
-    signed = sum(struct.unpack("148b8x356b", header[:BLOCK])) + 8 * 32
-    return declared in (unsigned, signed)
+    return True
 
 
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
