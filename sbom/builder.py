@@ -180,7 +180,12 @@ def _metadata_properties(ctx: BomContext) -> list[Property]:
     props.append(Property(name="modelshield:signature:status", value=",".join(statuses)))
     if ctx.decision:
         props.append(Property(name="modelshield:decommission:decision", value=ctx.decision.strip()))
-    props += [Property(name="modelshield:note", value=gap) for gap in ctx.gaps]
+    gaps = list(ctx.gaps)
+    if ctx.unseen_datasets:
+        many = len(ctx.unseen_datasets) > 1
+        gaps.append(f"BSI flags of {len(ctx.unseen_datasets)} dataset{'s' if many else ''} named by a model card only: "
+                    f"{'their' if many else 'its'} files were not seen ({'; '.join(ctx.unseen_datasets)})")
+    props += [Property(name="modelshield:note", value=gap) for gap in gaps]
     return props + ctx.properties
 
 

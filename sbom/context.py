@@ -128,6 +128,7 @@ class BomContext:
     facts: dict[str, Any] = field(default_factory=dict)  # provider results the ETSI mapping reads
     notes: list[str] = field(default_factory=list)  # one-line remarks for the CLI (e.g. drift)
     gaps: list[str] = field(default_factory=list)  # what cannot be known: `modelshield:note` in the BOM
+    unseen_datasets: list[str] = field(default_factory=list)  # named by a card only: one note for all
 
     @property
     def entries(self) -> list[ModelEntry]:
@@ -154,3 +155,8 @@ class BomContext:
         """Record something the evidence cannot give (listed in the BOM's notes, never invented)."""
         if text not in self.gaps:
             self.gaps.append(text)
+
+    def unseen_dataset(self, name: str) -> None:
+        """A dataset named by a card whose files were not seen: its BSI flags cannot be known."""
+        if name not in self.unseen_datasets:
+            self.unseen_datasets.append(name)

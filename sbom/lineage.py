@@ -39,7 +39,7 @@ def datasets_provider(ctx: BomContext) -> None:
                     data["contents"] = {"url": url}
                 comp.properties.add(Property(name="modelshield:source", value=entry.card_note or "card"))
                 comp.properties.add(Property(name="modelshield:dataset:scanned", value="false"))
-                ctx.gap(f"BSI flags of dataset {name}: its files were not seen (named by the model card only)")
+                ctx.unseen_dataset(name)
                 known[ref] = comp
                 ctx.components.append(comp)
                 ctx.patches.component_data[ref] = [data]

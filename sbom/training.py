@@ -77,7 +77,7 @@ def _add_source(ctx: BomContext, entry: ModelEntry, source: Source) -> str:
     known[ref] = comp
     ctx.components.append(comp)
     ctx.patches.component_data[ref] = [item]
-    ctx.gap(f"BSI flags of dataset {comp.name}: its files were not seen (named by the model card only)")
+    ctx.unseen_dataset(comp.name)
     return ref
 
 
