@@ -75,12 +75,18 @@ def report(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder."),
     requirements: list[Path] = typer.Option([], "--requirements", "-r", help="The deployment's runtime (requirements or lock files, repeatable), checked for advisories."),
     python: Optional[Path] = typer.Option(None, "--python", help="The deployment's runtime: this interpreter's installed packages."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures: a valid signature from a trusted signer is evidence."),
 ) -> None:
     """Evidence for ETSI EN 304 223 provisions, per role and phase. Exit 0 written, 2 error."""
     from modelshield.sbom import evidence, evidence_render
+    from modelshield.signatures_cli import apply_trust
 
     fmt = _format(format, output)
     pol = load_policy(policy, fail_on)
+    if trust is not None:
+        if from_bom is not None:
+            fail("--trust applies to a scan; a BOM given with --from-bom already records its signature outcome")
+        apply_trust(pol, trust, False)
     try:
         roles, selected = evidence.normalise_roles(role), evidence.normalise_phase(phase)
     except evidence.EvidenceInputError as exc:

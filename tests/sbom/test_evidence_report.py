@@ -211,3 +211,50 @@ def test_report_cli_scan_and_from_bom(tmp_path) -> None:
     bad.write_text('[[etsi.attestation]]\nprovision = "5.2.3-3"\nname = "X"\n')
     result = CliRunner().invoke(app, ["report", "--from-bom", str(bom), "--policy", str(bad)])
     assert result.exit_code == 2 and "etsi.attestation[0] needs 'role'" in result.stderr
+
+
+def test_report_cli_signature_outcomes_end_to_end(tmp_path) -> None:
+    """A model signed with `modelshield sign` and a trust file: valid + trusted -> 5.2.1-2 evidenced;
+    the same signature without the trust file -> partial, saying why; one flipped byte -> gap."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    target = tmp_path / "m"
+    target.mkdir()
+    (target / "README.md").write_text("---\nlicense: mit\ndatasets: [acme/corpus]\n---\n# M\n")
+    (target / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
+    (target / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    (tmp_path / "k.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    trust = tmp_path / "trust.toml"
+    trust.write_text('[trust]\n[[trust.signer]]\nname = "release"\ntargets = ["*"]\npublic_keys = ["k.pub"]\n')
+    signed = CliRunner().invoke(app, ["sign", str(target), "--private-key", str(tmp_path / "k.pem")])
+    assert signed.exit_code == 0, signed.output
+
+    def rows(*extra: str) -> dict[str, dict]:
+        out = tmp_path / "r.json"
+        result = CliRunner().invoke(app, ["report", str(target), "--phase", "deployment", "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        return {r["id"]: r for r in json.loads(out.read_text())["rows"]}
+
+    trusted = rows("--trust", str(trust))
+    assert trusted["5.2.1-2"]["status"] == "evidenced", trusted["5.2.1-2"]
+    assert "signature of M: valid, signer release" in json.dumps(trusted["5.2.1-2"]["evidence"])
+    assert trusted["5.2.4-1.2"]["status"] == "evidenced"
+    assert any(e["kind"] == "signature" for e in trusted["5.2.4-1.2"]["evidence"])
+    # Still partial on the supply-chain row: no runtime was named for an advisory check.
+    assert trusted["5.2.3-1"]["status"] == "partial" and "no runtime was named" in trusted["5.2.3-1"]["reasoning"]
+    assert "signature" not in trusted["5.2.3-1"]["reasoning"]
+    untrusted = rows()
+    assert untrusted["5.2.1-2"]["status"] == "partial"
+    assert "signed by a signer the trust policy does not trust" in untrusted["5.2.1-2"]["reasoning"]
+    weights = target / "weights.bin"
+    weights.write_bytes(b"\x01" + weights.read_bytes()[1:])
+    tampered = rows("--trust", str(trust))
+    assert tampered["5.2.1-2"]["status"] == "gap" and "does not verify" in tampered["5.2.1-2"]["reasoning"]
+    assert tampered["5.2.3-1"]["status"] == "gap"
+    result = CliRunner().invoke(app, ["report", "--from-bom", str(tmp_path / "r.json"), "--trust", str(trust)])
+    assert result.exit_code == 2 and "--trust applies to a scan" in result.stderr
