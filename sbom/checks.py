@@ -173,9 +173,11 @@ def risk_assessment(c: CheckContext) -> Outcome:
         missing.append("signatures were not checked")
     if not f.libraries:
         missing.append("no runtime was named for an advisory check")
+    threats = f.active_threats()
+    found = (f" ({len(threats)} active threat finding(s): {_ids(threats)}; see 5.2.3-1)" if threats else "")
     if missing:
-        return Outcome("partial", "The artefacts were scanned, but " + " and ".join(missing) + ".", evidence)
-    return Outcome("evidenced", "Artefacts scanned, signatures checked and the named runtime matched against "
+        return Outcome("partial", f"The artefacts were scanned{found}, but " + " and ".join(missing) + ".", evidence)
+    return Outcome("evidenced", f"Artefacts scanned{found}, signatures checked and the named runtime matched against "
                    "advisories.", evidence)
 
 

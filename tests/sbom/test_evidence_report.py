@@ -68,6 +68,7 @@ def test_malicious_model_is_a_supply_chain_gap_with_the_rule_id() -> None:
     assert any(e.kind == "finding" and e.ids == ["MS-PKL-001"] and e.pointer.startswith("/vulnerabilities/")
                for e in row.evidence)
     assert rows["5.2.5-1"].status == "evidenced"  # the release was security-tested: it found the threat
+    assert "1 active threat finding(s): MS-PKL-001" in rows["5.1.2-4"].reasoning  # the assessment's result, named
 
 
 def test_missing_card_and_provenance_need_a_justification() -> None:
