@@ -4,14 +4,15 @@ The SPDX document is derived from the validated CycloneDX BOM of the same scan (
 truth): each `machine-learning-model` becomes an `ai_AIPackage`, each `data` component a
 `dataset_DatasetPackage`, each `file` a `software_File` with its hashes, each runtime library a
 `software_Package`; relationships `contains`, `trainedOn`, `hasDeclaredLicense`, `ancestorOf` and
-`dependsOn` follow the BOM's components, modelCard datasets, licences, pedigree and dependencies.
+`dependsOn` follow the BOM's components, modelCard datasets, licences, pedigree and dependencies;
+findings and advisories become the Security profile (spdx3_security.py: vulnerabilities and VEX).
 
 Honesty: fields the AI and Dataset profiles expect but the evidence cannot give (`suppliedBy`,
 `releaseTime`, `builtTime`, `originatedBy`, `software_downloadLocation`...) are not invented. SPDX
 3.0.1 has no NoAssertion value for these (agents and times), so they are left out, each one is
 listed as "NoAssertion" in the document's `comment`, and a profile is claimed in
 `profileConformance` only when every element of it carries every expected field.
-Vulnerabilities and VEX stay in the CycloneDX BOM (the document says so).
+ETSI EN 304 223 declarations stay in the CycloneDX BOM (the document says so).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any, Iterator
 
 from spdx_python_model import v3_0_1 as spdx
 
+from . import spdx3_security
 from .errors import SpdxUnavailable
 
 # Fields the AI/Dataset profiles expect of every package (project reference spdx3-ai.md, [S]).
@@ -68,6 +70,7 @@ class _Builder:
         self.by_ref: dict[str, Any] = {}
         self.missing: dict[str, list[str]] = {"ai": [], "dataset": []}
         self.bom = bom
+        self.security = False  # the Security profile is used (vulnerabilities and VEX)
 
     def sid(self, kind: str, key: str) -> str:
         return f"{self.base}:{kind}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
@@ -99,6 +102,7 @@ def build(bom: dict[str, Any]) -> dict[str, Any]:
         if comp.get("bom-ref") not in b.by_ref:
             b.by_ref[comp["bom-ref"]] = b.add(_element(b, comp))
     _relationships(b, everything)
+    b.security = spdx3_security.add_vulnerabilities(b, bom) > 0
     roots = [b.by_ref[c["bom-ref"]] for c in tops if c.get("bom-ref") in b.by_ref]
     sbom = spdx.software_Sbom(_id=b.sid("sbom", "sbom"), creationInfo=b.ci, name="ML-BOM",
                               rootElement=roots, element=list(b.objects))
@@ -315,11 +319,14 @@ def _profiles(b: _Builder) -> list[Any]:
         out.append(spdx.ProfileIdentifierType.ai)
     if spdx.dataset_DatasetPackage in types and not b.missing["dataset"]:
         out.append(spdx.ProfileIdentifierType.dataset)
+    if b.security:
+        out.append(spdx.ProfileIdentifierType.security)
     return out
 
 
 def _comment(b: _Builder, bom: dict[str, Any]) -> str:
-    parts = [CLAIM, "Vulnerabilities, VEX and ETSI EN 304 223 evidence are in the CycloneDX BOM of the same scan."]
+    parts = [CLAIM, "Findings and advisories are security_Vulnerability elements with their VEX assessments; "
+             "ETSI EN 304 223 declarations are in the CycloneDX BOM of the same scan (sbom --declarations)."]
     for profile, missing in b.missing.items():
         if missing:
             parts.append(f"{profile} profile not claimed in profileConformance; fields the evidence cannot give "

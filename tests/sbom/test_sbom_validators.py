@@ -195,3 +195,48 @@ def test_spdx3_documents_pass_shacl(boms) -> None:
             break
     conforms, text = _shacl(broken)
     assert not conforms and "relationshipType" in text
+
+
+def test_spdx3_security_profile_carries_findings_and_vex(tmp_path, monkeypatch) -> None:
+    """Findings become security_Vulnerability elements linked to the file they affect, with the VEX
+    analysis as SPDX VEX assessments (affected with the risk-accepted response; not affected with the
+    mapped justification); the document passes SHACL."""
+    pytest.importorskip("pyshacl")
+    from modelshield.scanner.policy import Policy
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(MALICIOUS)
+    (folder / "truncated.pkl").write_bytes(MALICIOUS[:12])  # inconclusive: in triage
+    policy = tmp_path / "modelshield.toml"
+    policy.write_text('[[suppress]]\nrule = "MS-PKL-001"\nreason = "import only, never called"\n'
+                      'vex_justification = "code_not_reachable"\nexpires = 2099-01-01\n'
+                      '[[suppress]]\nrule = "MS-PKL-003"\nreason = "sandboxed loader"\nexpires = 2099-01-01\n')
+    bom = build_bom(scan(str(folder), policy=Policy.load(policy)), phase="deployment", spec_version="1.6")
+    assert {v["id"] for v in bom["vulnerabilities"]} >= {"MS-PKL-001", "MS-PKL-003"}
+    document = spdx3.build(bom)
+    graph = {item.get("spdxId"): item for item in document["@graph"]}
+    vulns = {i["name"]: i for i in document["@graph"] if i["type"] == "security_Vulnerability"}
+    assert set(vulns) == {v["id"] for v in bom["vulnerabilities"]}
+    assert vulns["MS-PKL-003"]["externalIdentifier"][0]["identifier"] == "MS-PKL-003"
+    assert "severity critical" in vulns["MS-PKL-003"]["comment"] and "os.system" in vulns["MS-PKL-003"]["description"]
+    linked = {(graph[r["from"]]["name"], graph[r["to"][0]]["name"]) for r in document["@graph"]
+              if r.get("relationshipType") == "hasAssociatedVulnerability"}
+    assert ("model.pkl", "MS-PKL-001") in linked and ("model.pkl", "MS-PKL-003") in linked
+    vex = {graph[r["from"]]["name"]: r for r in document["@graph"] if r["type"].startswith("security_Vex")}
+    triage = [v["id"] for v in bom["vulnerabilities"] if v["analysis"]["state"] == "in_triage"]
+    assert triage and all(vex[t]["type"] == "security_VexUnderInvestigationVulnAssessmentRelationship"
+                          and vex[t]["relationshipType"] == "underInvestigationFor" for t in triage)
+    assert vex["MS-PKL-001"]["type"] == "security_VexNotAffectedVulnAssessmentRelationship"
+    assert vex["MS-PKL-001"]["relationshipType"] == "doesNotAffect"
+    assert vex["MS-PKL-001"]["security_justificationType"] == "vulnerableCodeNotInExecutePath"
+    assert "import only, never called" in vex["MS-PKL-001"]["security_impactStatement"]
+    assert vex["MS-PKL-003"]["type"] == "security_VexAffectedVulnAssessmentRelationship"
+    assert vex["MS-PKL-003"]["relationshipType"] == "affects"
+    assert "will_not_fix" in vex["MS-PKL-003"]["security_actionStatement"]
+    assert "risk accepted" in vex["MS-PKL-003"]["security_actionStatement"]
+    [doc] = [i for i in document["@graph"] if i["type"] == "SpdxDocument"]
+    assert "security" in doc["profileConformance"]
+    conforms, text = _shacl(document)
+    assert conforms, text[:3000]
