@@ -14,6 +14,49 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SIGNATURE_OUTCOMES = ("valid", "invalid", "untrusted", "unverifiable", "unsigned", "not-checked")
 
 
+# The shapes read from a BOM (CycloneDX 1.4-1.7). Another tool's BOM may break them anywhere.
+_OBJECTS = frozenset({"metadata", "component", "supplier", "manufacturer", "license", "analysis", "source",
+                      "pedigree", "modelCard", "modelParameters", "considerations", "contents", "declarations",
+                      "definitions", "conformance", "author"})
+_OBJECT_LISTS = frozenset({"components", "hashes", "licenses", "externalReferences", "properties", "dependencies",
+                           "authors", "contact", "lifecycles", "vulnerabilities", "affects", "ratings", "references",
+                           "ancestors", "datasets", "data", "compositions", "services", "attestations", "claims",
+                           "evidence", "map", "standards", "citations", "performanceMetrics"})
+_TEXT_LISTS = frozenset({"dependsOn", "response", "assemblies", "useCases", "technicalLimitations", "cwes"})
+_TEXT = frozenset({"bom-ref", "ref", "name", "version", "type", "alg", "content", "email", "acknowledgement",
+                   "phase", "timestamp", "serialNumber", "specVersion", "bomFormat", "purl", "id", "value",
+                   "state", "justification", "detail", "description", "severity", "task", "group", "publisher",
+                   "expression", "firstIssued", "lastUpdated", "published", "updated", "comment"})
+
+
+def well_typed(value: Any, key: str | None = None) -> Any:
+    """`value` with every wrong-typed field of the shapes above dropped (a list item of the wrong type
+    becomes `{}` so JSON Pointers into the original still hold): a malformed BOM is read as one
+    missing those fields, never a crash."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            text_ok = isinstance(v, str) or (k == "version" and isinstance(v, int))  # the BOM's own version is an int
+            if (k in _OBJECTS and not isinstance(v, dict)) or (k in _TEXT and not text_ok) \
+                    or ((k in _OBJECT_LISTS or k in _TEXT_LISTS) and not isinstance(v, list)):
+                continue
+            if k in _TEXT_LISTS:
+                v = [x for x in v if isinstance(x, (str, int))]
+            elif k == "tools" and not isinstance(v, (dict, list)):
+                continue
+            elif k == "url" and not isinstance(v, (str, list)):
+                continue
+            out[k] = well_typed(v, k)
+        return out
+    if isinstance(value, list):
+        if key in _OBJECT_LISTS or key in ("tools", "components"):
+            return [well_typed(x) if isinstance(x, dict) else {} for x in value]
+        if key == "url":
+            return [x for x in value if isinstance(x, str)]
+        return [well_typed(x) for x in value]
+    return value
+
+
 def props(item: dict[str, Any]) -> dict[str, list[str]]:
     """name -> values of an object's `properties`."""
     out: dict[str, list[str]] = {}
@@ -147,7 +190,8 @@ def _walk(items: list[Any], pointer: str, owner: str | None) -> Iterator[tuple[d
 
 
 def read(bom: dict[str, Any]) -> BomFacts:
-    """The facts of `bom` (any CycloneDX 1.6/1.7 JSON BOM)."""
+    """The facts of `bom` (any CycloneDX 1.6/1.7 JSON BOM; wrong-typed fields read as absent)."""
+    bom = well_typed(bom)
     facts = BomFacts(bom=bom)
     meta = bom.get("metadata") or {}
     located: list[tuple[dict[str, Any], str, str | None]] = []

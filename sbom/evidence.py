@@ -136,6 +136,7 @@ def derive(bom: dict[str, Any], *, roles: list[str] | None = None, phase: str | 
     """The evidence report for `bom` (a CycloneDX dict), optionally for some roles and one phase."""
     roles, phase = normalise_roles(roles), normalise_phase(phase)
     facts = read(bom)
+    bom = facts.bom  # read as well-typed
     attestations, justifications = people(etsi, _today())
     ctx = CheckContext(facts=facts, justifications=[j for j in justifications if _matches(j, facts)])
     rows = []

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
 from . import tables
-from .bomfacts import props
+from .bomfacts import props, well_typed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -267,6 +267,7 @@ def check(bom: dict[str, Any], profile: str) -> ProfileResult:
     if profile not in table:
         raise ValueError(f"unknown profile {profile!r} ({', '.join(table)})")
     spec = table[profile]
+    bom = well_typed(bom)  # another tool's BOM may be malformed anywhere: wrong-typed fields count as absent
     nodes = _nodes(bom)
     results = []
     for element in spec["elements"]:

@@ -78,3 +78,53 @@ def test_local_folder_without_attribution_says_why(tmp_path, monkeypatch) -> Non
     text = profiles.text(ntia)
     assert "supplier of model Local: not stated by the files (pass --supplier)" in text
     assert "version of model Local: no commit or version is stated" in text
+
+
+def _mutants(doc: object, path: tuple = ()):
+    """(path, BOM) with one value replaced by a value of the wrong type: every object key and the
+    first item of every list, each replaced by a string, a number, a list and an object."""
+    if isinstance(doc, dict):
+        items = list(doc.items())
+    elif isinstance(doc, list):
+        items = list(enumerate(doc[:1]))
+    else:
+        return
+    for key, value in items:
+        for wrong in ("x", 5, [1], {"k": 1}):
+            if type(wrong) is not type(value):
+                yield path + (key,), wrong
+        yield from _mutants(value, path + (key,))
+
+
+def _replaced(doc: dict, path: tuple, value: object) -> dict:
+    out = json.loads(json.dumps(doc))
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+def test_malformed_boms_are_scored_or_refused_never_a_traceback(ours) -> None:
+    """Another tool's BOM may be malformed anywhere: profiles and the evidence report read it without
+    raising (a wrong-typed value counts as absent)."""
+    import jsonschema
+
+    from modelshield.sbom import evidence, evidence_render
+
+    validator = jsonschema.validators.validator_for(evidence_render.schema())(evidence_render.schema())
+    mutants = list(_mutants(ours))
+    assert len(mutants) > 200
+    for path, wrong in mutants:
+        doc = _replaced(ours, path, wrong)
+        for profile in ("ntia", "cisa-2025", "bsi-tr-03183-2"):
+            try:
+                profiles.check(doc, profile)
+            except Exception as exc:  # noqa: BLE001 - the test reports which path broke it
+                raise AssertionError(f"{profile}: {'/'.join(map(str, path))} = {wrong!r}: {exc!r}") from exc
+        try:
+            result = evidence.derive(doc)
+            validator.validate(json.loads(evidence_render.render(result, "json")))
+            evidence_render.render(result, "md")
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"evidence: {'/'.join(map(str, path))} = {wrong!r}: {exc!r}") from exc
