@@ -106,20 +106,21 @@ def _replaced(doc: dict, path: tuple, value: object) -> dict:
 
 
 def test_malformed_boms_are_scored_or_refused_never_a_traceback(ours) -> None:
-    """Another tool's BOM may be malformed anywhere: profiles and the evidence report read it without
-    raising (a wrong-typed value counts as absent)."""
+    """Another tool's BOM may be malformed anywhere: profiles, `sbom diff` and the evidence report read
+    it without raising (a wrong-typed value counts as absent)."""
     import jsonschema
 
     from modelshield.sbom import evidence, evidence_render
+    from modelshield.sbom.diff import diff as bom_diff
 
     validator = jsonschema.validators.validator_for(evidence_render.schema())(evidence_render.schema())
     mutants = list(_mutants(ours))
     assert len(mutants) > 200
     for path, wrong in mutants:
         doc = _replaced(ours, path, wrong)
-        for profile in ("ntia", "cisa-2025", "bsi-tr-03183-2"):
+        for profile in ("ntia", "cisa-2025", "bsi-tr-03183-2", "diff"):
             try:
-                profiles.check(doc, profile)
+                profiles.check(doc, profile) if profile != "diff" else (bom_diff(ours, doc), bom_diff(doc, ours))
             except Exception as exc:  # noqa: BLE001 - the test reports which path broke it
                 raise AssertionError(f"{profile}: {'/'.join(map(str, path))} = {wrong!r}: {exc!r}") from exc
         try:
