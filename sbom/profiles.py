@@ -250,6 +250,8 @@ def _dependencies(bom: dict[str, Any]) -> tuple[str, str]:
     edges = sum(len(d.get("dependsOn") or []) for d in deps)
     if not deps:
         return "fail", "no dependencies[]"
+    if not edges and len(_nodes(bom)) > 1:
+        return "fail", f"{len(deps)} dependency entries but no edge between the {len(_nodes(bom))} components"
     if root and not any(d.get("ref") == root and d.get("dependsOn") for d in deps):
         return "warn", "the primary component has no dependsOn"
     return "pass", f"{len(deps)} dependency entries, {edges} edges"

@@ -47,6 +47,12 @@ def test_incomplete_boms_fail_the_missing_elements(ours, tmp_path) -> None:
                     "dependencies": "fail", "author": "fail", "timestamp": "fail"}
     bsi = _results(profiles.check(bare, "bsi-tr-03183-2"))
     assert bsi["format"] == "fail" and bsi["executable"] == "fail" and bsi["sbom-uri"] == "warn"
+    flat = dict(bare, components=bare["components"] + [{"type": "library", "name": "other", "bom-ref": "b"}],
+                dependencies=[{"ref": "a", "dependsOn": []}, {"ref": "b", "dependsOn": []}])
+    [deps] = [e for e in profiles.check(flat, "ntia").elements if e.id == "dependencies"]
+    assert deps.result == "fail" and "no edge between the 2 components" in deps.detail
+    flat["dependencies"][0]["dependsOn"] = ["b"]
+    assert _results(profiles.check(flat, "ntia"))["dependencies"] == "pass"
     cisa = profiles.check(bare, "cisa-2025")
     assert {e.id for e in cisa.elements if e.result == "fail"} >= {"hash", "license", "tool", "context", "producer"}
     path = tmp_path / "bare.json"
