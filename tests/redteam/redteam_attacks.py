@@ -50,14 +50,15 @@ class Attack:
     loader: str  # pickle | pypickle | joblib | numpy | torch
     build: Callable[[], bytes]
     note: str
+    expect: str = "os.system"  # the callable a blocking finding names
 
 
 ATTACKS: list[Attack] = []
 
 
-def attack(id: str, file: str, loader: str, note: str):
+def attack(id: str, file: str, loader: str, note: str, expect: str = "os.system"):
     def register(fn: Callable[[], bytes]) -> Callable[[], bytes]:
-        ATTACKS.append(Attack(id, file, loader, fn, note))
+        ATTACKS.append(Attack(id, file, loader, fn, note, expect))
         return fn
     return register
 
@@ -195,3 +196,51 @@ def _torch_upper() -> bytes:
         "protocol 0 data.pkl starting with a hex INT (the VM used to stop at 'I0x1')")
 def _torch_text_hex() -> bytes:
     return _torch_zip(lambda n: n, b"I0x1\n0" + PAYLOAD_TEXT + b".")
+
+
+# ---------------------------------------------------------------- opcode handlers the VM refused
+# No PROTO: _pickle.c and pickle._Unpickler run any opcode first. Before the fix the trial run
+# stopped on these (so the file was "no pickle" and inventoried whatever its name).
+def bytearray_append() -> bytes:
+    return b"\x96" + struct.pack("<Q", 0) + b"K\x01a0" + PAYLOAD_BIN + b"."
+
+
+attack("bytearray-append", "bytearray_append.pkl", "pickle",
+       "APPEND on a BYTEARRAY8: _pickle.c calls bytearray.extend; the VM said 'no attribute'")(bytearray_append)
+attack("bytearray-append-py", "bytearray_append_py.pkl", "pypickle",
+       "the same through pickle._Unpickler (bytearray.append)")(bytearray_append)
+
+
+@attack("bytearray-setitem", "bytearray_setitem.dat", "pickle",
+        "SETITEM on a BYTEARRAY8 (bytearray[0] = 1), unfamiliar name")
+def _bytearray_setitem() -> bytes:
+    return b"\x96" + struct.pack("<Q", 1) + b"\x00K\x00K\x01s0" + PAYLOAD_BIN + b"."
+
+
+@attack("long4-huge", "long4_huge.pkl", "pickle",
+        "a LONG4 longer than the VM's inline cap: _pickle.c decodes ints of any size")
+def _long4_huge() -> bytes:
+    n = (1 << 20) + 7
+    return b"\x8b" + struct.pack("<i", n) + b"\x01" * n + b"0" + PAYLOAD_BIN + b"."
+
+
+# ---------------------------------------------------------------- imports that run a module
+# find_class imports the module before it looks the name up, and importing a module runs it
+# (stdlib `antigravity`, `unittest.__main__`; a repository's own .py next to the model). The
+# loader subprocess gets a planted module, IMPORT_MODULE, whose import only creates the marker.
+IMPORT_MODULE = "ms_redteam_marker_mod"
+IMPORT_MODULE_SOURCE = 'import os\nopen(os.environ["MODELSHIELD_MARKER"], "w").close()\n'
+
+
+@attack("import-odd-name", "odd_name.pkl", "pickle",
+        "GLOBAL whose name is no identifier, then junk: the module is imported (and runs) before getattr fails",
+        expect=IMPORT_MODULE)
+def _import_odd_name() -> bytes:
+    return global_(IMPORT_MODULE, "no such name!") + b"\xff"  # nothing after it is ever read
+
+
+@attack("inst-no-mark-py", "inst_no_mark.pkl", "pypickle",
+        "INST without a MARK: pickle._Unpickler imports before it looks for the MARK (C looks first)",
+        expect=IMPORT_MODULE)
+def _inst_no_mark() -> bytes:
+    return b"i" + IMPORT_MODULE.encode() + b"\nName\n."

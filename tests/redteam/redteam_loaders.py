@@ -4,6 +4,8 @@
 
 Prints {file: {"marker": bool, "error": str | null}} as JSON. The fixtures' payloads only create
 the marker file named by MODELSHIELD_MARKER; the caller runs this in a subprocess and a scratch dir.
+The scratch dir (cwd) is importable: modules planted there stand for any module whose import runs
+code (a repository's own .py, stdlib `antigravity`); they are forgotten after each load.
 """
 from __future__ import annotations
 
@@ -39,8 +41,13 @@ def load(family: str, path: str) -> None:
 def main() -> None:
     signal.alarm(120)
     family, items = sys.argv[1], json.loads(sys.argv[2])
+    sys.path.insert(0, os.getcwd())
+    known = set(sys.modules)
     results = {}
     for path, marker in items:
+        for name in set(sys.modules) - known:
+            if name.startswith("ms_redteam_"):
+                del sys.modules[name]  # imported again (and run again) by the next fixture
         os.environ["MODELSHIELD_MARKER"] = marker
         error = None
         try:

@@ -47,6 +47,15 @@ class StreamOutcome:
     value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
 
 
+def _constant_has(target: Any, method: str) -> bool:
+    """Whether a constant the unpickler holds has the method APPEND(S)/SETITEM(S)/ADDITEMS call on
+    it (`extend` stands for C's extend-then-append), asked of its real type: a large argument left
+    on disk is a bytearray or has no such method, like bytes, str and int."""
+    kind = (bytearray if target.kind == "bytearray" else bytes) if isinstance(target, BigBytes) else type(target)
+    names = ("extend", "append") if method == "extend" else (method,)
+    return any(hasattr(kind, n) for n in names)
+
+
 class Machine:
     """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads)."""
 
@@ -411,8 +420,8 @@ class Machine:
         if isinstance(target, (V.PList, V.PDict, V.PSet, V.Persistent, V.Opaque)) or target is None:
             return
         if isinstance(target, CONSTANT_TYPES + (tuple,)):
-            if method == "__setstate__":
-                return
+            if method == "__setstate__" or _constant_has(target, method):
+                return  # e.g. APPEND/SETITEM on a bytearray: _pickle.c calls its extend/__setitem__
             raise self.err(f"'{type(target).__name__}' object has no attribute '{method}'")
         name = f"{cls.canonical if cls else V.callable_name(target)}.{method}"
         verdict = cls.verdict if cls else "computed"
@@ -662,9 +671,11 @@ class Machine:
             raise self.err(f"'{type(func).__name__}' object is not callable")
 
     def op_INST(self, arg: Any) -> None:
+        # The pure-Python unpickler (joblib, dill, pandas' fallback) imports before it looks for
+        # the MARK (_pickle.c looks first): the import is reported whatever the stack holds.
         module, name = arg
-        args = tuple(self.pop_mark())
         cls = self.find_class(module, name, "INST")
+        args = tuple(self.pop_mark())
         self.push(self.call(cls, args, None, "INST"))
 
     def op_OBJ(self, _: Any) -> None:

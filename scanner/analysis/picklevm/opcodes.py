@@ -34,7 +34,7 @@ class BigBytes:
 
     offset: int
     length: int
-    kind: str  # "bytes" | "str" | "bytearray"
+    kind: str  # "bytes" | "str" | "bytearray" | "int" (a LONG4 too long to decode)
 
     def __repr__(self) -> str:
         return f"<{self.kind} of {self.length} bytes at offset {self.offset}>"
@@ -317,8 +317,10 @@ def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one bran
         n = _int(r.read(4), True)
         if n < 0:
             raise PickleError("LONG pickle has negative byte count", offset)
-        if n > INLINE_CAP:
-            raise PickleError(f"LONG4 of {n} bytes is not plausible", offset)
+        if n > INLINE_CAP:  # _pickle.c decodes any size: kept on disk like a large bytes argument
+            start = r.pos
+            r.skip(n)
+            return BigBytes(start, n, "int")
         return _int(r.read(n), True)
     if desc == "decimalnl_short":
         return _decimal_line(r.readline(), offset)

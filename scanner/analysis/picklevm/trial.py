@@ -156,14 +156,16 @@ def _run(blob: "Blob", end: int) -> "Start | str":
 
 
 def _executing_import(machine: _Trial) -> str | None:
-    """The first import of a well-formed dotted `module.name` (the loader imports it), if any.
+    """The first import of a well-formed dotted module (the loader imports it), if any.
 
-    Text that merely starts with `c` and two lines of prose names nothing importable (spaces,
+    Only the module decides: `find_class` imports it before it looks the name up, and importing
+    runs the module (`unittest.__main__`, `antigravity`...) whatever name follows. Text that
+    merely starts with `c` and two lines of prose names no importable module (spaces,
     punctuation), so it is not taken for a payload; unregistered EXT codes count (a loader that
     registered them imports).
     """
     for module, name in machine.imports:
-        if all(part.isidentifier() for part in f"{module}.{name}".split(".")):
+        if module and all(part.isidentifier() for part in module.split(".")):
             return f"{module}.{name}"
     for full in machine.out.globals:
         if full.startswith("<extension>"):
