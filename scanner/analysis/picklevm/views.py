@@ -31,6 +31,11 @@ def _plausible(name: str, rule_id: str) -> bool:
     """
     if rule_id in ("MS-PKL-001", "MS-PKL-003", "MS-PKL-005", "MS-PKL-006"):
         return True
+    return importable(name)
+
+
+def importable(name: str) -> bool:
+    """A well-formed dotted name whose top-level module exists here (stdlib, builtin, installed)."""
     if not _WELL_FORMED.fullmatch(name):
         return False
     top = name.split(".")[0]
@@ -49,6 +54,11 @@ def imports_array_wrapper(globals_seen: list[str]) -> bool:
 
 C_STREAM = ("_pickle.c reading a file object without peek (torch.load, pickle.load of a BytesIO) on CPython "
             "< 3.13.15 / 3.14.7: the rest of a frame is dropped when an opcode crosses its end")
+
+
+FRAME_SKIP = ("a reader that takes a whole FRAME from the file (the pure-Python unpickler behind joblib and dill, "
+              "_pickle.c on a BytesIO or on a frame larger than the file's read-ahead): after a STOP inside "
+              "a frame, the next load starts at the frame end")
 
 
 def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None:
