@@ -47,7 +47,7 @@ def filler(length: int) -> bytes:
 class Attack:
     id: str
     file: str
-    loader: str  # pickle | pypickle | joblib | numpy | torch
+    loader: str  # pickle | pypickle | joblib | numpy | pandas | torch
     build: Callable[[], bytes]
     note: str
     expect: str = "os.system"  # the callable a blocking finding names
@@ -283,3 +283,65 @@ def _reduce_list_args() -> bytes:
 def _newobj_list_args() -> bytes:
     return b"\x80\x04" + short_unicode("collections") + short_unicode("OrderedDict") + b"\x93]\x810" + \
         PAYLOAD_BIN + b"."
+
+
+@attack("joblib-object-stop-in-frame", "object_stop_in_frame.joblib", "joblib",
+        "object-dtype array whose nested pickle STOPs inside a 20 KB frame: joblib's outer unpickler goes "
+        "on at the frame end; the VM went on after STOP (a decoy STOP there)")
+def _joblib_object_stop_in_frame() -> bytes:
+    import io
+
+    import joblib
+    import numpy
+
+    buf = io.BytesIO()
+    joblib.dump(numpy.array([1, "x"], dtype=object), buf)
+    real = buf.getvalue()
+    outer_end = 11 + struct.unpack("<Q", real[3:11])[0]  # the wrapper's frame; the nested pickle follows
+    inner = real[outer_end + 11:-1]  # the nested pickle's opcodes, past its PROTO and FRAME header
+    return real[:outer_end] + b"\x80\x05" + _frame(inner + b"." + _pad(20_000) + b"N.") + b"0" + PAYLOAD_BIN + b"."
+
+
+# ---------------------------------------------------------------- an opcode crossing a FRAME end
+# _pickle.c holds exactly a frame in its buffer when it had to read() it (a frame longer than the
+# file's read-ahead, or no peek); an argument crossing the frame end is read afresh from the file
+# after the frame, so the rest of the frame is dropped. A linear reader stops on the dropped bytes.
+@attack("frame-straddle-unicode", "straddle_unicode.pkl", "pickle",
+        "BINUNICODE whose text crosses the end of a 20 KB frame: the trial read it linearly and stopped "
+        "before any import (no pickle), _pickle.c reading the file runs the payload")
+def _straddle_unicode() -> bytes:
+    k, n = 16, 64
+    body = _pad(20_000) + b"X" + struct.pack("<I", n) + b"b" * k
+    return _frame(body) + b"a" * (n - k) + b"\x00" * k + b"0" + PAYLOAD_BIN + b"."
+
+
+@attack("frame-straddle-long4", "straddle_long4.pkl", "pickle",
+        "the same with a LONG4 longer than the VM reads into memory (skipped, not read)")
+def _straddle_long4() -> bytes:
+    k, n = 16, (1 << 20) + 64
+    body = _pad(20_000) + b"\x8b" + struct.pack("<i", n) + b"\x01" * k
+    return _frame(body) + b"\x01" * (n - k) + b"\x00" * k + b"0" + PAYLOAD_BIN + b"."
+
+
+# ---------------------------------------------------------------- concatenated compressed streams
+@attack("lzma-xz-then-alone", "xz_then_alone.joblib", "joblib",
+        "an .xz stream followed by a raw LZMA one: lzma.LZMAFile (joblib) decodes both (FORMAT_AUTO)")
+def _xz_then_alone() -> bytes:
+    import lzma
+    return lzma.compress(b"N0") + lzma.compress(b"\x80\x04" + PAYLOAD_BIN + b".", format=lzma.FORMAT_ALONE)
+
+
+@attack("lzma-alone-then-alone", "alone_then_alone.joblib", "joblib",
+        "two raw LZMA streams (joblib's 'lzma' compressor writes one per dump)")
+def _alone_then_alone() -> bytes:
+    import lzma
+    return lzma.compress(b"N0", format=lzma.FORMAT_ALONE) + \
+        lzma.compress(b"\x80\x04" + PAYLOAD_BIN + b".", format=lzma.FORMAT_ALONE)
+
+
+@attack("gzip-zero-padding", "padded.pkl.gz", "pandas",
+        "gzip member, zero padding, another member: the gzip module (pandas.read_pickle) skips the zeros "
+        "and reads on; the scan stopped at the padding")
+def _gzip_zero_padding() -> bytes:
+    import gzip
+    return gzip.compress(b"N0") + b"\x00" * 8 + gzip.compress(b"\x80\x04" + PAYLOAD_BIN + b".")

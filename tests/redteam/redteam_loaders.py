@@ -1,6 +1,6 @@
 """TEST HARNESS ONLY: run the REAL loaders on red-team fixtures in this (throw-away) process.
 
-    python redteam_loaders.py FAMILY JSON_LIST_OF_[file, marker]
+    python redteam_loaders.py FAMILY JSON_LIST_OF_[file, marker]    (FAMILY: pickle pypickle joblib numpy pandas torch)
 
 Prints {file: {"marker": bool, "error": str | null}} as JSON. The fixtures' payloads only create
 the marker file named by MODELSHIELD_MARKER; the caller runs this in a subprocess and a scratch dir.
@@ -31,6 +31,9 @@ def load(family: str, path: str) -> None:
     elif family == "numpy":
         import numpy
         numpy.load(path, allow_pickle=True)
+    elif family == "pandas":
+        import pandas
+        pandas.read_pickle(path)  # compression inferred from the name
     elif family == "torch":
         import torch
         torch.load(path, weights_only=False)

@@ -77,7 +77,8 @@ class Reader:
         self.pos += 1
         return self.buf[rel]
 
-    def skip(self, n: int) -> None:
+    def skip(self, n: int, into: bool = False) -> None:
+        """Pass over `n` argument bytes (`into`: counted bytes, see `read_into`)."""
         if self.pos + n > self.end:
             raise PickleError(f"truncated: argument of {n} bytes runs past the end", self.pos)
         self.pos += n
@@ -144,7 +145,9 @@ class StreamReader(Reader):
         self._sync()
         return out
 
-    def skip(self, n: int) -> None:
+    def skip(self, n: int, into: bool = False) -> None:
+        if not into and self.pos + n > self.file_pos:
+            self.pos = self.file_pos  # like read(): the rest of the frame is dropped
         super().skip(n)
         self._sync()
 
@@ -283,9 +286,8 @@ def _sized(r: Reader, n: int, kind: str, offset: int) -> Any:
     if n < 0:
         raise PickleError(f"negative byte count {n}", offset)
     if n > INLINE_CAP:
-        start = r.pos
-        r.skip(n)
-        return BigBytes(start, n, kind)
+        r.skip(n, into=kind in ("bytes", "bytearray"))
+        return BigBytes(r.pos - n, n, kind)
     data = r.read_into(n) if kind in ("bytes", "bytearray") else r.read(n)
     if kind == "str":
         return _utf8(data, offset)
@@ -318,9 +320,8 @@ def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one bran
         if n < 0:
             raise PickleError("LONG pickle has negative byte count", offset)
         if n > INLINE_CAP:  # _pickle.c decodes any size: kept on disk like a large bytes argument
-            start = r.pos
             r.skip(n)
-            return BigBytes(start, n, "int")
+            return BigBytes(r.pos - n, n, "int")
         return _int(r.read(n), True)
     if desc == "decimalnl_short":
         return _decimal_line(r.readline(), offset)

@@ -130,14 +130,18 @@ def _start(blob: "Blob", head: bytes, reasons: list[str] | None = None) -> Start
 _TRUNCATED = "truncated: the data ends inside the stream"
 
 
-def _run(blob: "Blob", end: int) -> "Start | str":
-    """One trial over blob[0:end): a Start, or why the stream stops before anything ran."""
+def _run(blob: "Blob", end: int, c_stream: bool = False) -> "Start | str":
+    """One trial over blob[0:end): a Start, or why the stream stops before anything ran.
+
+    An opcode crossing a FRAME end makes `_pickle.c` reading a file object (no peek: BytesIO, or
+    a frame longer than the read-ahead) drop the rest of the frame: that reading is tried too.
+    """
     from ...context import ScanContext
     from ...policy import Policy
 
     ctx = ScanContext(artefact=Artefact(path="<sniff>"), policy=Policy.default())
     ctx.budgets = dataclasses.replace(ctx.budgets, max_opcodes=TRIAL_OPCODES)
-    machine = _Trial(blob, 0, end, ctx=ctx, reporter=Reporter(ctx), stream=0, flavour="plain")
+    machine = _Trial(blob, 0, end, ctx=ctx, reporter=Reporter(ctx), stream=0, flavour="plain", c_stream=c_stream)
     try:
         out = machine.run()
     except BudgetExceeded as exc:
@@ -145,6 +149,11 @@ def _run(blob: "Blob", end: int) -> "Start | str":
     except Exception as exc:  # noqa: BLE001 - a VM failure must not make content pass as "not a pickle"
         return Start(True, False, reason=f"trial run failed internally ({type(exc).__name__})")
     imported = _executing_import(machine)
+    if not imported and out.frame_straddle is not None and not c_stream:
+        other = _run(blob, end, c_stream=True)
+        if isinstance(other, Start) and other.executes:
+            return dataclasses.replace(other, reason=f"{other.reason} ({out.frame_straddle[1]}, read as "
+                                       "_pickle.c reads a file object)")
     if imported:
         return Start(True, out.error is None, reason=f"imports {imported}")
     if out.error is None:
