@@ -345,3 +345,12 @@ def _alone_then_alone() -> bytes:
 def _gzip_zero_padding() -> bytes:
     import gzip
     return gzip.compress(b"N0") + b"\x00" * 8 + gzip.compress(b"\x80\x04" + PAYLOAD_BIN + b".")
+
+
+# ---------------------------------------------------------------- a last line without newline
+@attack("eof-line-import-py", "eof_line.pkl", "pypickle",
+        "GLOBAL at the end of the file without its last newline: pickle._Unpickler strips the last byte of "
+        "file.readline() whatever it is and imports the module; _pickle.c and the VM said 'truncated'",
+        expect=IMPORT_MODULE)
+def _eof_line_import() -> bytes:
+    return b"c" + IMPORT_MODULE.encode() + b"\n"

@@ -72,7 +72,7 @@ def test_modelshield_blocks_it(attack, scanned):
     threats = [f for f in art["findings"] if f["kind"] == "threat" and f["severity"] in HIGH]
     assert threats, art["findings"]
     if attack.expect == IMPORT_MODULE:  # an import that runs a module: the import itself is the finding
-        assert any((f.get("callable") or "").startswith(IMPORT_MODULE + ".") for f in threats), art["findings"]
+        assert any((f.get("callable") or "").split(".")[0] == IMPORT_MODULE for f in threats), art["findings"]
     else:
         assert any(f.get("callable") == attack.expect and f["rule_id"] in ("MS-PKL-001", "MS-PKL-003")
                    for f in art["findings"]), art["findings"]

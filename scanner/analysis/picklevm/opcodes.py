@@ -44,6 +44,7 @@ class Reader:
     """Buffered positioned reads over a blob window [pos, end)."""
 
     WINDOW = 1 << 20
+    eof_lines = True  # a last line without newline is read as pickle._Unpickler reads it
 
     def __init__(self, blob: Blob, pos: int, end: int) -> None:
         self.blob, self.pos, self.end = blob, pos, end
@@ -88,13 +89,20 @@ class Reader:
         return self.read(n)
 
     def readline(self) -> bytes:
-        """A line including its b'\\n' (CPython requires the newline)."""
+        """A line including its b'\\n'; at the end of the data, what is left (maybe nothing).
+
+        _pickle.c requires the newline, but pickle._Unpickler (joblib, dill) takes
+        `file.readline()` as it comes and strips its last byte whatever it is: `cmod\\n` at the
+        end of a file imports `mod`. `eof_lines = False` when the data may go on past `end`.
+        """
         start = self.pos
         chunks = []
         while True:
             rel = self.pos - self.buf_start
             if rel < 0 or rel >= len(self.buf):
                 if self.pos >= self.end:
+                    if self.eof_lines:
+                        return b"".join(chunks)
                     raise PickleError("truncated: line without newline", start)
                 self._fill(1)
                 rel = 0
@@ -150,6 +158,8 @@ class StreamReader(Reader):
             self.pos = self.file_pos  # like read(): the rest of the frame is dropped
         super().skip(n)
         self._sync()
+
+    eof_lines = False  # _pickle.c: a line needs its newline
 
     def readline(self) -> bytes:
         if self.pos < self.file_pos:

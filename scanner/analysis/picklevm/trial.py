@@ -116,7 +116,7 @@ def _start(blob: "Blob", head: bytes, reasons: list[str] | None = None) -> Start
         reasons.append(f"invalid load key {chr(head[0])!r} at offset 0")
         return None
     proto_led = head[0] == PROTO and len(head) > 1 and head[1] <= HIGHEST_PROTOCOL
-    outcome = _run(BytesBlob(head), len(head))
+    outcome = _run(BytesBlob(head), len(head), whole=blob.size <= len(head))
     if outcome is _TRUNCATED and blob.size > len(head):
         outcome = _run(blob, blob.size)  # still valid where the head ends: follow the stream
     if isinstance(outcome, Start):
@@ -130,8 +130,11 @@ def _start(blob: "Blob", head: bytes, reasons: list[str] | None = None) -> Start
 _TRUNCATED = "truncated: the data ends inside the stream"
 
 
-def _run(blob: "Blob", end: int, c_stream: bool = False) -> "Start | str":
+def _run(blob: "Blob", end: int, c_stream: bool = False, whole: bool = True) -> "Start | str":
     """One trial over blob[0:end): a Start, or why the stream stops before anything ran.
+
+    `whole`: blob[0:end) is all the data (a last line without newline is then read as
+    pickle._Unpickler reads it); False for a head that the file goes on past.
 
     An opcode crossing a FRAME end makes `_pickle.c` reading a file object (no peek: BytesIO, or
     a frame longer than the read-ahead) drop the rest of the frame: that reading is tried too.
@@ -142,6 +145,7 @@ def _run(blob: "Blob", end: int, c_stream: bool = False) -> "Start | str":
     ctx = ScanContext(artefact=Artefact(path="<sniff>"), policy=Policy.default())
     ctx.budgets = dataclasses.replace(ctx.budgets, max_opcodes=TRIAL_OPCODES)
     machine = _Trial(blob, 0, end, ctx=ctx, reporter=Reporter(ctx), stream=0, flavour="plain", c_stream=c_stream)
+    machine.r.eof_lines = machine.r.eof_lines and whole
     try:
         out = machine.run()
     except BudgetExceeded as exc:
@@ -150,7 +154,7 @@ def _run(blob: "Blob", end: int, c_stream: bool = False) -> "Start | str":
         return Start(True, False, reason=f"trial run failed internally ({type(exc).__name__})")
     imported = _executing_import(machine)
     if not imported and out.frame_straddle is not None and not c_stream:
-        other = _run(blob, end, c_stream=True)
+        other = _run(blob, end, c_stream=True, whole=whole)
         if isinstance(other, Start) and other.executes:
             return dataclasses.replace(other, reason=f"{other.reason} ({out.frame_straddle[1]}, read as "
                                        "_pickle.c reads a file object)")
