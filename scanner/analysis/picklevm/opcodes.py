@@ -96,7 +96,7 @@ class Reader:
         end of a file imports `mod`. `eof_lines = False` when the data may go on past `end`.
         """
         start = self.pos
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             rel = self.pos - self.buf_start
             if rel < 0 or rel >= len(self.buf):
