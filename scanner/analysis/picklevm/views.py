@@ -64,7 +64,9 @@ FRAME_SKIP = ("a reader that takes a whole FRAME from the file (the pure-Python 
 def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None:
     """Run `run(shadow_ctx, flavour)` on a throw-away context and keep its threat findings.
 
-    `view` names the reading in the findings' evidence (default: the flavour's loader).
+    `view` names the reading in the findings' evidence (default: the flavour's loader). Names
+    read from raw array bytes are kept only when plausible; the C_STREAM and FRAME_SKIP readings
+    are what a loader runs (and only crafted files have them), so they keep every name.
     """
     from ...context import ScanContext
 
@@ -84,7 +86,7 @@ def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None
         if finding.kind != Kind.THREAT or finding.rule_id in SECONDARY_DROPPED:
             continue
         name = finding.callable
-        if name is not None and not _plausible(name, finding.rule_id):
+        if name is not None and view not in (C_STREAM, FRAME_SKIP) and not _plausible(name, finding.rule_id):
             continue
         key = (finding.rule_id, finding.callable, finding.location.offset)
         if key in seen:
