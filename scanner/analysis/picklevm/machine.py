@@ -27,6 +27,8 @@ CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
 STAR_CAP = 4096  # a str/bytes spread into more positional arguments than this is kept opaque
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
 ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
+# copyreg helpers that create an instance of their first argument without calling it
+INSTANCE_MAKERS = ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__")
 
 
 @dataclass
@@ -47,6 +49,16 @@ class StreamOutcome:
     frame_straddle: tuple[int, str] | None = None  # first opcode crossing a frame boundary (gh-154848)
     value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
     stop_frame_end: int | None = None  # STOP inside a FRAME with bytes left: where that frame ends
+
+
+def instance_class(value: Any) -> V.Global | None:
+    """The class of the object a call made, as `isinstance` sees it (joblib's load_build asks
+    that of array wrappers): the callable, or the class a copyreg helper instantiates."""
+    cls = V.class_of(value)
+    if cls is not None and cls.canonical in INSTANCE_MAKERS and isinstance(value.args, tuple) and value.args \
+            and isinstance(value.args[0], V.Global):
+        return value.args[0]
+    return cls
 
 
 def _constant_has(target: Any, method: str) -> bool:
@@ -737,7 +749,7 @@ class Machine:
         if isinstance(inst, V.Call):
             inst.state = state
         self.method_call(inst, "__setstate__" if not isinstance(inst, V.Global) else "BUILD", [state])
-        cls = V.class_of(inst)
+        cls = instance_class(inst)
         if self.on_array is not None and cls is not None and cls.full in ARRAY_WRAPPERS:
             self.stack.pop()
             self.push(V.Opaque("ndarray"))

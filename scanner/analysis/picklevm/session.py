@@ -8,7 +8,7 @@ from ...blob import BytesBlob
 from ...errors import BudgetExceeded
 from . import nested
 from . import values as V
-from .machine import Machine, StreamOutcome
+from .machine import Machine, StreamOutcome, instance_class
 from ..marshal_reader import summarise
 from ...errors import MarshalError
 from ...errors import PickleError
@@ -188,7 +188,7 @@ class Session:
     # ------------------------------------------------------------ joblib inline arrays
     def on_array(self, machine: Machine, wrapper: V.Call, pos: int) -> int:
         """joblib NumpyArrayWrapper: skip (or scan, for object dtype) the array bytes at `pos`."""
-        cls = V.class_of(wrapper)
+        cls = instance_class(wrapper)
         if cls is None or cls.full != "joblib.numpy_pickle.NumpyArrayWrapper":  # also `joblib` + dotted name
             return pos  # NDArrayWrapper (joblib <= 0.9): array in a side file
         state = wrapper.state if isinstance(wrapper.state, V.PDict) else V.PDict()
