@@ -367,3 +367,25 @@ def _joblib_wrapper_reconstructor() -> bytes:
     region = bytes([pad]) + b"B" + struct.pack("<I", pad + 24 - 5 + len(tail) - 1)
     region += b"\0" * (1 + pad + 24 - len(region))
     return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + region + tail
+
+
+# ---------------------------------------------------------------- torch's legacy tar layout
+def torch_tar(storages_tail: bytes) -> bytes:
+    """A torch < 0.4 tar checkpoint: no storages, no tensors, an empty dict; `storages` ends with
+    the storage-views pickle torch.load reads after the storage records."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (("sys_info", b"\x80\x02}."), ("pickle", b"\x80\x02}."),
+                           ("storages", b"\x80\x02K\x00." + storages_tail), ("tensors", b"\x80\x02K\x00.")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+attack("torch-tar-storage-views", "storage_views.pt", "torch",
+       "legacy tar checkpoint: torch.load unpickles a storage-views pickle after the storage records; "
+       "the scan stopped after the records")((lambda: torch_tar(b"\x80\x02" + PAYLOAD_BIN + b".")))

@@ -44,6 +44,7 @@ class PickleResult:
     flavour: str = ""  # the view the result describes (a plain pickle with joblib arrays: "joblib")
     frame_straddle: bool = False  # an opcode crossed a FRAME boundary (loaders disagree, gh-154848)
     stop_in_frame: bool = False  # a stream stopped inside a FRAME: where the next load starts differs
+    resume_at: int | None = None  # the last stream stopped inside a FRAME: where a reader without peek goes on
 
 
 FLAVOURS = ("plain", "torch-zip", "torch-legacy", "torchscript", "joblib", "numpy")

@@ -91,6 +91,7 @@ class Session:
                          reason=reason)
         if out.stop_frame_end is not None:
             self.result.stop_in_frame = True
+        self.result.resume_at = out.stop_frame_end
         self.check_pids(out, index)
         return out
 
