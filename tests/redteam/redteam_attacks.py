@@ -47,7 +47,7 @@ def filler(length: int) -> bytes:
 class Attack:
     id: str
     file: str
-    loader: str  # pickle | pypickle | joblib | numpy | pandas | torch
+    loader: str  # pickle | pypickle | joblib | numpy | pandas | torch | torch-bytesio
     build: Callable[[], bytes]
     note: str
     expect: str = "os.system"  # the callable a blocking finding names
@@ -389,3 +389,12 @@ def torch_tar(storages_tail: bytes) -> bytes:
 attack("torch-tar-storage-views", "storage_views.pt", "torch",
        "legacy tar checkpoint: torch.load unpickles a storage-views pickle after the storage records; "
        "the scan stopped after the records")((lambda: torch_tar(b"\x80\x02" + PAYLOAD_BIN + b".")))
+
+
+@attack("torch-bytesio-nested-frame", "nested_frame.pt", "torch-bytesio",
+        "legacy torch file read from memory: a FRAME inside the magic-number pickle's frame; _pickle.c on a "
+        "BytesIO (no peek) goes on at the outer frame end after STOP, the VM read decoys after STOP")
+def _torch_bytesio_nested_frame() -> bytes:
+    decoy = b"M\xe9\x03." + b"}." + b"}." + b"]."
+    first = b"\x95" + struct.pack("<Q", 1) + b"\x8a\x0a" + TORCH_MAGIC + b"." + decoy + b"N0"
+    return b"\x80\x02" + _frame(first) + b"M\xe9\x03." + b"}." + PAYLOAD_BIN + b"." + b"]."

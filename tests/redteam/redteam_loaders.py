@@ -1,6 +1,7 @@
 """TEST HARNESS ONLY: run the REAL loaders on red-team fixtures in this (throw-away) process.
 
-    python redteam_loaders.py FAMILY JSON_LIST_OF_[file, marker]    (FAMILY: pickle pypickle joblib numpy pandas torch)
+    python redteam_loaders.py FAMILY JSON_LIST_OF_[file, marker]
+    (FAMILY: pickle pypickle joblib numpy pandas torch torch-bytesio)
 
 Prints {file: {"marker": bool, "error": str | null}} as JSON. The fixtures' payloads only create
 the marker file named by MODELSHIELD_MARKER; the caller runs this in a subprocess and a scratch dir.
@@ -37,6 +38,12 @@ def load(family: str, path: str) -> None:
     elif family == "torch":
         import torch
         torch.load(path, weights_only=False)
+    elif family == "torch-bytesio":  # bytes already in memory (downloaded, read from an archive)
+        import io
+
+        import torch
+        with open(path, "rb") as fh:
+            torch.load(io.BytesIO(fh.read()), weights_only=False)
     else:
         raise ValueError(family)
 

@@ -32,7 +32,9 @@ class Session:
         self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
         self.recurse = recurse  # analyse_pickle, for nested pickles (passed in: no import cycle)
         self.c_stream = c_stream  # the io.BytesIO reading of older _pickle.c (see StreamReader)
-        self.frame_skip = frame_skip  # a load after a STOP inside a FRAME starts at the frame end
+        # A load after a STOP inside a FRAME starts at the frame end (also for the c_stream reader:
+        # _pickle.c without peek has the whole frame read from the file already).
+        self.frame_skip = frame_skip or c_stream
         self.rep = Reporter(ctx)
         self.next_stream = 0
 
