@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import scan_json  # noqa: E402
+from helpers.cli import scan_json_process  # noqa: E402
 from redteam_attacks import ATTACKS, IMPORT_MODULE, IMPORT_MODULE_SOURCE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -55,7 +55,7 @@ def loader_results(corpus, planted, tmp_path_factory) -> dict[str, dict]:
 
 @pytest.fixture(scope="session")
 def scanned(corpus, planted) -> dict[str, dict]:
-    code, report = scan_json(str(corpus), env=planted)
+    code, report = scan_json_process(str(corpus), env=planted)  # a process that can import the planted module
     assert code == 1, report
     return {Path(a["path"]).name: a for a in report["targets"][0]["artefacts"]}
 
