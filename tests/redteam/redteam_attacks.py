@@ -366,7 +366,7 @@ def _joblib_wrapper_reconstructor() -> bytes:
     pad = ord(".")  # joblib: pad length byte, padding, 3 * 8 data bytes; the VM: STOP, then BINBYTES over the rest
     region = bytes([pad]) + b"B" + struct.pack("<I", pad + 24 - 5 + len(tail) - 1)
     region += b"\0" * (1 + pad + 24 - len(region))
-    return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + region + tail
+    return b"\x80\x04" + body + region + tail  # no FRAME: nothing hands the BUILD back to a slow path
 
 
 # ---------------------------------------------------------------- torch's legacy tar layout
