@@ -240,3 +240,25 @@ def test_spdx3_security_profile_carries_findings_and_vex(tmp_path, monkeypatch) 
     assert "security" in doc["profileConformance"]
     conforms, text = _shacl(document)
     assert conforms, text[:3000]
+
+
+def test_spdx3_advisory_on_the_runtime_links_the_package_and_the_cve(monkeypatch) -> None:
+    pytest.importorskip("pyshacl")
+    from evidence_fixtures import advisory, model, torch_runtime
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    bom = build_bom(model(runtime=torch_runtime(), target_findings=[advisory()]), spec_version="1.6",
+                    phase="deployment")
+    document = spdx3.build(bom)
+    graph = {item.get("spdxId"): item for item in document["@graph"]}
+    [vuln] = [i for i in document["@graph"] if i["type"] == "security_Vulnerability"
+              and i["name"] == "GHSA-53q9-r3pm-6pq6"]
+    assert {"type": "ExternalIdentifier", "externalIdentifierType": "cve",
+            "identifier": "CVE-2025-32434"} in vuln["externalIdentifier"]
+    sources = {graph[r["from"]]["name"] for r in document["@graph"]
+               if r.get("relationshipType") == "hasAssociatedVulnerability" and r["to"] == [vuln["spdxId"]]}
+    assert sources == {"torch", "model.safetensors"}  # the loader and the file it would load
+    [vex] = [r for r in document["@graph"] if r["type"].startswith("security_Vex") and r["from"] == vuln["spdxId"]]
+    assert vex["relationshipType"] == "affects" and "Upgrade torch to 2.6.0" in vex["security_actionStatement"]
+    conforms, text = _shacl(document)
+    assert conforms, text[:3000]
