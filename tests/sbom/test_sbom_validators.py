@@ -275,3 +275,12 @@ def test_spdx3_advisory_on_the_runtime_links_the_package_and_the_cve(monkeypatch
     assert vex["relationshipType"] == "affects" and "Upgrade torch to 2.6.0" in vex["security_actionStatement"]
     conforms, text = _shacl(document)
     assert conforms, text[:3000]
+
+
+def test_well_typed_reading_keeps_our_boms_whole(boms) -> None:
+    """The malformed-input guard of `sbom check`, `sbom diff` and `report --from-bom` drops nothing
+    from a valid BOM (every builder path, both versions, declarations included)."""
+    from modelshield.sbom.bomfacts import well_typed
+
+    for name, (_path, doc) in boms.items():
+        assert well_typed(doc) == doc, name
