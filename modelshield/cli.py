@@ -13,6 +13,7 @@ from modelshield import __version__, scan as api_scan
 from modelshield.cli_common import FailOn, load_policy, source_options, write_output
 from modelshield.scanner.findings import Report
 from modelshield.scanner.output import json as json_out, sarif as sarif_out, text as text_out
+from modelshield.scanner.output.names import printable_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Static scanner and ML-BOM generator for third-party models and datasets.")
@@ -91,7 +92,7 @@ def scan(
                               reproducible=reproducible)
     for target in report.targets:
         if target.error:
-            typer.echo(f"modelshield: error: {target.error}", err=True)
+            typer.echo(f"modelshield: error: {printable_name(target.error)}", err=True)
     raise typer.Exit(report.exit_code(inconclusive_ok=pol.inconclusive_ok))
 
 

@@ -55,10 +55,14 @@ def source_options(include: list[str], exclude: list[str], max_download: Optiona
 def write_output(text: str, output: Optional[Path]) -> None:
     """Write to `output`, or stdout for None or "-"."""
     if output is None or str(output) == "-":
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:  # a stdout encoding that cannot show some artefact text
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode(sys.stdout.encoding or "utf-8", "backslashreplace"))
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_text(text, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
 

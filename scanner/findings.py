@@ -103,6 +103,10 @@ class Finding:
     recommendation: str = ""
     suppressed: Suppression | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # extra rule-specific facts
+    # Repeats aggregated into this finding (same rule in the same file): how many, and where the
+    # first of them are (the finding's own location first is not repeated here).
+    occurrences: int = 1
+    sites: list[Location] = field(default_factory=list)
 
     @property
     def active(self) -> bool:

@@ -15,7 +15,7 @@ import struct
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import FormatError
+from ..budgets import BudgetExceeded, FormatError
 from .chat_template import MAX_TEMPLATE_CHARS, analyse_template
 from .. import datafiles
 
@@ -145,6 +145,10 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     if n_kv * 13 > cur.remaining() or n_tensors * 24 > cur.remaining():
         raise _Malformed(f"{n_kv} metadata entries and {n_tensors} tensors cannot fit in the "
                          f"{blob.size}-byte file", 16)
+    # llama.cpp checks every key against every earlier one (quadratic): millions of entries are a
+    # denial of service for the loader and would be for this analysis; the member budget bounds both.
+    if max(n_kv, n_tensors) > ctx.budgets.max_members:
+        raise BudgetExceeded("max_members", ctx.budgets.max_members)
 
     facts: dict[str, Any] = {"version": version, "endian": "big" if cur.endian == ">" else "little",
                              "tensor_count": n_tensors, "metadata_count": n_kv}

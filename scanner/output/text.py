@@ -1,19 +1,20 @@
 """Human-readable report: a verdict line per artefact, findings grouped by file, then a summary."""
 from __future__ import annotations
 
-from ..findings import Artefact, Finding, Report, Severity, Status
+from ..findings import Artefact, Finding, Location, Report, Severity, Status
+from .names import printable_name
 
 
 def render(report: Report, quiet: bool = False) -> str:
     lines: list[str] = []
     for target in report.targets:
         if target.error:
-            lines.append(f"error  {target.error}")
+            lines.append(f"error  {printable_name(target.error)}")
             continue
         if not quiet:
-            lines.append(f"{target.target}  [{target.verdict.value}]" + _provenance(target.provenance))
+            lines.append(f"{printable_name(target.target)}  [{target.verdict.value}]" + _provenance(target.provenance))
             for a in target.artefacts:
-                lines.append(f"  {a.verdict.value:<12} {a.path}  ({a.format}, {_size(a.size)}){_status(a)}")
+                lines.append(f"  {a.verdict.value:<12} {printable_name(a.path)}  ({a.format}, {_size(a.size)}){_status(a)}")
         groups: list[tuple[str, list[Finding]]] = []
         if target.findings:
             groups.append((target.target, target.findings))
@@ -25,7 +26,7 @@ def render(report: Report, quiet: bool = False) -> str:
             if not shown:
                 continue
             lines.append("")
-            lines.append(f"{path}:")
+            lines.append(f"{printable_name(path)}:")
             for f in sorted(shown, key=lambda f: (-f.severity, f.rule_id)):
                 lines.append("  " + _finding(f))
     s = report.summary()
@@ -44,12 +45,19 @@ def render(report: Report, quiet: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _parts(loc: Location) -> list[str]:
+    return [p for p in (loc.member and f"member {printable_name(loc.member)}", loc.offset is not None and f"offset {loc.offset}",
+                        loc.position is not None and f"opcode {loc.position}",
+                        loc.stream is not None and loc.stream > 0 and f"stream {loc.stream}",
+                        loc.line is not None and f"line {loc.line}") if p]
+
+
+def _where(loc: Location) -> str:
+    return " ".join(_parts(loc)) or "the file"
+
+
 def _finding(f: Finding) -> str:
-    loc = f.location
-    where = [p for p in (loc.member and f"member {loc.member}", loc.offset is not None and f"offset {loc.offset}",
-                         loc.position is not None and f"opcode {loc.position}",
-                         loc.stream is not None and loc.stream > 0 and f"stream {loc.stream}",
-                         loc.line is not None and f"line {loc.line}") if p]
+    where = _parts(f.location)
     refs = ", ".join([*f.cwe, *f.cve, *f.atlas])
     text = f"{str(f.severity).upper():<8} {f.rule_id} {f.message}"
     if f.callable:
@@ -57,6 +65,9 @@ def _finding(f: Finding) -> str:
         text += f"\n           call: {f.callable}{args}"
     if where:
         text += f"\n           at: {', '.join(where)}"
+    if f.occurrences > 1:
+        first = ", ".join(_where(site) for site in f.sites[:5])
+        text += f"\n           occurrences: {f.occurrences} in this file" + (f" (next at {first}...)" if first else "")
     if f.recommendation:
         text += f"\n           fix: {f.recommendation}"
     if refs:

@@ -78,7 +78,7 @@ def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour
         result = run(ctx, "plain")
         if not views.imports_array_wrapper(result.globals):
             return c_stream_view(result)
-        del ctx.artefact.findings[mark:]  # the joblib view is the primary one for this file
+        ctx.drop_findings(mark)  # the joblib view is the primary one for this file
     result = run(ctx, "joblib")
     views.secondary(run, ctx, "plain")
     return result

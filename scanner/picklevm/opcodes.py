@@ -47,14 +47,17 @@ class Reader:
     """Buffered positioned reads over a blob window [pos, end)."""
 
     WINDOW = 1 << 20
+    FIRST_WINDOW = 1 << 12  # grows to WINDOW: many tiny concatenated streams must not read 1 MiB each
 
     def __init__(self, blob, pos: int, end: int) -> None:
         self.blob, self.pos, self.end = blob, pos, end
         self.buf = b""
         self.buf_start = pos
+        self.window = self.FIRST_WINDOW
 
     def _fill(self, n: int) -> None:
-        want = max(n, self.WINDOW)
+        want = max(n, self.window)
+        self.window = min(self.window * 4, self.WINDOW)
         self.buf = self.blob.read_at(self.pos, min(want, self.end - self.pos))
         self.buf_start = self.pos
 

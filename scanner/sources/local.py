@@ -78,16 +78,31 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
                     skipped(result, rel, "symlink to a folder", "MS-GEN-008",
                             what="a link to a folder, not followed; its files are scanned where they are, if inside")
                 else:
-                    skipped(result, rel, "symlink to a special file", "MS-GEN-008",
-                            what="a link to a fifo, socket or device")
+                    _special(result, rel, "a link to " + _kind(dest))
             elif entry.is_dir(follow_symlinks=False):
                 _walk(root, entry.path, boundary, result, boundary_name, out)
             elif entry.is_file(follow_symlinks=False):
                 out.append(Entry(rel, entry.path, entry.stat(follow_symlinks=False).st_size))
             else:
-                skipped(result, rel, "special file", "MS-GEN-008", what="fifo, socket or device")
+                _special(result, rel, _kind(entry.path))
         except OSError as exc:
             skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
+
+
+def _special(result: TargetResult, rel: str, what: str) -> None:
+    """A FIFO, socket or device: never opened; inconclusive if a loader would open it by name."""
+    from ..engine import special_file
+
+    result.artefacts.append(special_file(rel, what))
+
+
+def _kind(path: str) -> str:
+    from ..engine import special_kind
+
+    try:
+        return special_kind(os.stat(path).st_mode)
+    except OSError:
+        return "a special file"
 
 
 def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: str) -> Artefact:

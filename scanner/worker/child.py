@@ -1,0 +1,206 @@
+"""The processes behind `WorkerPool`: a zygote that forks workers, and the worker loop.
+
+The zygote is forked once from the scanning process when the pool starts; it imports the format
+modules and then only forks workers, so a worker starts in about a millisecond with everything
+loaded, and no worker is ever forked from a process running other threads. A worker sets its hard
+limits once (address space sized so its resident memory stays under `max_memory`, no core files),
+then serves jobs until it is told to stop, is killed, or retires after a job that left it large.
+
+Everything here ends in `os._exit`: a forked process never returns into the caller's code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, NoReturn
+
+from .channel import Channel, Closed
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+EXIT_MEMORY = 86  # the worker ran out of memory where it could not even answer
+RETIRE_GROWTH = 64 << 20  # a worker whose resident size grew this much past its start retires
+RETIRE_JOBS = 5_000
+_PR_SET_PDEATHSIG = 1
+
+
+def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
+    """Serve the parent's requests: S = fork a worker (answer P + pid, with its socket), W pid =
+    reap it (answer X + exit status). Exits when the parent closes the control socket."""
+    code = 0
+    try:
+        _detach(keep=ctl.fileno())
+        _preload()
+        chan = Channel(ctl)
+        workers: set[int] = set()
+        try:
+            while True:
+                kind, payload, _ = _recv(chan)
+                if kind == b"S":
+                    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                    pid = os.fork()
+                    if pid == 0:
+                        parent_end.close()
+                        ctl.close()
+                        worker_main(child_end, policy)
+                    child_end.close()
+                    workers.add(pid)
+                    chan.send(b"P", str(pid).encode(), fd=parent_end.fileno())
+                    parent_end.close()
+                elif kind == b"W":
+                    pid = int(payload)
+                    status = os.waitpid(pid, 0)[1] if pid in workers else None
+                    workers.discard(pid)
+                    chan.send(b"X", json.dumps({"pid": pid, "status": status}).encode())
+        except Closed:
+            for pid in workers:
+                _kill(pid)
+            for pid in workers:
+                _reap(pid)
+    except BaseException:  # noqa: BLE001 - a forked process must never unwind into the caller
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
+    """Set the hard limits, then analyse one open file per job message until the socket closes."""
+    code = 0
+    try:
+        code = _serve(Channel(sock), policy)
+    except MemoryError:
+        code = EXIT_MEMORY
+    except BaseException:  # noqa: BLE001 - see zygote_main
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _serve(chan: Channel, policy: "Policy") -> int:
+    """Jobs arrive queued (the parent sends ahead) and are answered in order (R)."""
+    from ..blob import SPILL
+    from ..engine import analyse_open_file
+    from . import native
+    from .codec import encode_artefact
+
+    budgets = policy.budgets
+    _die_with_parent()
+    baseline = _status("VmRSS")
+    _limit_memory(budgets.max_memory)
+    native.install(lambda parser, seconds: chan.send(b"N", json.dumps([parser, seconds]).encode()),
+                   budgets.max_native_seconds)
+    jobs = 0
+    while True:
+        try:
+            kind, payload, fds = _recv(chan)
+        except Closed:
+            return 0
+        if kind != b"J" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            continue
+        job = json.loads(payload)
+        fd = fds[0]
+        started = time.monotonic()
+        SPILL.reset(job.get("spill"))
+        try:
+            artefact = analyse_open_file(fd, job["path"], policy)
+            body = encode_artefact(artefact)
+        finally:
+            os.close(fd)
+        jobs += 1
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        retire = jobs >= RETIRE_JOBS or (peak > baseline + RETIRE_GROWTH and
+                                         _status("VmRSS") > baseline + RETIRE_GROWTH)
+        envelope = {"peak_rss": peak, "seconds": time.monotonic() - started, "spill": SPILL.used,
+                    "retire": retire}
+        chan.send(b"R", json.dumps(envelope).encode() + b"\n" + body)
+        if retire:
+            return 0
+
+
+def _recv(chan: Channel) -> tuple[bytes, bytes, list[int]]:
+    message = chan.recv()
+    assert message is not None  # no timeout given
+    return message
+
+
+def _detach(keep: int) -> None:
+    """Zygote start: own signal dispositions, no inherited descriptors but stdio and `keep`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _die_with_parent()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"  # native libraries imported later must not start thread pools
+
+
+def _preload() -> None:
+    """Import what every job needs once, before forking workers (they share it copy-on-write)."""
+    from .. import engine, formats
+    from ..rules import load_rules
+
+    formats.modules()
+    load_rules()
+    engine.loader_suffixes()
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the process that forked us dies (no orphaned workers)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.mallopt(-8, 1)  # M_ARENA_MAX=1: threads must not reserve 64 MB arenas under RLIMIT_AS
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit_memory(limit: int) -> None:
+    """Cap the address space so that resident memory cannot pass `limit`; no core files."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    vm, rss = _status("VmSize"), _status("VmRSS")
+    if not vm:
+        return
+    cap = vm + max(limit - rss, 16 << 20)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def _status(field: str) -> int:
+    """A size from /proc/self/status in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,137 @@
+"""Artefacts across the process boundary as tagged JSON, never as pickles.
+
+A worker has parsed hostile bytes; if a parser bug let the file take it over, the worker must not
+be able to run code in the parent through its answer. JSON decoding builds only plain data, so the
+parent rebuilds the result dataclasses field by field from it. Tuples, bytes, sets and dicts with
+non-string keys are tagged so that values keep their Python types (the text output prints `repr`
+of call arguments); anything else is sent as its `repr`.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+from ..findings import Artefact, Finding, Kind, Location, Severity, Status
+
+MAX_DEPTH = 64  # deeper values are sent as their repr
+_TAG = "\x00t"  # key marking a tagged value (no JSON the scanner builds uses it)
+
+
+def _enc(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (int, float)):
+        return value
+    if depth >= MAX_DEPTH:
+        return {_TAG: "repr", "v": _short_repr(value)}
+    if isinstance(value, list):
+        return [_enc(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return {_TAG: "tuple", "v": [_enc(v, depth + 1) for v in value]}
+    if isinstance(value, dict):
+        if all(type(k) is str for k in value) and _TAG not in value:
+            return {k: _enc(v, depth + 1) for k, v in value.items()}
+        return {_TAG: "dict", "v": [[_enc(k, depth + 1), _enc(v, depth + 1)] for k, v in value.items()]}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {_TAG: "bytes", "v": bytes(value).hex()}
+    if isinstance(value, (set, frozenset)):
+        return {_TAG: "set", "v": [_enc(v, depth + 1) for v in value]}
+    return {_TAG: "repr", "v": _short_repr(value)}
+
+
+def _short_repr(value: Any, limit: int = 2000) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not lose the result
+        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _untag(value: dict[str, Any]) -> Any:
+    """json object_hook: a tagged value back to its Python type (plain dicts pass through)."""
+    tag = value.get(_TAG)
+    if tag is None:
+        return value
+    body = value.get("v")
+    if tag == "tuple":
+        return tuple(body)
+    if tag == "dict":
+        return {_hashable(k): v for k, v in body}
+    if tag == "bytes":
+        return bytes.fromhex(body)
+    if tag == "set":
+        return {_hashable(v) for v in body}
+    return str(body)
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+# Fields holding only str/int/None/lists of str: sent as they are, without the tagging walk.
+_PLAIN_ARTEFACT = ("path", "size", "sha256", "sha512", "format", "reason", "members", "absolute_path")
+_PLAIN_FINDING = ("rule_id", "message", "title", "callable", "cwe", "atlas", "cve", "references",
+                  "recommendation", "occurrences")
+_LOCATION = ("path", "member", "offset", "position", "stream", "line")
+
+
+def encode_artefact(artefact: Artefact) -> bytes:
+    """The artefact as UTF-8 JSON (surrogate escapes of undecodable file names kept).
+
+    Call arguments keep their exact types (the text report prints their repr); properties and
+    evidence, which reports only render as JSON, go as JSON would render them (tuples as lists).
+    """
+    data = {k: getattr(artefact, k) for k in _PLAIN_ARTEFACT}
+    data["status"] = artefact.status.value
+    data["properties"] = artefact.properties
+    data["findings"] = [_finding_fields(f) for f in artefact.findings]
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
+    except (TypeError, ValueError, RecursionError):  # keys JSON cannot hold, or too deep: tag everything
+        data["properties"] = _enc(artefact.properties)
+        for f, fields_ in zip(artefact.findings, data["findings"]):
+            fields_["evidence"] = _enc(f.evidence)
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _default(value: Any) -> Any:
+    """json.dumps fallback for what JSON has no type for: tagged where reversible, else repr."""
+    return _enc(value)
+
+
+def _finding_fields(finding: Finding) -> dict[str, Any]:
+    data = {k: getattr(finding, k) for k in _PLAIN_FINDING}
+    data["severity"] = int(finding.severity)
+    data["kind"] = finding.kind.value
+    data["args"] = _enc(finding.args)
+    data["evidence"] = finding.evidence
+    data["location"] = [getattr(finding.location, k) for k in _LOCATION]
+    data["sites"] = [[getattr(site, k) for k in _LOCATION] for site in finding.sites]
+    return data
+
+
+def decode_artefact(raw: bytes) -> Artefact:
+    """Rebuild an artefact from `encode_artefact` output; ValueError if it is not one."""
+    try:
+        data = json.loads(raw.decode("utf-8", "surrogatepass"), object_hook=_untag)
+        findings = [_finding(f) for f in data.pop("findings")]
+        artefact = Artefact(**{k: data[k] for k in _PLAIN_ARTEFACT}, properties=dict(data["properties"]),
+                            status=Status(data["status"]))
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"malformed worker result: {type(exc).__name__}: {exc}"[:300]) from None
+    artefact.findings = findings
+    return artefact
+
+
+def _finding(data: dict[str, Any]) -> Finding:
+    return Finding(**{k: data[k] for k in _PLAIN_FINDING}, severity=Severity(data["severity"]),
+                   kind=Kind(data["kind"]), args=data["args"], evidence=dict(data["evidence"]),
+                   location=Location(*data["location"]), sites=[Location(*site) for site in data["sites"]])

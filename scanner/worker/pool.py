@@ -1,0 +1,307 @@
+"""The parent's side of the worker processes: queue jobs, enforce the wall clock, read results.
+
+`submit(fd, path)` passes an open file to a worker (jobs may be queued several deep per worker,
+so that many small files cost no round trip each); `wait(job)` returns its `Outcome`, killing
+the worker when the job's time runs out (or a native parser call outlives `max_native_seconds`).
+A worker that dies or is killed yields an artefact with one inconclusive finding naming the limit
+that was hit; the jobs queued behind it go to a fresh worker. The caller keeps each job's file
+descriptor open until its `wait` returned.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..findings import Artefact, Location
+from ..rules import load_rules
+from .channel import Channel, Closed, TooLarge
+from .codec import decode_artefact
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+GRACE = 2.0  # seconds past the artefact's own max_seconds check before the parent kills
+MAX_RESULT = 256 << 20  # bytes of one encoded result (aggregated findings stay far below)
+_EXIT_MEMORY = 86  # child.EXIT_MEMORY (not imported: the parent never needs the child module)
+
+
+@dataclass
+class Outcome:
+    """What one job produced: the artefact and the resources its analysis used."""
+
+    artefact: Artefact
+    peak_rss: int = 0  # bytes: the worker's peak resident size so far (0 if it died)
+    seconds: float = 0.0
+    spill: int = 0  # bytes written to temporary files
+    limit: str | None = None  # the hard limit that ended the worker: memory, time, native-time, crash
+
+
+@dataclass
+class Job:
+    """A submitted job; pass it to `WorkerPool.wait`."""
+
+    fd: int
+    path: str
+    payload: bytes
+    worker: "_Worker | None" = None
+    sent: float = 0.0
+    started: float | None = None  # when the worker began it: sent to an idle worker, or its predecessor answered
+    native: tuple[str, float] | None = None  # (parser, deadline) while a native call runs
+    parser: str | None = None  # the last native parser entered
+    outcome: Outcome | None = None
+
+
+@dataclass
+class _Worker:
+    pid: int
+    chan: Channel
+    queue: collections.deque = field(default_factory=collections.deque)  # jobs sent, not answered
+
+
+class WorkerPool:
+    """Up to `size` long-lived analysis workers forked from one zygote, for one policy.
+
+    Use as a context manager (or call `close`). Not thread-safe: one caller submits and waits.
+    """
+
+    def __init__(self, policy: "Policy", size: int = 1) -> None:
+        self.policy, self.size = policy, max(1, size)
+        self.budgets = policy.budgets
+        self.spill_used = 0
+        self._zygote_pid = 0
+        self._ctl: Channel | None = None
+        self._workers: list[_Worker] = []
+        self._requested = 0  # workers asked of the zygote and not yet received
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def start(self) -> None:
+        """Fork the zygote and ask it for the first worker now, without waiting: its imports then
+        overlap with the caller's own start-up (listing files) instead of delaying the first job."""
+        if self._ctl is None and not self._workers:
+            self._control().send(b"S")
+            self._requested += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, fd: int, path: str) -> Job:
+        """Queue the analysis of the open regular file `fd` (reported as `path`)."""
+        payload = json.dumps({"path": path, "spill": max(0, self.budgets.max_spill - self.spill_used)},
+                             ensure_ascii=False).encode("utf-8", "surrogatepass")
+        job = Job(fd, path, payload)
+        self._send(job)
+        return job
+
+    def wait(self, job: Job) -> Outcome:
+        """The job's outcome (jobs queued before it on its worker are settled on the way)."""
+        while job.outcome is None:
+            assert job.worker is not None
+            self._step(job.worker)
+        return job.outcome
+
+    def _send(self, job: Job) -> None:
+        idle = [w for w in self._workers if not w.queue]
+        if idle:
+            worker = idle[0]
+        elif len(self._workers) < self.size:
+            worker = self._spawn()
+        else:
+            worker = min(self._workers, key=lambda w: len(w.queue))
+        job.worker, job.sent, job.native = worker, time.monotonic(), None
+        job.started = job.sent if not worker.queue else None
+        worker.queue.append(job)
+        try:
+            worker.chan.send(b"J", job.payload, fd=job.fd)
+        except OSError:
+            pass  # it died; the next read of its socket says so
+
+    def _step(self, worker: _Worker) -> None:
+        """Read one message from `worker` (or time its head job out) and settle what it says."""
+        head = worker.queue[0]
+        deadline = (head.started or head.sent) + self.budgets.max_seconds + GRACE
+        until = deadline if head.native is None else min(deadline, head.native[1])
+        try:
+            message = worker.chan.recv(timeout=max(0.0, until - time.monotonic()))
+        except (Closed, TooLarge, OSError) as exc:
+            self._lost(worker, None, str(exc))
+            return
+        if message is None:
+            limit = "native-time" if head.native is not None and head.native[1] <= deadline else "time"
+            self._kill(worker)
+            self._lost(worker, limit)
+            return
+        kind, payload, fds = message
+        for fd in fds:
+            os.close(fd)
+        if kind == b"N":
+            try:
+                parser, seconds = json.loads(payload)
+            except (ValueError, TypeError):
+                self._kill(worker)
+                self._lost(worker, None, "malformed message")
+                return
+            head.native = (str(parser), time.monotonic() + float(seconds)) if parser else None
+            head.parser = str(parser) if parser else head.parser
+        elif kind == b"R":
+            self._answered(worker, payload)
+
+    def _answered(self, worker: _Worker, payload: bytes) -> None:
+        head = worker.queue[0]
+        text, _, body = payload.partition(b"\n")
+        try:
+            envelope = json.loads(text)
+            artefact = decode_artefact(body)
+        except ValueError as exc:
+            self._kill(worker)
+            self._lost(worker, None, str(exc))
+            return
+        worker.queue.popleft()
+        if worker.queue:
+            worker.queue[0].started = time.monotonic()
+        spill = int(envelope.get("spill") or 0)
+        self.spill_used += spill
+        head.outcome = Outcome(artefact, peak_rss=int(envelope.get("peak_rss") or 0),
+                               seconds=float(envelope.get("seconds") or 0.0), spill=spill)
+        if envelope.get("retire"):
+            self._retire(worker)
+
+    def _lost(self, worker: _Worker, limit: str | None, error: str | None = None) -> None:
+        """The worker is gone: its head job gets the limit finding, the rest go to other workers."""
+        head = worker.queue.popleft() if worker.queue else None
+        status = self._retire(worker)
+        if head is not None:
+            head.outcome = self._limit_outcome(head, limit, status, error)
+
+    def _retire(self, worker: _Worker) -> int | None:
+        """Drop a worker (retired or dead) and requeue its unanswered jobs; its wait status."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.chan.close()
+        status = self._reap(worker.pid)
+        rest, worker.queue = list(worker.queue), collections.deque()
+        for job in rest:
+            self._send(job)
+        return status
+
+    def _limit_outcome(self, job: Job, limit: str | None, status: int | None, error: str | None) -> Outcome:
+        """An artefact saying which limit ended the worker, from what we did and its exit status."""
+        elapsed = time.monotonic() - (job.started or job.sent)
+        how = ""
+        if limit is None:
+            limit, how = _classify(status)
+        artefact = Artefact(path=job.path, format="unknown")
+        rules = load_rules()
+        loc = Location(path=job.path)
+        during = f"in {job.parser}" if job.parser else "in the analysis"
+        if limit == "memory":
+            finding = rules.finding("MS-LIM-001", loc, limit=_mb(self.budgets.max_memory), during=during)
+        elif limit in ("time", "native-time"):
+            native = limit == "native-time"
+            seconds = self.budgets.max_native_seconds if native else self.budgets.max_seconds
+            finding = rules.finding("MS-LIM-002", loc, limit="max_native_seconds" if native else "max_seconds",
+                                    seconds=f"{seconds:g}", during=during, elapsed=round(elapsed, 1))
+        else:
+            finding = rules.finding("MS-LIM-003", loc, how=how or "it stopped answering", during=during,
+                                    **({"error": error} if error else {}))
+        artefact.findings.append(finding)
+        return Outcome(artefact, seconds=elapsed, limit=limit)
+
+    # ------------------------------------------------------------------ processes
+    def _spawn(self) -> _Worker:
+        ctl = self._control()
+        if self._requested:
+            self._requested -= 1
+        else:
+            ctl.send(b"S")
+        kind, payload, fds = self._reply(ctl)
+        if kind != b"P" or len(fds) != 1:
+            raise RuntimeError("the worker zygote did not start a worker")
+        worker = _Worker(int(payload), Channel(socket.socket(fileno=fds[0]), max_message=MAX_RESULT))
+        self._workers.append(worker)
+        return worker
+
+    def _control(self) -> Channel:
+        if self._ctl is not None:
+            return self._ctl
+        from .child import zygote_main
+
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the zygote
+            parent_end.close()
+            zygote_main(child_end, self.policy)
+        child_end.close()
+        self._zygote_pid = pid
+        self._ctl = Channel(parent_end)
+        return self._ctl
+
+    def _reply(self, ctl: Channel) -> tuple[bytes, bytes, list[int]]:
+        message = ctl.recv(timeout=60)
+        if message is None:
+            raise RuntimeError("the worker zygote does not answer")
+        return message
+
+    def _kill(self, worker: _Worker) -> None:
+        try:
+            os.kill(worker.pid, signal.SIGKILL)  # still our zygote's unreaped child: the pid is not reused
+        except ProcessLookupError:
+            pass
+
+    def _reap(self, pid: int) -> int | None:
+        """The worker's wait status, from the zygote that forked it."""
+        if self._ctl is None:
+            return None
+        try:
+            self._ctl.send(b"W", str(pid).encode())
+            kind, payload, _ = self._reply(self._ctl)
+            return json.loads(payload).get("status") if kind == b"X" else None
+        except (Closed, OSError, RuntimeError, ValueError):
+            return None
+
+    def close(self) -> None:
+        """Stop the workers and the zygote (closing the control socket ends the zygote, which
+        kills and reaps the workers)."""
+        for worker in self._workers:
+            worker.chan.close()
+        self._workers.clear()
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._zygote_pid:
+            try:
+                os.waitpid(self._zygote_pid, 0)
+            except ChildProcessError:
+                pass
+            self._zygote_pid = 0
+
+
+def _classify(status: int | None) -> tuple[str, str]:
+    """(limit, how) from a wait status: memory for our exit code or the kernel's OOM kill."""
+    if status is None:
+        return "crash", "it exited"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        if sig == signal.SIGKILL:
+            return "memory", "killed by SIGKILL (the system's out-of-memory killer)"
+        return "crash", f"killed by {name}"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    if code == _EXIT_MEMORY:
+        return "memory", "out of memory"
+    return "crash", f"exit status {code}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB"
