@@ -1,5 +1,5 @@
 """Many small files: `modelshield scan` with each file analysed in a worker process (the default)
-against the same scan analysed in the scanning process (`isolate=False`, the way it ran before
+against the same scan analysed in the scanning process (`workers=0`, the way it ran before
 worker processes), in the same run.
 
 Builds (once, under bench/out/small/, git-ignored) 10,000 small real-format files: pickles and
@@ -28,8 +28,9 @@ DRIVER = """
 import sys
 from modelshield import scan
 from modelshield.scanner.output import json as json_out
-report = scan(sys.argv[1], isolate=sys.argv[2] == "workers")
-sys.stdout.write(json_out.render(report)[:0])
+report = scan(sys.argv[1], workers=None if sys.argv[2] == "workers" else 0)
+report.started = report.finished = ""
+sys.stdout.write(json_out.render(report))
 """
 
 
@@ -72,12 +73,12 @@ def build(n: int) -> None:
     marker.write_text(str(n))
 
 
-def timed(mode: str) -> tuple[float, float, int]:
+def timed(mode: str, report: Path | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (incl. workers) and peak RSS (KiB) of one driver run."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(OUT), mode], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(report or os.devnull, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(OUT), mode], stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"driver failed: {proc.stderr.read().decode()[-800:]}")
@@ -92,7 +93,11 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     f"import bench_small_files as b; b.build({args.files})"], check=True)
     results: dict[str, list[tuple[float, float, int]]] = {"in-process": [], "workers": []}
-    timed("in-process")  # warm the page cache
+    reports = {mode: OUT.parent / f"small-{mode}.json" for mode in results}
+    for mode, path in reports.items():  # warm the page cache; both modes must report the same
+        timed(mode, path)
+    if reports["in-process"].read_bytes() != reports["workers"].read_bytes():
+        raise SystemExit(f"the two modes reported differently: diff {reports['in-process']} {reports['workers']}")
     for _ in range(args.runs):
         for mode in results:
             results[mode].append(timed(mode))

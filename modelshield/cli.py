@@ -5,7 +5,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 
@@ -46,9 +46,9 @@ def progress_printer(quiet: bool):
     return bar, on_event
 
 
-def render(report: Report, fmt: Format, quiet: bool) -> str:
+def render(report: Report, fmt: Format, quiet: bool) -> str | Iterator[str]:
     if fmt is Format.json:
-        return json_out.render(report)
+        return json_out.render_chunks(report)
     if fmt is Format.sarif:
         return sarif_out.render(report)
     return text_out.render(report, quiet=quiet)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Iterable, NoReturn, Optional
 
 import typer
 
@@ -52,17 +52,21 @@ def source_options(include: list[str], exclude: list[str], max_download: Optiona
                          cache_dir=str(cache_dir) if cache_dir else None)
 
 
-def write_output(text: str, output: Optional[Path]) -> None:
-    """Write to `output`, or stdout for None or "-"."""
+def write_output(text: str | Iterable[str], output: Optional[Path]) -> None:
+    """Write to `output`, or stdout for None or "-"; `text` may come in pieces (a streamed report)."""
+    chunks = [text] if isinstance(text, str) else text
     if output is None or str(output) == "-":
-        try:
-            sys.stdout.write(text)
-        except UnicodeEncodeError:  # a stdout encoding that cannot show some artefact text
-            sys.stdout.flush()
-            sys.stdout.buffer.write(text.encode(sys.stdout.encoding or "utf-8", "backslashreplace"))
+        for chunk in chunks:
+            try:
+                sys.stdout.write(chunk)
+            except UnicodeEncodeError:  # a stdout encoding that cannot show some artefact text
+                sys.stdout.flush()
+                sys.stdout.buffer.write(chunk.encode(sys.stdout.encoding or "utf-8", "backslashreplace"))
         return
     try:
-        output.write_text(text, encoding="utf-8", errors="backslashreplace")
+        with open(output, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
 

@@ -64,15 +64,27 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
+def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Optional[str]) -> Any:
+    """The user's statement of supplier, manufacturer URL and BOM author ("Name <email>")."""
+    from modelshield.sbom.context import Attribution
+
+    if manufacturer is not None and not manufacturer.startswith(("https://", "http://")):
+        error(f"--manufacturer takes a URL (https://...), not {manufacturer!r}")
+        raise typer.Exit(2)
+    name, email = Attribution.parse_author(author)
+    return Attribution(supplier=(supplier or "").strip() or None, manufacturer=manufacturer,
+                       author_name=name, author_email=email)
+
+
 def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
                from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
-               author: Optional[str] = None) -> str:
+               who: Any = None, decision: Optional[str] = None) -> str:
     """The BOM text; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
     from modelshield.sbom import BomInvalid, build_bom, dumps
 
     try:
         doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                        reproducible=reproducible, author=author)
+                        reproducible=reproducible, attribution=who, decision=decision)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
@@ -91,8 +103,8 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
                           from_bom: Optional[Path] = None, reproducible: bool = False) -> None:
     """Write the BOM of an existing scan (used by `modelshield scan --sbom`)."""
-    if phase not in ("development", "deployment"):
-        error(f"unknown phase {phase!r} (development or deployment)")
+    if phase not in ("development", "deployment", "end-of-life"):
+        error(f"unknown phase {phase!r} (development, deployment or end-of-life)")
         raise typer.Exit(2)
     if any(t.error for t in report.targets):
         # The scan's own error lines follow; its exit code (2) stands.
@@ -111,7 +123,9 @@ def create(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the BOM here (default: stdout)."),
     from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="Development BOM to link (BOM-Link) and diff file hashes against."),
     reproducible: bool = typer.Option(False, "--reproducible", help="Byte-identical output for the same input (also on with SOURCE_DATE_EPOCH)."),
-    author: Optional[str] = typer.Option(None, "--author", help="BOM author (person or team) for metadata.authors."),
+    author: Optional[str] = typer.Option(None, "--author", help='BOM author for metadata.authors: "Name <email>".'),
+    supplier: Optional[str] = typer.Option(None, "--supplier", help="Supplier of the models where the files name none (local folders)."),
+    manufacturer: Optional[str] = typer.Option(None, "--manufacturer", help="URL of the models' manufacturer where the files name none."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (waivers become VEX in the deployment BOM)."),
     include: list[str] = typer.Option([], "--include", help="Remote repos: only files matching this glob."),
     exclude: list[str] = typer.Option([], "--exclude", help="Remote repos: skip files matching this glob."),
@@ -129,6 +143,7 @@ def create(
 
     pol = load_policy(policy, fail_on)
     options = source_options(include, exclude, max_download, offline, cache_dir)
+    who = attribution(supplier, manufacturer, author)
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
     previous = _read_json(from_bom) if from_bom is not None else None
@@ -140,7 +155,7 @@ def create(
         error("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
         raise typer.Exit(2)
     text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
-                      reproducible=reproducible, author=author)
+                      reproducible=reproducible, who=who)
     write_output(text, output)
     doc = json.loads(text)
     files = sum(1 for t in report.targets for _ in t.artefacts)

@@ -6,6 +6,10 @@
 """
 from __future__ import annotations
 
+if __name__ != "modelshield.sbom":  # the bare folder, imported from the repo root
+    raise ImportError(f"the folder {__name__!r} is the package modelshield.sbom: import it under that name "
+                      "(pip install -e .), never as a top-level package")
+
 from .builder import build_bom, dumps, register_provider
 from .validate import BomInvalid, schema_errors
 

@@ -25,10 +25,10 @@ from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
-from ..scanner import __version__ as SCANNER_VERSION
-from ..scanner.findings import Report
-from . import etsi, inventory, lineage, merge, modelcard, phases, provenance, validate, vex
-from .context import PHASES, SPEC_VERSIONS, BomContext
+from modelshield.scanner import __version__ as SCANNER_VERSION
+from modelshield.scanner.findings import Report
+from . import authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, validate, vex
+from .context import PHASES, SPEC_VERSIONS, Attribution, BomContext
 
 Provider = Callable[[BomContext], None]
 
@@ -39,16 +39,16 @@ PROVIDERS: list[Provider] = [
     lineage.datasets_provider,
     lineage.base_models_provider,
     modelcard.provider,
-    lineage.environment_provider,
+    runtime.provider,
     provenance.signature_provider,
     vex.provider,
     provenance.drift_provider,
     provenance.compositions_provider,
+    authorship.provider,
 ]
 FINAL_PROVIDERS: list[Provider] = [etsi.provider]  # after every evidence provider
 
 _NAMESPACE = uuid.UUID("8f5a3c2e-1f0b-4c53-9a57-6d6f64656c73")  # fixed: reproducible serial numbers
-_EPOCH_ZERO = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def register_provider(provider: Provider) -> None:
@@ -57,27 +57,46 @@ def register_provider(provider: Provider) -> None:
         PROVIDERS.append(provider)
 
 
-def bom_timestamp(report: Report, reproducible: bool) -> _dt.datetime:
-    """SOURCE_DATE_EPOCH if set; in reproducible mode otherwise 1970-01-01; else now."""
+def source_date_epoch() -> _dt.datetime | None:
+    """SOURCE_DATE_EPOCH as a UTC time, None when unset or not a number."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else None
+
+
+def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
+    """SOURCE_DATE_EPOCH if set; else now, or None in reproducible mode (the BOM then has no
+    timestamp rather than a made-up one, and says so in its notes)."""
+    epoch = source_date_epoch()
+    if epoch is not None:
+        return epoch
     if reproducible:
-        return _EPOCH_ZERO
+        return None
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
 
 
 def build_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
               from_bom: dict[str, Any] | None = None, reproducible: bool = False,
-              author: str | None = None) -> dict[str, Any]:
-    """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise)."""
+              author: str | None = None, attribution: Attribution | None = None,
+              decision: str | None = None) -> dict[str, Any]:
+    """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise).
+
+    `author` ("Name <email>") is shorthand for `attribution.author_*`; `decision` is the
+    decommissioning decision of an end-of-life BOM.
+    """
     if phase not in PHASES:
-        raise ValueError(f"unknown phase {phase!r} (development or deployment)")
+        raise ValueError(f"unknown phase {phase!r} ({', '.join(PHASES)})")
     if spec_version not in SPEC_VERSIONS:
         raise ValueError(f"unsupported CycloneDX version {spec_version!r} (1.6 or 1.7)")
-    reproducible = reproducible or bool(os.environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit())
-    ctx = BomContext(report=report, phase=phase, spec_version=spec_version,
-                     timestamp=bom_timestamp(report, reproducible), from_bom=from_bom, author=author)
+    who = attribution or Attribution()
+    if author and not (who.author_name or who.author_email):
+        who.author_name, who.author_email = Attribution.parse_author(author)
+    reproducible = reproducible or source_date_epoch() is not None
+    ctx = BomContext(report=report, phase=phase, spec_version=spec_version, timestamp=bom_timestamp(reproducible),
+                     from_bom=from_bom, attribution=who, decision=decision)
+    if ctx.timestamp is None:
+        ctx.notes.append("--reproducible without SOURCE_DATE_EPOCH: the BOM has no timestamp "
+                         "(set SOURCE_DATE_EPOCH to record one)")
+        ctx.gap("timestamp: not recorded (reproducible build without SOURCE_DATE_EPOCH)")
     for provider in PROVIDERS + FINAL_PROVIDERS:
         provider(ctx)
     doc = _serialise(ctx)
@@ -101,16 +120,15 @@ def _tool_component() -> Component:
 
 
 def _serialise(ctx: BomContext) -> dict[str, Any]:
-    models = [e.component for e in ctx.models]
     metadata = BomMetaData(
         tools=ToolRepository(components=[_tool_component()]),
         lifecycles=phases.lifecycles(ctx.phase),
         timestamp=ctx.timestamp,
-        component=models[0] if len(models) == 1 else None,
-        authors=[OrganizationalContact(name=ctx.author)] if ctx.author else None,
+        component=ctx.tops[0] if len(ctx.tops) == 1 else None,
+        authors=authorship.bom_authors(ctx),
         properties=_metadata_properties(ctx),
     )
-    components = ctx.components + (models[1:] if len(models) == 1 else models)
+    components = ctx.components + (ctx.tops if len(ctx.tops) != 1 else [])
     bom = Bom(components=components, metadata=metadata, vulnerabilities=ctx.vulnerabilities,
               external_references=ctx.external_references, definitions=etsi.definitions(ctx),
               serial_number=uuid.UUID(int=0))
@@ -120,13 +138,17 @@ def _serialise(ctx: BomContext) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the library warns about refs it cannot see in merged JSON
         text = writer(bom).output_as_string()
-    return json.loads(text)
+    doc = json.loads(text)
+    if ctx.timestamp is None:  # the library stamps "now" when given none: a reproducible BOM has none
+        doc.get("metadata", {}).pop("timestamp", None)
+    return doc
 
 
 def _metadata_properties(ctx: BomContext) -> list[Property]:
     report = ctx.report
     props = [Property(name="modelshield:phase", value=ctx.phase),
-             Property(name="modelshield:verdict", value=report.verdict.value),
+             Property(name="modelshield:verdict", value=inventory.verdict_word(
+                 report.artefacts, [f for t in report.targets for f in t.findings])),
              Property(name="modelshield:exit-code", value=str(report.exit_code())),
              Property(name="modelshield:fail-on", value=str(report.fail_on)),
              Property(name="modelshield:report-schema", value=report.schema_version)]
@@ -135,9 +157,12 @@ def _metadata_properties(ctx: BomContext) -> list[Property]:
         props.append(Property(name=f"modelshield:summary:{key}", value=str(summary[key])))
     for key, value in sorted((report.policy or {}).items()):
         if isinstance(value, (str, int, float, bool)) and value is not None:
+            if key == "source" and ("/" in str(value) or "\\" in str(value)):
+                value = os.path.basename(str(value))  # no local paths: the digest identifies the file
             props.append(Property(name=f"modelshield:policy:{key}", value=str(value)))
     statuses = sorted(set(ctx.facts.get("signature_statuses", []))) or ["not-checked"]
     props.append(Property(name="modelshield:signature:status", value=",".join(statuses)))
+    props += [Property(name="modelshield:note", value=gap) for gap in ctx.gaps]
     return props + ctx.properties
 
 

@@ -9,10 +9,35 @@ from cyclonedx.model import ExternalReference, Property
 from cyclonedx.model.component import Component
 from cyclonedx.model.vulnerability import Vulnerability
 
-from ..scanner.findings import Artefact, Report, TargetResult
+from modelshield.scanner.findings import Artefact, Finding, Report, TargetResult
 
-PHASES = ("development", "deployment")
+PHASES = ("development", "deployment", "end-of-life")
 SPEC_VERSIONS = ("1.6", "1.7")
+
+
+@dataclass
+class Attribution:
+    """Who supplied, made and documented what a local folder holds: stated by the user, never
+    guessed (`--supplier`, `--manufacturer URL`, `--author "Name <email>"`)."""
+
+    supplier: str | None = None
+    manufacturer: str | None = None  # URL
+    author_name: str | None = None
+    author_email: str | None = None
+
+    @classmethod
+    def parse_author(cls, text: str | None) -> tuple[str | None, str | None]:
+        """`"Jane Doe <jane@example.org>"` -> ("Jane Doe", "jane@example.org"); a bare address or
+        a bare name fills one side only."""
+        if not text or not text.strip():
+            return None, None
+        text = text.strip()
+        if text.endswith(">") and "<" in text:
+            name, _, email = text[:-1].rpartition("<")
+            return (name.strip() or None), (email.strip() or None)
+        if "@" in text and " " not in text:
+            return None, text
+        return text, None
 
 
 @dataclass
@@ -27,12 +52,16 @@ class Citation:
 
 @dataclass
 class ModelEntry:
-    """One scanned target, described as a model (or dataset) component with its files."""
+    """One model root of a scanned target (or a dataset repository, or the folder holding
+    several models and stray files), described as a component with its files."""
 
     target: TargetResult
     ref: str
     name: str
     component: Component
+    root: str = ""  # folder relative to the target ("" = the target itself)
+    kind: str = "model"  # model | dataset | folder
+    findings: list[Finding] = field(default_factory=list)  # target-level findings attributed here
     files: dict[str, Component] = field(default_factory=dict)  # artefact path -> file component
     artefacts: dict[str, Artefact] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)  # card data (front matter or Hub API)
@@ -43,7 +72,15 @@ class ModelEntry:
     config: dict[str, Any] = field(default_factory=dict)  # config.json facts
     config_source: str | None = None
     config_note: str = ""
-    is_dataset: bool = False
+    stated: dict[str, dict[str, Any]] = field(default_factory=dict)  # file path -> hf_config facts
+
+    @property
+    def is_dataset(self) -> bool:
+        return self.kind == "dataset"
+
+    def root_path(self, name: str) -> str:
+        """Target-relative path of `name` inside this root."""
+        return f"{self.root}/{name}" if self.root else name
 
 
 @dataclass
@@ -67,10 +104,13 @@ class BomContext:
     report: Report
     phase: str
     spec_version: str
-    timestamp: _dt.datetime
+    timestamp: _dt.datetime | None
     from_bom: dict[str, Any] | None = None
-    author: str | None = None
-    models: list[ModelEntry] = field(default_factory=list)
+    attribution: Attribution = field(default_factory=Attribution)
+    decision: str | None = None  # end of life: the decommissioning decision
+    models: list[ModelEntry] = field(default_factory=list)  # models and datasets
+    folders: list[ModelEntry] = field(default_factory=list)  # targets holding several models or strays
+    tops: list[Component] = field(default_factory=list)  # one per target: the BOM subject(s)
     components: list[Component] = field(default_factory=list)  # top-level besides the models
     dependencies: dict[str, set[str]] = field(default_factory=dict)
     vulnerabilities: list[Vulnerability] = field(default_factory=list)
@@ -79,11 +119,18 @@ class BomContext:
     patches: JsonPatches = field(default_factory=JsonPatches)
     facts: dict[str, Any] = field(default_factory=dict)  # provider results the ETSI mapping reads
     notes: list[str] = field(default_factory=list)  # one-line remarks for the CLI (e.g. drift)
+    gaps: list[str] = field(default_factory=list)  # what cannot be known: `modelshield:note` in the BOM
+
+    @property
+    def entries(self) -> list[ModelEntry]:
+        """Everything that owns files: models, datasets and folders."""
+        return self.models + self.folders
 
     @property
     def cite_in_properties(self) -> bool:
-        """1.6 has no `citations`: field sources become namespaced properties instead."""
-        return self.spec_version == "1.6"
+        """1.6 has no `citations` (and a 1.7 citation needs a timestamp): field sources become
+        namespaced properties instead."""
+        return self.spec_version == "1.6" or self.timestamp is None
 
     def depend(self, ref: str, *on: str) -> None:
         """Record `ref` -> `on` edges of the dependency graph."""
@@ -91,5 +138,11 @@ class BomContext:
         for other in on:
             self.dependencies.setdefault(other, set())
 
-    def timestamp_text(self) -> str:
-        return self.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    def timestamp_text(self) -> str | None:
+        """ISO 8601 UTC, or None when the BOM has no timestamp (reproducible without SOURCE_DATE_EPOCH)."""
+        return self.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ") if self.timestamp else None
+
+    def gap(self, text: str) -> None:
+        """Record something the evidence cannot give (listed in the BOM's notes, never invented)."""
+        if text not in self.gaps:
+            self.gaps.append(text)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
 from cyclonedx.model.definition import Definitions, Requirement, Standard
 
-from ..scanner.findings import Kind, Verdict
+from modelshield.scanner.findings import Kind, Verdict
 from . import tables
 from .context import BomContext
 
@@ -45,7 +45,7 @@ def provider(ctx: BomContext) -> None:
     """`declarations`: assessor, evidence records, claims and one attestation map row per provision."""
     facts = _facts(ctx)
     evidence = [_evidence(ctx, key, text, pointer) for key, text, pointer in facts["evidence"]]
-    target = ctx.models[0].ref if len(ctx.models) == 1 else None
+    target = ctx.tops[0].bom_ref.value if len(ctx.tops) == 1 else None
     claims, rows = [], []
     for row in _rows(ctx.phase):
         status, reasoning, used = CHECKS[row["check"]](facts)
@@ -82,13 +82,14 @@ def provider(ctx: BomContext) -> None:
 
 def _evidence(ctx: BomContext, key: str, text: str, pointer: str) -> dict[str, Any]:
     return {"bom-ref": f"ev-{key}", "propertyName": f"modelshield:evidence:{key}", "description": text,
-            "data": [{"name": key, "contents": {"url": pointer}}], "created": ctx.timestamp_text()}
+            "data": [{"name": key, "contents": {"url": pointer}}],
+            **({"created": ctx.timestamp_text()} if ctx.timestamp else {})}
 
 
 def _facts(ctx: BomContext) -> dict[str, Any]:
-    arts = [a for e in ctx.models for a in e.artefacts.values()]
-    findings = [f for e in ctx.models for f in e.target.findings] + [f for a in arts for f in a.findings]
-    verdicts = [e.target.verdict for e in ctx.models]
+    arts = [a for e in ctx.entries for a in e.artefacts.values()]
+    findings = [f for e in ctx.entries for f in e.findings] + [f for a in arts for f in a.findings]
+    verdicts = [t.verdict for t in ctx.report.targets]
     facts: dict[str, Any] = {
         "files": len(arts),
         "hashed": sum(1 for a in arts if a.sha256 and a.sha512),
@@ -104,7 +105,7 @@ def _facts(ctx: BomContext) -> dict[str, Any]:
         "hub": all((e.target.provenance or {}).get("commit") for e in ctx.models) and bool(ctx.models),
         "datasets": bool(ctx.facts.get("datasets") or ctx.facts.get("datasets_scanned")),
         "signed": bool(ctx.facts.get("signature_statuses")) and all(
-            s == "verified" for s in ctx.facts["signature_statuses"]),
+            s == "valid" for s in ctx.facts["signature_statuses"]),
         "drift": ctx.facts.get("drift"),
         "phase": ctx.phase,
     }

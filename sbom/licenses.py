@@ -5,13 +5,14 @@ import warnings
 from typing import Any
 
 from cyclonedx.model import XsUri
-from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+from cyclonedx.model.license import DisjunctiveLicense, LicenseAcknowledgement, LicenseExpression
 
 # Hub licence ids that are not SPDX ids but name a licence with a well-known text.
 _NOT_A_LICENCE = {"other", "unknown", "none", ""}
 
 
-def _factory():
+def factory() -> Any:
+    """cyclonedx-python-lib's licence factory (SPDX ids, expressions, named licences)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
@@ -28,7 +29,7 @@ def from_card(card: dict[str, Any]) -> list[DisjunctiveLicense | LicenseExpressi
     name, link = card.get("license_name"), card.get("license_link")
     url = XsUri(str(link)) if isinstance(link, str) and link.startswith(("http://", "https://")) else None
     out: list[DisjunctiveLicense | LicenseExpression] = []
-    factory = _factory()
+    make = factory()
     for value in values:
         text = str(value).strip()
         if text.lower() in _NOT_A_LICENCE:
@@ -37,13 +38,15 @@ def from_card(card: dict[str, Any]) -> list[DisjunctiveLicense | LicenseExpressi
             elif text:
                 out.append(DisjunctiveLicense(name=text))
             continue
-        licence = factory.make_from_string(text, license_url=url)
+        licence = make.make_from_string(text, license_url=url)
         out.append(licence)
     if not values and (name or url):
         out.append(DisjunctiveLicense(name=str(name or "see licence link"), url=url))
     if len(out) > 1 and any(isinstance(x, LicenseExpression) for x in out):
         # The schema allows one expression or a list of licences, never both.
         out = [x for x in out if isinstance(x, LicenseExpression)][:1]
+    for licence in out:  # stated by the model's own card: declared, not concluded by anyone
+        licence.acknowledgement = LicenseAcknowledgement.DECLARED
     return out
 
 

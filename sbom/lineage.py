@@ -1,8 +1,6 @@
-"""Lineage: datasets as `data` components, base models as pedigree ancestors, and (deployment)
-the loader libraries installed in this environment as `library` components."""
+"""Lineage: datasets as `data` components and base models as pedigree ancestors."""
 from __future__ import annotations
 
-import importlib.metadata as md
 import re
 from typing import Any
 
@@ -126,34 +124,3 @@ def _base_models(entry: ModelEntry) -> list[tuple[str, str | None]]:
         else:
             out.append((name, rel))
     return out
-
-
-def environment_provider(ctx: BomContext) -> None:
-    """Deployment: installed distributions that load these files, as `library` components."""
-    if ctx.phase != "deployment":
-        return
-    seen: dict[str, Component] = {}
-    for entry in ctx.models:
-        wanted: list[str] = []
-        for path, artefact in sorted(entry.artefacts.items()):
-            wanted += tables.loader_distributions(artefact.format, path)
-        library = entry.card.get("library_name") or (entry.target.provenance or {}).get("library_name")
-        if isinstance(library, str):
-            wanted += tables.library_distributions(library)
-        for dist in dict.fromkeys(wanted):
-            try:
-                version = md.version(dist)
-            except md.PackageNotFoundError:
-                ctx.facts.setdefault("libraries_missing", set()).add(dist)
-                continue
-            purl = PackageURL("pypi", None, dist.lower(), version)
-            ref = purl.to_string()
-            if ref not in seen:
-                comp = Component(type=ComponentType.LIBRARY, name=dist, version=version, purl=purl, bom_ref=ref)
-                comp.properties.add(Property(name="modelshield:role", value="loader"))
-                # An installed distribution: Python code with its dist-info metadata, unpacked.
-                comp.properties.update(bsi_flags({"executable": True, "archive": False, "structured": True}))
-                seen[ref] = comp
-                ctx.components.append(comp)
-            ctx.depend(entry.ref, ref)
-    ctx.facts["libraries"] = sorted(seen)

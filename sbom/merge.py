@@ -58,6 +58,8 @@ def apply(doc: dict[str, Any], ctx: BomContext) -> dict[str, Any]:
                     graph[other] = {"ref": other}
                     doc["dependencies"].append(graph[other])
         doc["dependencies"].sort(key=lambda d: d["ref"])
+    for node in doc.get("dependencies") or []:  # leaves too: some validators (cdxgen) require the key
+        node.setdefault("dependsOn", [])
     if patches.tool_services:
         tools = doc.setdefault("metadata", {}).setdefault("tools", {})
         if isinstance(tools, dict):

@@ -10,25 +10,49 @@ from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, 
 from .context import BomContext
 
 
-def signature_provider(ctx: BomContext) -> None:
-    """`modelshield:signature:status` per model: what the (future) signature check recorded.
+def signature_outcome(target: Any) -> dict[str, Any]:
+    """The signature check of a target as plain data: `TargetResult.signature` (outcome valid |
+    invalid | untrusted | unverifiable | unsigned | not-checked, signer, bundle, covered files);
+    `not-checked` when the scan made no check."""
+    sig = getattr(target, "signature", None)
+    if sig is None:
+        return {"outcome": "not-checked", "reason": "no signature check was made"}
+    outcome = getattr(sig, "outcome", None)
+    out = {"outcome": str(getattr(outcome, "value", outcome) or "not-checked")}
+    for key in ("reason", "method", "signer", "bundle", "bundle_sha256", "trust"):
+        value = getattr(sig, key, None)
+        if value:
+            out[key] = str(value)
+    for key in ("covered", "uncovered", "unchecked"):
+        out[key] = list(getattr(sig, key, None) or [])
+    return out
 
-    The signature helper is expected to put `{"status": "verified"|"unsigned"|"invalid"|...,
-    "signer": ..., "bundle": ...}` in `TargetResult.provenance["signature"]`; until then the
-    status is `not-checked`, which the ETSI mapping reports as a gap, never as evidence.
-    """
+
+def signature_provider(ctx: BomContext) -> None:
+    """`modelshield:signature:*` per model: the outcome of the OpenSSF model-signing check."""
     statuses = []
-    for entry in ctx.models:
-        sig = (entry.target.provenance or {}).get("signature")
-        status = str(sig.get("status")) if isinstance(sig, dict) and sig.get("status") else "not-checked"
-        entry.component.properties.add(Property(name="modelshield:signature:status", value=status))
-        if isinstance(sig, dict) and sig.get("signer"):
-            entry.component.properties.add(Property(name="modelshield:signature:signer", value=str(sig["signer"])))
-        if isinstance(sig, dict) and isinstance(sig.get("bundle_url"), str):
-            entry.component.external_references.add(ExternalReference(
-                type=ExternalReferenceType.DIGITAL_SIGNATURE, url=XsUri(sig["bundle_url"])))
-        statuses.append(status)
+    for entry in ctx.entries:
+        sig = signature_outcome(entry.target)
+        comp = entry.component
+        comp.properties.add(Property(name="modelshield:signature:status", value=sig["outcome"]))
+        for key in ("signer", "method", "reason", "bundle_sha256"):
+            if sig.get(key):
+                comp.properties.add(Property(name=f"modelshield:signature:{key}", value=sig[key]))
+        bundle = sig.get("bundle")
+        if bundle and bundle.startswith(("https://", "http://")):
+            comp.external_references.add(ExternalReference(type=ExternalReferenceType.DIGITAL_SIGNATURE,
+                                                           url=XsUri(bundle)))
+        elif bundle and entry.root == "" and bundle in entry.files:
+            comp.properties.add(Property(name="modelshield:signature:bundle", value=bundle))
+        if entry.kind != "folder" or not ctx.models:
+            statuses.append(sig["outcome"])
+        covered = set(sig.get("covered") or [])
+        for path, file_comp in entry.files.items():
+            if sig["outcome"] != "not-checked" and sig["outcome"] != "unsigned":
+                file_comp.properties.add(Property(name="modelshield:signature:covered",
+                                                  value="true" if path in covered else "false"))
     ctx.facts["signature_statuses"] = statuses
+    ctx.facts["signatures"] = {e.ref: signature_outcome(e.target) for e in ctx.models}
 
 
 def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -69,7 +93,7 @@ def drift_provider(ctx: BomContext) -> None:
     _inherit_identity(ctx, link)
     before = dev_bom_files(ctx.from_bom)
     changed, added, removed = [], [], []
-    for entry in ctx.models:
+    for entry in ctx.entries:
         for path, comp in sorted(entry.files.items()):
             ours = {h.alg.value: h.content for h in comp.hashes}
             if path not in before:
@@ -83,7 +107,7 @@ def drift_provider(ctx: BomContext) -> None:
                 comp.properties.add(Property(name="modelshield:drift",
                                              value=f"{', '.join(differs)} differs from the development BOM: "
                                                    f"was {old.get('SHA-256', '?')}"))
-    mine = {p for e in ctx.models for p in e.files}
+    mine = {p for e in ctx.entries for p in e.files}
     removed = sorted(set(before) - mine)
     for kind, paths in (("changed", changed), ("added", added), ("removed", removed)):
         for path in paths:
@@ -133,21 +157,27 @@ def _phase_of(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def _locked(ctx: BomContext) -> bool:
+    source = str(ctx.facts.get("runtime_source") or "").lower()
+    return source.endswith(".lock") or "lock" in source.rsplit("/", 1)[-1] or source.startswith("environment")
+
+
 def compositions_provider(ctx: BomContext) -> None:
     """State per model what is complete (files) and what is unknown (datasets, libraries...)."""
     comps: list[dict[str, Any]] = []
-    for entry in ctx.models:
+    for entry in ctx.entries:
         not_read = [p for p, c in entry.files.items()
                     if any(pr.name == "modelshield:status" and pr.value in ("not-downloaded", "skipped")
                            for pr in c.properties)]
         comps.append({"bom-ref": f"composition:files:{entry.ref}",
                       "aggregate": "incomplete" if not_read or entry.target.error else "complete",
                       "assemblies": [entry.ref]})
-    model_refs = [e.ref for e in ctx.models]
-    # The loaders' own dependencies are not listed (first party only); development lists none.
-    comps.append({"bom-ref": "composition:dependencies",
-                  "aggregate": "incomplete_first_party_only" if ctx.phase == "deployment" else "unknown",
-                  "dependencies": model_refs})
+    model_refs = [e.ref for e in ctx.entries]
+    # Runtime packages as the user listed them; without a lock file their own dependencies are
+    # not known to be complete. Without runtime input nothing is claimed.
+    libraries = ctx.facts.get("libraries") or []
+    aggregate = "unknown" if not libraries else "complete" if _locked(ctx) else "incomplete"
+    comps.append({"bom-ref": "composition:dependencies", "aggregate": aggregate, "dependencies": model_refs})
     if ctx.facts.get("datasets") or ctx.facts.get("base_models"):
         comps.append({"bom-ref": "composition:lineage", "aggregate": "unknown",
                       "assemblies": sorted(set(ctx.facts.get("datasets", []) + ctx.facts.get("base_models", [])))})

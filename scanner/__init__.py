@@ -1,6 +1,10 @@
 """modelshield.scanner: static, loader-exact analysis of ML artefacts (never loads or executes them)."""
 from __future__ import annotations
 
+if __name__ != "modelshield.scanner":  # the bare folder, imported from the repo root
+    raise ImportError(f"the folder {__name__!r} is the package modelshield.scanner: import it under that name "
+                      "(pip install -e .), never as a top-level package")
+
 try:
     from importlib.metadata import version as _version
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 from .budgets import BudgetExceeded, Budgets
 from .findings import Artefact, Finding, Location
@@ -18,11 +18,21 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 
+class Dispatcher(Protocol):
+    """Identify a blob by content and analyse it into `ctx`; returns the format name.
+
+    `modelshield.scanner.dispatch.analyse_blob` is the one implementation; the context holds it so
+    that formats and analysers recurse without importing the layer above them.
+    """
+
+    def __call__(self, blob: "Blob", ctx: "ScanContext", name: str) -> str: ...
+
+
 @dataclass
 class ScanContext:
     """What a format module gets besides its bytes.
 
-    Modules report through `add`, descend into members through `member` + `dispatch`, and charge
+    Modules report through `add`, descend into members through `descend`, and charge
     budgets through `charge_decompressed` / `check_time`. The member path and depth are kept here so
     findings in nested content carry their full location.
     """
@@ -39,6 +49,8 @@ class ScanContext:
     deadline: float = 0.0
     # Name hints from the enclosing container (e.g. a torch zip passes its record layout down).
     hints: dict[str, Any] = field(default_factory=dict)
+    # What `descend` calls: bound by `dispatch.analyse_blob` (or given by whoever builds the context).
+    dispatcher: Dispatcher | None = None
     # Findings per rule so far, and the finding later ones of that rule are folded into.
     rule_counts: dict[str, int] = field(default_factory=dict, repr=False)
     folds: dict[str, Finding] = field(default_factory=dict, repr=False)
@@ -110,16 +122,20 @@ class ScanContext:
             self.container_depth -= container
             self.nested_depth -= nested
 
-    def dispatch(self, blob: "Blob", name: str, *, container: bool = True, nested: bool = False) -> str:
-        """Identify `blob` (a member called `name`) by content and analyse it; returns the format name.
+    def descend(self, blob: "Blob", name: str, *, member: str | None = None, container: bool = True,
+                nested: bool = False, record: bool = True) -> str:
+        """Identify `blob` (called `name`) by content and analyse it as a member; returns the format name.
 
-        `container`: charge the container-depth budget; `nested`: charge the nested-payload budget.
+        `member`: the label in the member path (default `name`); `container`: charge the
+        container-depth budget; `nested`: charge the nested-payload budget; `record`: list the
+        member on the artefact.
         """
-        from .engine import analyse_blob  # local import: engine imports this module
-
-        with self.enter(name, container=container, nested=nested):
-            self.record_member()
-            return analyse_blob(blob, self, name)
+        if self.dispatcher is None:
+            raise RuntimeError("ScanContext.descend: no dispatcher (analyse through dispatch.analyse_blob)")
+        with self.enter(name if member is None else member, container=container, nested=nested):
+            if record:
+                self.record_member()
+            return self.dispatcher(blob, self, name)
 
     def record_member(self) -> None:
         """List the current member path on the artefact (once)."""

@@ -3,7 +3,7 @@
 - Remote code: every code reference a config made (`properties["hf_config"]["code_refs"]`:
   auto_map, custom_pipelines, modules.json, model_index.json) is looked up among the scanned
   files, with the relative imports transformers would fetch with it. Reached files get their
-  behaviours promoted from observations to threats (`python_source.promote`), the config's
+  behaviours promoted from observations to threats (`analysis.python.promote`), the config's
   MS-HF-001 rises to the worst of them, and a missing file is MS-HF-003.
 - Dataset loading scripts named after the repository (`<name>/<name>.py`) are scripts even
   without a recognisable builder class.
@@ -19,7 +19,8 @@ import posixpath
 from typing import Any
 
 from .findings import Artefact, Location, Severity, Status, TargetResult
-from .formats import python_source
+from .analysis import python as python_code
+from .formats import python_file as python_source
 from .rules import RuleTable
 
 REMOTE_CODE = "MS-HF-001"
@@ -103,7 +104,7 @@ def _reach(art: Artefact, rules: RuleTable, reached_by: str) -> Severity | None:
     props.setdefault("reached_by", [])
     if reached_by not in props["reached_by"]:
         props["reached_by"].append(reached_by)
-    return python_source.promote(art, rules, reached_by)
+    return python_code.promote(art, rules, reached_by)
 
 
 def _raise_remote_code(cfg: Artefact, worst: Severity, files: list[str], rules: RuleTable) -> None:
@@ -127,7 +128,7 @@ def _check_dataset_scripts(target: TargetResult, by_path: dict[str, Artefact], r
             continue
         if not is_script:
             props["role"] = "dataset_script"
-            python_source.mark_dataset_script(art, rules, "script named after the repository", line=None)
+            python_code.mark_dataset_script(art, rules, "script named after the repository", line=None)
         for dep, _via in _closure(path, by_path)[1:]:
             if dep in by_path:
                 _reach(by_path[dep], rules, f"{path} (dataset script import)")

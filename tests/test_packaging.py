@@ -30,7 +30,7 @@ def test_wheel_maps_folders_into_the_namespace(wheel: Path):
                      "modelshield/advisories/__init__.py", "modelshield/scanner/data/rules/core.toml",
                      "modelshield/scanner/schemas/report.schema.json", "modelshield/cli.py",
                      "modelshield/scanner/data/template_rules.toml", "modelshield/scanner/data/policy/deny.toml",
-                     "modelshield/sbom/data/loaders.toml"):
+                     "modelshield/sbom/data/loaders.toml", "modelshield/py.typed"):
         assert required in names, required
 
 
@@ -49,3 +49,19 @@ def test_wheel_imports_outside_the_source_tree(wheel: Path, tmp_path: Path):
                            str(tmp_path / "site")], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) >= 8
+
+
+@pytest.mark.parametrize("folder", ["scanner", "sbom", "advisories"])
+def test_bare_folders_refuse_to_import_from_the_root(folder: str):
+    """`import scanner` from the repo root would load a second copy of every class: it fails loudly."""
+    proc = subprocess.run([sys.executable, "-c", f"import {folder}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0
+    assert f"the folder '{folder}' is the package modelshield.{folder}" in proc.stderr
+
+
+def test_symlinked_tree_is_the_installed_tree():
+    """Tools run from the root (mypy, editors) see `modelshield.scanner` through modelshield/scanner."""
+    for folder in ("scanner", "sbom", "advisories"):
+        link = ROOT / "modelshield" / folder
+        assert link.is_symlink() and link.resolve() == (ROOT / folder).resolve(), link

@@ -21,10 +21,10 @@ ORDER = (
     "safetensors",    # safetensors (strict header)
     "torch_legacy",   # legacy torch.save: magic-number pickle + storages
     "pickle",         # binary pickles, protocols 2-5 (and joblib / concatenated streams)
-    "chat_template",  # standalone Jinja chat templates
+    "template_file",  # standalone Jinja chat templates
     "model_card",     # README.md model cards (YAML front matter -> card data for the BOM)
     "hf_config",      # config.json / tokenizer_config.json / processor configs (auto_map, templates)
-    "python_source",  # remote code and dataset loading scripts (ast analysis)
+    "python_file",    # remote code and dataset loading scripts (ast analysis)
     "keras_config",   # bare Keras JSON configs
     "onnx",           # ONNX protobuf (bounded parse)
     "tensorflow",     # SavedModel / GraphDef protobuf (bounded parse)

@@ -1,7 +1,7 @@
 """Compression wrappers (gzip, bzip2, xz, raw LZMA "alone", zlib, zstd, lz4 frame, joblib's `ZF`).
 
 The stream is decompressed chunk by chunk into a `SpoolBlob` under the decompression budgets and
-the result goes back through the sniffer (`ctx.dispatch`): the content decides what it is. This
+the result goes back through the sniffer (`ctx.descend`): the content decides what it is. This
 module also holds `decompress_stream`, the bounded streaming decoder the zip and 7z readers use.
 
 Loader behaviour followed: gzip/bzip2/xz read concatenated streams (as the `gzip`, `bz2` and `lzma`
@@ -338,7 +338,7 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
         if not ctx.members:
             ctx.artefact.properties["compressed"] = props
         if spool.size or res.complete:
-            ctx.dispatch(spool, inner_name(name))
+            ctx.descend(spool, inner_name(name))
     finally:
         spool.close()
 

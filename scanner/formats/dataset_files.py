@@ -172,7 +172,7 @@ def _extension_pickles(schema: Any, ctx: "ScanContext") -> None:
             payload = meta.get(b"ARROW:extension:metadata", b"")
             ctx.add("MS-DS-001", field=path, size=len(payload))
             if payload:
-                ctx.dispatch(BytesBlob(payload, name=f"{path}.extension-metadata.pkl"),
+                ctx.descend(BytesBlob(payload, name=f"{path}.extension-metadata.pkl"),
                              f"field[{path}]/ARROW:extension:metadata", container=False)
         t = field.type
         for i in range(getattr(t, "num_fields", 0) or 0):

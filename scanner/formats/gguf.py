@@ -16,7 +16,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..budgets import BudgetExceeded, FormatError
-from .chat_template import MAX_TEMPLATE_CHARS, analyse_template
+from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyse_template
 from .. import datafiles
 
 

@@ -13,7 +13,7 @@ import json
 from ..blob import Blob
 from ..budgets import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..keras_analysis import analyse_config
+from ..analysis.keras_walker import analyse_config
 from ..worker.native import native_call
 
 NAME = "hdf5"

@@ -22,7 +22,9 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
+from ..analysis.jinja_template import analyse_template
 from ..budgets import FormatError
+from . import hf_facts
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -34,7 +36,8 @@ AUTO_MAP_FILES = {"config.json", "tokenizer_config.json", "processor_config.json
                   "feature_extractor_config.json", "image_processor_config.json",
                   "video_preprocessor_config.json"}
 OTHER_FILES = {"generation_config.json", "chat_template.json", "modules.json", "model_index.json",
-               "adapter_config.json"}
+               "adapter_config.json", "special_tokens_map.json", "sentence_bert_config.json",
+               "config_sentence_transformers.json", "data_config.json"}
 # Facts copied into properties["hf_config"] for the SBOM (absent keys are skipped).
 FACT_KEYS = ("architectures", "model_type", "torch_dtype", "dtype", "vocab_size", "hidden_size",
              "num_hidden_layers", "num_attention_heads", "max_position_embeddings", "transformers_version",
@@ -104,6 +107,7 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         pass
     if base == "modules.json" and isinstance(doc, list):
         refs += _sentence_transformers_refs(doc, ctx)
+    props.update(hf_facts.stated(base, doc))  # settings and data manifests, for the ML-BOM
     for ref in refs:
         ref["folder"] = folder
     if refs:
@@ -232,14 +236,6 @@ def _chat_templates(doc: dict[str, Any], ctx: "ScanContext") -> dict[str, int]:
             if isinstance(entry, dict) and isinstance(entry.get("template"), str):
                 items.append((f"chat_template[{entry.get('name', i)}]", entry["template"]))
     lengths = {field: len(src) for field, src in items}
-    try:
-        from . import chat_template
-    except ImportError:  # pragma: no cover
-        return lengths
-    analyse_template = getattr(chat_template, "analyse_template", None)
-    if analyse_template is None:
-        # TODO(h6b): remove this guard once chat_template.analyse_template lands (other helper).
-        return lengths
     for field, src in items:
         analyse_template(src, ctx, field=field)
     return lengths

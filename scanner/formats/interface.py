@@ -9,7 +9,7 @@ A format module is a Python module in this package with:
         # member name: a label only, never the reason to accept binary content (text formats
         # such as Python source may use it, since their loaders choose by name too).
     def analyse(blob: Blob, ctx: ScanContext) -> None
-        # Report findings through ctx.add(...); descend into members with ctx.dispatch(...).
+        # Report findings through ctx.add(...); descend into members with ctx.descend(...).
         # Raise budgets.FormatError for malformed input (-> inconclusive with the reason) and
         # let budgets.BudgetExceeded propagate (-> inconclusive). Never import, unpickle,
         # unmarshal, render or execute artefact content.

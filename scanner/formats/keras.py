@@ -12,7 +12,7 @@ import json
 from ..blob import Blob
 from ..budgets import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..keras_analysis import analyse_config
+from ..analysis.keras_walker import analyse_config
 from .interface import Archive, Member
 from .keras_config import MAX_BYTES
 

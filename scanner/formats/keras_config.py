@@ -11,7 +11,7 @@ import re
 from ..blob import Blob
 from ..budgets import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..keras_analysis import analyse_config
+from ..analysis.keras_walker import analyse_config
 
 NAME = "keras_config"
 MAX_BYTES = 256 << 20

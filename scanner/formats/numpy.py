@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from ..budgets import FormatError
-from ..picklevm import analyse_pickle
+from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..picklevm import PickleResult, analyse_pickle
+from ..analysis.picklevm import PickleResult, analyse_pickle
 
 if TYPE_CHECKING:
     from ..blob import Blob

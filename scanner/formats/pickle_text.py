@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from ..blob import BytesBlob
 from ..findings import Artefact
-from ..picklevm import analyse_pickle
-from ..picklevm.machine import Machine
-from ..picklevm.opcodes import OPCODES
-from ..picklevm.report import Reporter
+from ..analysis.picklevm import analyse_pickle
+from ..analysis.picklevm.machine import Machine
+from ..analysis.picklevm.opcodes import OPCODES
+from ..analysis.picklevm.report import Reporter
 from . import pickle as binary
 
 if TYPE_CHECKING:

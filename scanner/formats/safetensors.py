@@ -222,7 +222,7 @@ def scan_metadata(metadata: dict[str, str], ctx: "ScanContext") -> None:
     import binascii
 
     from ..blob import BytesBlob
-    from .chat_template import analyse_template, parse_template
+    from ..analysis.jinja_template import analyse_template, parse_template
 
     for i, (key, value) in enumerate(metadata.items()):
         if i % 256 == 0:
@@ -247,7 +247,7 @@ def scan_metadata(metadata: dict[str, str], ctx: "ScanContext") -> None:
                 raw = b""
             if raw[:1] == b"\x80":
                 ctx.charge_decompressed(len(raw), len(stripped))
-                ctx.dispatch(BytesBlob(raw, field), field, nested=True)
+                ctx.descend(BytesBlob(raw, field), field, nested=True)
                 continue
         if any(h in value for h in datafiles.load("python_dangerous.toml")["code_hints"]["strings"]) \
                 and len(value) <= (1 << 20):
@@ -255,5 +255,5 @@ def scan_metadata(metadata: dict[str, str], ctx: "ScanContext") -> None:
                 ast.parse(value)
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 continue
-            ctx.dispatch(BytesBlob(value.encode("utf-8", "surrogatepass"), field + ".py"), field + ".py",
+            ctx.descend(BytesBlob(value.encode("utf-8", "surrogatepass"), field + ".py"), field + ".py",
                          nested=True)

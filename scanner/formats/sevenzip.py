@@ -141,7 +141,7 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
                            severity=Severity.HIGH if link_hazard(target) else None)
                     continue
                 try:
-                    ctx.dispatch(product.spool, name)
+                    ctx.descend(product.spool, name)
                 except BudgetExceeded as exc:
                     if exc.budget not in ("max_container_depth", "max_nested_depth"):
                         raise

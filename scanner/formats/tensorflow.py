@@ -254,7 +254,7 @@ def _keras_metadata(reader: Reader, state: _State) -> None:
 
 def _keras_object(reader: Reader, metadata, state: _State, where: str, offset: int) -> None:
     """Decode one TF-Keras metadata JSON and run the shared Keras config analysis on it."""
-    from ..keras_analysis import analyse_config  # local import: keeps the TF module light
+    from ..analysis.keras_walker import analyse_config  # local import: keeps the TF module light
 
     ctx = state.ctx
     ctx.check_time()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..findings import Status
+from ..suffixes import loader_hint
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -20,8 +21,6 @@ SAMPLE = 8192
 
 def sniff(head: bytes, blob: "Blob", name: str) -> bool:
     """UTF-8 text without NUL bytes (the head's last character may be cut), not named for a loader."""
-    from ..engine import loader_hint
-
     sample = head[:SAMPLE]
     if not sample or b"\x00" in sample or loader_hint(name):
         return False

@@ -16,7 +16,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..budgets import FormatError
-from ..picklevm import analyse_pickle
+from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def analyse_tar(archive: "Archive", ctx: "ScanContext") -> None:
             elif m.name == "tensors":
                 _records(blob, ctx, storages=False)
         if m.name not in TAR_NAMES:
-            ctx.dispatch(blob, m.name)
+            ctx.descend(blob, m.name)
     missing = [n for n in ("sys_info", "pickle", "storages") if n not in members]
     if missing:
         ctx.add("MS-GEN-006", format=NAME, error=f"legacy torch tar without {', '.join(missing)}")

@@ -96,7 +96,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
 
 
 def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext", flavour: str) -> None:
-    from ..picklevm import analyse_pickle
+    from ..analysis.picklevm import analyse_pickle
 
     with opened_member(archive, member, ctx) as blob:
         if blob is None:

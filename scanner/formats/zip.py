@@ -125,7 +125,7 @@ def dispatch_member(archive: Any, member: Member, ctx: "ScanContext") -> None:
         return
     with opened_member(archive, member, ctx) as blob:
         if blob is not None:
-            ctx.dispatch(blob, member.name)
+            ctx.descend(blob, member.name)
 
 
 @contextlib.contextmanager

@@ -293,7 +293,7 @@ def _select(records: list[dict[str, Any]], options: SourceOptions, repo_id: str,
     if options.max_download is not None:
         from huggingface_hub import try_to_load_from_cache
 
-        from ..engine import loader_hint
+        from ..suffixes import loader_hint
 
         budget = options.max_download
         ranked = sorted(candidates, key=lambda r: (loader_hint(r["path"]) is None and not r["path"].endswith(".py"),

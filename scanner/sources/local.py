@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..findings import Artefact, Status, TargetResult
 from ..rules import load_rules
+from ..special import kind_of, special_file
 from .interface import Resolved
 
 
@@ -51,19 +52,20 @@ def walk(root: str, boundary: str, result: TargetResult, boundary_name: str) -> 
     Links to folders are not descended (their files are scanned where they are, if inside).
     """
     out: list[Entry] = []
-    _walk(root, root, boundary, result, boundary_name, out)
+    _walk(root, root, "", boundary, result, boundary_name, out)
     return out
 
 
-def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_name: str,
+def _walk(root: str, folder: str, prefix: str, boundary: str, result: TargetResult, boundary_name: str,
           out: list[Entry]) -> None:
+    """`prefix`: the folder's path relative to `root` with a trailing "/" ("" at the root)."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         skipped(result, _rel(root, folder), "unreadable folder", "MS-GEN-003", error=exc.strerror or str(exc))
         return
     for entry in entries:
-        rel = _rel(root, entry.path)
+        rel = prefix + entry.name
         try:
             if entry.is_symlink():
                 dest = os.path.realpath(entry.path)
@@ -78,31 +80,20 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
                     skipped(result, rel, "symlink to a folder", "MS-GEN-008",
                             what="a link to a folder, not followed; its files are scanned where they are, if inside")
                 else:
-                    _special(result, rel, "a link to " + _kind(dest))
+                    _special(result, rel, "a link to " + kind_of(dest))
             elif entry.is_dir(follow_symlinks=False):
-                _walk(root, entry.path, boundary, result, boundary_name, out)
+                _walk(root, entry.path, rel + "/", boundary, result, boundary_name, out)
             elif entry.is_file(follow_symlinks=False):
                 out.append(Entry(rel, entry.path, entry.stat(follow_symlinks=False).st_size))
             else:
-                _special(result, rel, _kind(entry.path))
+                _special(result, rel, kind_of(entry.path))
         except OSError as exc:
             skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
 
 
 def _special(result: TargetResult, rel: str, what: str) -> None:
     """A FIFO, socket or device: never opened; inconclusive if a loader would open it by name."""
-    from ..engine import special_file
-
     result.artefacts.append(special_file(rel, what))
-
-
-def _kind(path: str) -> str:
-    from ..engine import special_kind
-
-    try:
-        return special_kind(os.stat(path).st_mode)
-    except OSError:
-        return "a special file"
 
 
 def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidence: str) -> Artefact:

@@ -1,8 +1,10 @@
-"""Length-prefixed messages (with an optional file descriptor) over a Unix stream socket.
+"""Length-prefixed messages (with file descriptors) over a Unix stream socket.
 
 A message is a 4-byte big-endian length, a 1-byte kind and the payload. File descriptors travel
 as SCM_RIGHTS ancillary data with the first bytes of their message, so the receiver gets the very
-file the sender opened (no second open by name, no race with a file replaced in between).
+files the sender opened (no second open by name, no race with a file replaced in between). A
+channel that receives descriptors reads each message exactly (`exact=True`), so that descriptors
+are never attributed to the message before theirs; others read ahead in 1 MiB chunks.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 
 _HEAD = struct.Struct(">I")
 RECV_SIZE = 1 << 20
+MAX_FDS = 64  # descriptors one message may carry (the kernel allows 253)
 
 
 class Closed(Exception):
@@ -28,9 +31,10 @@ class TooLarge(Exception):
 class Channel:
     """One end of a socket pair, with a receive buffer and the descriptors received so far."""
 
-    def __init__(self, sock: socket.socket, max_message: int = 1 << 30) -> None:
+    def __init__(self, sock: socket.socket, max_message: int = 1 << 30, exact: bool = False) -> None:
         self.sock = sock
         self.max_message = max_message
+        self.exact = exact
         self._buf = bytearray()
         self._fds: list[int] = []
         self._chunk = bytearray(RECV_SIZE)  # reused: a fresh 1 MiB buffer per read costs a page-faulting mmap
@@ -41,13 +45,13 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, kind: bytes, payload: bytes = b"", fd: int | None = None) -> None:
-        """Send one message; `fd` is passed along (the sender keeps its own copy)."""
+    def send(self, kind: bytes, payload: bytes = b"", fds: list[int] | tuple[int, ...] = ()) -> None:
+        """Send one message; `fds` are passed along (the sender keeps its own copies)."""
         data = _HEAD.pack(len(payload) + 1) + kind + payload
-        if fd is None:
+        if not fds:
             self.sock.sendall(data)
             return
-        sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         if sent < len(data):
             self.sock.sendall(data[sent:])
 
@@ -82,8 +86,13 @@ class Channel:
         return kind, payload, fds
 
     def _fill(self) -> None:
+        want = RECV_SIZE
+        if self.exact:
+            have = len(self._buf)
+            want = _HEAD.size - have if have < _HEAD.size else _HEAD.size + _HEAD.unpack_from(self._buf)[0] - have
+            want = max(1, min(want, RECV_SIZE))
         try:
-            n, ancdata, _, _ = self.sock.recvmsg_into([self._view], socket.CMSG_SPACE(4 * 4))
+            n, ancdata, _, _ = self.sock.recvmsg_into([self._view[:want]], socket.CMSG_SPACE(4 * MAX_FDS))
         except InterruptedError:
             return
         except (ConnectionResetError, BrokenPipeError) as exc:

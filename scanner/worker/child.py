@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 EXIT_MEMORY = 86  # the worker ran out of memory where it could not even answer
 RETIRE_GROWTH = 64 << 20  # a worker whose resident size grew this much past its start retires
-RETIRE_JOBS = 5_000
+RETIRE_FILES = 100_000
 _PR_SET_PDEATHSIG = 1
 
 
@@ -36,7 +36,7 @@ def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
     try:
         _detach(keep=ctl.fileno())
         _preload()
-        chan = Channel(ctl)
+        chan = Channel(ctl, exact=True)
         workers: set[int] = set()
         try:
             while True:
@@ -50,7 +50,7 @@ def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
                         worker_main(child_end, policy)
                     child_end.close()
                     workers.add(pid)
-                    chan.send(b"P", str(pid).encode(), fd=parent_end.fileno())
+                    chan.send(b"P", str(pid).encode(), fds=[parent_end.fileno()])
                     parent_end.close()
                 elif kind == b"W":
                     pid = int(payload)
@@ -72,7 +72,7 @@ def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
     """Set the hard limits, then analyse one open file per job message until the socket closes."""
     code = 0
     try:
-        code = _serve(Channel(sock), policy)
+        code = _serve(Channel(sock, exact=True), policy)
     except MemoryError:
         code = EXIT_MEMORY
     except BaseException:  # noqa: BLE001 - see zygote_main
@@ -82,7 +82,7 @@ def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
 
 
 def _serve(chan: Channel, policy: "Policy") -> int:
-    """Jobs arrive queued (the parent sends ahead) and are answered in order (R)."""
+    """Jobs (each one or more open files) arrive queued and are answered in order, one R each."""
     from ..blob import SPILL
     from ..engine import analyse_open_file
     from . import native
@@ -94,32 +94,34 @@ def _serve(chan: Channel, policy: "Policy") -> int:
     _limit_memory(budgets.max_memory)
     native.install(lambda parser, seconds: chan.send(b"N", json.dumps([parser, seconds]).encode()),
                    budgets.max_native_seconds)
-    jobs = 0
+    files = 0
     while True:
         try:
             kind, payload, fds = _recv(chan)
         except Closed:
             return 0
-        if kind != b"J" or len(fds) != 1:
+        job = json.loads(payload) if kind == b"J" else {}
+        paths = job.get("paths") or []
+        if len(fds) != len(paths) or not paths:
             for fd in fds:
                 os.close(fd)
             continue
-        job = json.loads(payload)
-        fd = fds[0]
         started = time.monotonic()
         SPILL.reset(job.get("spill"))
+        bodies = []
         try:
-            artefact = analyse_open_file(fd, job["path"], policy)
-            body = encode_artefact(artefact)
+            for fd, path in zip(fds, paths):
+                bodies.append(encode_artefact(analyse_open_file(fd, path, policy)))
         finally:
-            os.close(fd)
-        jobs += 1
+            for fd in fds:
+                os.close(fd)
+        files += len(paths)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        retire = jobs >= RETIRE_JOBS or (peak > baseline + RETIRE_GROWTH and
-                                         _status("VmRSS") > baseline + RETIRE_GROWTH)
+        retire = files >= RETIRE_FILES or (peak > baseline + RETIRE_GROWTH and
+                                           _status("VmRSS") > baseline + RETIRE_GROWTH)
         envelope = {"peak_rss": peak, "seconds": time.monotonic() - started, "spill": SPILL.used,
                     "retire": retire}
-        chan.send(b"R", json.dumps(envelope).encode() + b"\n" + body)
+        chan.send(b"R", b"\n".join([json.dumps(envelope).encode(), *bodies]))
         if retire:
             return 0
 
@@ -147,12 +149,13 @@ def _detach(keep: int) -> None:
 
 def _preload() -> None:
     """Import what every job needs once, before forking workers (they share it copy-on-write)."""
-    from .. import engine, formats
+    from .. import engine, formats  # noqa: F401 - imported to be shared by the workers
     from ..rules import load_rules
+    from ..suffixes import loader_suffixes
 
     formats.modules()
     load_rules()
-    engine.loader_suffixes()
+    loader_suffixes()
 
 
 def _die_with_parent() -> None:

@@ -1,11 +1,14 @@
 """The parent's side of the worker processes: queue jobs, enforce the wall clock, read results.
 
-`submit(fd, path)` passes an open file to a worker (jobs may be queued several deep per worker,
-so that many small files cost no round trip each); `wait(job)` returns its `Outcome`, killing
-the worker when the job's time runs out (or a native parser call outlives `max_native_seconds`).
-A worker that dies or is killed yields an artefact with one inconclusive finding naming the limit
-that was hit; the jobs queued behind it go to a fresh worker. The caller keeps each job's file
-descriptor open until its `wait` returned.
+`submit(fd, path)` passes an open file to a worker; `submit_many([(fd, path), ...])` passes
+several small files as one job (one message each way for all of them: thousands of small files
+then cost no process round trip each). Jobs queue several deep per worker. `wait(job)` returns
+the `Outcome`s, killing the worker when the job's time runs out (`max_seconds`, or
+`max_native_seconds` while a native parser call runs). A worker that dies or is killed while on a
+one-file job yields an artefact with one inconclusive finding naming the limit that was hit; a
+job of several files is run again one file per job, so the limit is pinned on the file that hit
+it and the others are analysed normally. Jobs queued behind a lost worker go to a fresh one.
+The caller keeps each job's file descriptors open until its `wait` returned.
 """
 from __future__ import annotations
 
@@ -44,17 +47,16 @@ class Outcome:
 
 @dataclass
 class Job:
-    """A submitted job; pass it to `WorkerPool.wait`."""
+    """A submitted job (one or more files); pass it to `WorkerPool.wait`."""
 
-    fd: int
-    path: str
-    payload: bytes
+    files: list[tuple[int, str]]  # (open descriptor, reported path)
     worker: "_Worker | None" = None
     sent: float = 0.0
     started: float | None = None  # when the worker began it: sent to an idle worker, or its predecessor answered
     native: tuple[str, float] | None = None  # (parser, deadline) while a native call runs
     parser: str | None = None  # the last native parser entered
-    outcome: Outcome | None = None
+    outcomes: list[Outcome] | None = None
+    singles: list["Job"] | None = None  # the files run again one per job after this job was lost
 
 
 @dataclass
@@ -95,18 +97,27 @@ class WorkerPool:
     # ------------------------------------------------------------------ jobs
     def submit(self, fd: int, path: str) -> Job:
         """Queue the analysis of the open regular file `fd` (reported as `path`)."""
-        payload = json.dumps({"path": path, "spill": max(0, self.budgets.max_spill - self.spill_used)},
-                             ensure_ascii=False).encode("utf-8", "surrogatepass")
-        job = Job(fd, path, payload)
+        return self.submit_many([(fd, path)])
+
+    def submit_many(self, files: list[tuple[int, str]]) -> Job:
+        """Queue several small files as one job (at most channel.MAX_FDS)."""
+        job = Job(list(files))
         self._send(job)
         return job
 
     def wait(self, job: Job) -> Outcome:
-        """The job's outcome (jobs queued before it on its worker are settled on the way)."""
-        while job.outcome is None:
+        """The outcome of a one-file job."""
+        return self.wait_many(job)[0]
+
+    def wait_many(self, job: Job) -> list[Outcome]:
+        """The outcomes of a job's files, in order (jobs queued before it are settled on the way)."""
+        while job.outcomes is None:
+            if job.singles is not None:
+                job.outcomes = [self.wait(single) for single in job.singles]
+                break
             assert job.worker is not None
             self._step(job.worker)
-        return job.outcome
+        return job.outcomes
 
     def _send(self, job: Job) -> None:
         idle = [w for w in self._workers if not w.queue]
@@ -119,8 +130,11 @@ class WorkerPool:
         job.worker, job.sent, job.native = worker, time.monotonic(), None
         job.started = job.sent if not worker.queue else None
         worker.queue.append(job)
+        payload = json.dumps({"paths": [path for _, path in job.files],
+                              "spill": max(0, self.budgets.max_spill - self.spill_used)},
+                             ensure_ascii=False).encode("utf-8", "surrogatepass")
         try:
-            worker.chan.send(b"J", job.payload, fd=job.fd)
+            worker.chan.send(b"J", payload, fds=[fd for fd, _ in job.files])
         except OSError:
             pass  # it died; the next read of its socket says so
 
@@ -156,10 +170,12 @@ class WorkerPool:
 
     def _answered(self, worker: _Worker, payload: bytes) -> None:
         head = worker.queue[0]
-        text, _, body = payload.partition(b"\n")
+        lines = payload.split(b"\n")
         try:
-            envelope = json.loads(text)
-            artefact = decode_artefact(body)
+            envelope = json.loads(lines[0])
+            artefacts = [decode_artefact(line) for line in lines[1:]]
+            if len(artefacts) != len(head.files):
+                raise ValueError(f"{len(artefacts)} results for {len(head.files)} files")
         except ValueError as exc:
             self._kill(worker)
             self._lost(worker, None, str(exc))
@@ -169,17 +185,22 @@ class WorkerPool:
             worker.queue[0].started = time.monotonic()
         spill = int(envelope.get("spill") or 0)
         self.spill_used += spill
-        head.outcome = Outcome(artefact, peak_rss=int(envelope.get("peak_rss") or 0),
-                               seconds=float(envelope.get("seconds") or 0.0), spill=spill)
+        peak, seconds = int(envelope.get("peak_rss") or 0), float(envelope.get("seconds") or 0.0)
+        head.outcomes = [Outcome(a, peak_rss=peak, seconds=seconds, spill=spill) for a in artefacts]
         if envelope.get("retire"):
             self._retire(worker)
 
     def _lost(self, worker: _Worker, limit: str | None, error: str | None = None) -> None:
-        """The worker is gone: its head job gets the limit finding, the rest go to other workers."""
+        """The worker is gone: a one-file head job gets the limit finding, a several-file one is
+        run again file by file; the jobs queued behind it go to other workers."""
         head = worker.queue.popleft() if worker.queue else None
         status = self._retire(worker)
-        if head is not None:
-            head.outcome = self._limit_outcome(head, limit, status, error)
+        if head is None:
+            return
+        if len(head.files) > 1:
+            head.singles = [self.submit(fd, path) for fd, path in head.files]
+        else:
+            head.outcomes = [self._limit_outcome(head, limit, status, error)]
 
     def _retire(self, worker: _Worker) -> int | None:
         """Drop a worker (retired or dead) and requeue its unanswered jobs; its wait status."""
@@ -198,9 +219,10 @@ class WorkerPool:
         how = ""
         if limit is None:
             limit, how = _classify(status)
-        artefact = Artefact(path=job.path, format="unknown")
+        path = job.files[0][1]
+        artefact = Artefact(path=path, format="unknown")
         rules = load_rules()
-        loc = Location(path=job.path)
+        loc = Location(path=path)
         during = f"in {job.parser}" if job.parser else "in the analysis"
         if limit == "memory":
             finding = rules.finding("MS-LIM-001", loc, limit=_mb(self.budgets.max_memory), during=during)
@@ -241,7 +263,7 @@ class WorkerPool:
             zygote_main(child_end, self.policy)
         child_end.close()
         self._zygote_pid = pid
-        self._ctl = Channel(parent_end)
+        self._ctl = Channel(parent_end, exact=True)
         return self._ctl
 
     def _reply(self, ctl: Channel) -> tuple[bytes, bytes, list[int]]:

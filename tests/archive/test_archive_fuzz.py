@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.budgets import Budgets
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.engine import analyse_blob
+from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact
 from modelshield.scanner.policy import Policy
 

@@ -20,6 +20,7 @@ from archive_zipcraft import (append_entry, deflate_zeros, hide, make_zip, patch
 from modelshield import Verdict, scan
 from modelshield.scanner.blob import FileBlob
 from modelshield.scanner.context import ScanContext
+from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact, Kind, Severity
 from modelshield.scanner.formats import zip as zipmod
 from modelshield.scanner.policy import Policy
@@ -115,7 +116,7 @@ def test_torchscript_archive_is_noted_and_its_code_dispatched(tmp_path):
 
 
 def test_torch_classes_outside_torchscript_are_still_unverified(tmp_path):
-    from modelshield.scanner.picklevm import analyse_pickle
+    from modelshield.scanner.analysis.picklevm import analyse_pickle
     from modelshield.scanner.blob import BytesBlob
     from modelshield.scanner.context import ScanContext
     from modelshield.scanner.findings import Artefact
@@ -123,7 +124,7 @@ def test_torch_classes_outside_torchscript_are_still_unverified(tmp_path):
 
     data = b"\x80\x02c__torch__.evil\nThing\n)\x81."
     for flavour, expected in (("torch-zip", {"MS-PKL-002", "MS-PKL-004"}), ("torchscript", set())):
-        ctx = ScanContext(artefact=Artefact(path="x"), policy=Policy.default())
+        ctx = ScanContext(artefact=Artefact(path="x"), policy=Policy.default(), dispatcher=analyse_blob)
         analyse_pickle(BytesBlob(data), ctx, flavour=flavour)
         assert {f.rule_id for f in ctx.artefact.findings if f.severity >= Severity.HIGH} == expected, flavour
 
@@ -288,7 +289,7 @@ def test_torch_zip_reads_only_headers_and_pickles(tmp_path):
             return out
 
     with Counting(path) as blob:
-        ctx = ScanContext(artefact=Artefact(path="big.pt"), policy=Policy.default())
+        ctx = ScanContext(artefact=Artefact(path="big.pt"), policy=Policy.default(), dispatcher=analyse_blob)
         zipmod.analyse(blob, ctx)
     assert blob.size > 24 << 20
     assert Counting.read < 256 << 10, Counting.read

@@ -11,7 +11,8 @@ from hf_fixtures import rule_ids, scan_dir, threats, write
 from modelshield.scanner.blob import FileBlob
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.findings import Artefact, Kind, Severity
-from modelshield.scanner.formats import python_source
+from modelshield.scanner.analysis import python as python_code
+from modelshield.scanner.formats import python_file as python_source
 from modelshield.scanner.policy import Policy
 from modelshield.scanner.rules import load_rules
 
@@ -41,7 +42,7 @@ def _analyse(path: str, loaded: bool) -> Artefact:
     with FileBlob(path) as blob:
         python_source.analyse(blob, ctx)
     if loaded:
-        python_source.promote(art, load_rules(), "test")
+        python_code.promote(art, load_rules(), "test")
     return art
 
 
@@ -91,7 +92,7 @@ def test_observation_is_promoted_with_loaded_severity(tmp_path):
     art = _analyse(str(tmp_path / "m.py"), loaded=False)
     [obs] = art.findings
     assert obs.rule_id == "MS-PY-100" and obs.kind is Kind.INFO and obs.evidence["loaded_severity"] == "high"
-    worst = python_source.promote(art, load_rules(), "config.json auto_map AutoModel")
+    worst = python_code.promote(art, load_rules(), "config.json auto_map AutoModel")
     assert worst is Severity.HIGH
     [f] = art.findings
     assert f.rule_id == "MS-PY-005" and f.kind is Kind.THREAT and f.location.line == 2

@@ -17,11 +17,12 @@ from hypothesis import given, settings, strategies as st
 from conftest import scan_json
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.context import ScanContext
+from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import Artefact, Kind, Severity, Verdict
 from modelshield.scanner.formats import keras as keras_flavour
 from modelshield.scanner.formats.interface import Member
-from modelshield.scanner.marshal_scan import MarshalError, parse_marshal_code
+from modelshield.scanner.analysis.marshal_reader import MarshalError, parse_marshal_code
 from modelshield.scanner.policy import Policy
 
 HERE = Path(__file__).resolve().parent
@@ -278,7 +279,7 @@ def test_analyse_archive_over_stdlib_adapter(built):
     names = zipfile.ZipFile(built / "lambda.keras").namelist()
     assert keras_flavour.matches(names)
     assert not keras_flavour.matches(["data.pkl", "version"])
-    ctx = ScanContext(artefact=Artefact(path="lambda.keras"), policy=Policy.default())
+    ctx = ScanContext(artefact=Artefact(path="lambda.keras"), policy=Policy.default(), dispatcher=analyse_blob)
     keras_flavour.analyse_archive(_StdlibArchive(built / "lambda.keras"), ctx)
     assert [f.rule_id for f in ctx.artefact.findings] == ["MS-KERAS-001"]
     assert ctx.artefact.findings[0].location.member == "config.json"

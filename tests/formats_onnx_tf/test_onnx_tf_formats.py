@@ -18,7 +18,8 @@ from conftest import scan_json
 from modelshield.scanner.blob import BytesBlob, FileBlob
 from modelshield.scanner.budgets import BudgetExceeded, FormatError
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.engine import identify, scan
+from modelshield.scanner.dispatch import identify
+from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import Artefact, Severity, Verdict
 from modelshield.scanner.formats import onnx as onnx_format
 from modelshield.scanner.formats import tensorflow as tf_format

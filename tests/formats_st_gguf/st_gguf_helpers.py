@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from modelshield.scanner.blob import Blob, BytesBlob
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.engine import analyse_blob
+from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact
-from modelshield.scanner.formats.chat_template import analyse_template
+from modelshield.scanner.analysis.jinja_template import analyse_template
 from modelshield.scanner.policy import Policy
 
 

@@ -19,10 +19,11 @@ from conftest import scan_json
 from fixtures import heldout_cases as H
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.context import ScanContext
+from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact
-from modelshield.scanner.picklevm import PickleResult, analyse_pickle
-from modelshield.scanner.picklevm import values as V
-from modelshield.scanner.picklevm.session import Session
+from modelshield.scanner.analysis.picklevm import PickleResult, analyse_pickle
+from modelshield.scanner.analysis.picklevm import values as V
+from modelshield.scanner.analysis.picklevm.session import Session
 from modelshield.scanner.policy import Policy
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 
 def _vm(data: bytes, flavour: str = "plain") -> Artefact:
     art = Artefact(path="t.pkl")
-    analyse_pickle(BytesBlob(data), ScanContext(artefact=art, policy=Policy.default()), flavour=flavour)
+    analyse_pickle(BytesBlob(data), ScanContext(artefact=art, policy=Policy.default(), dispatcher=analyse_blob), flavour=flavour)
     return art
 
 
@@ -38,7 +39,7 @@ def _c_stream_value(data: bytes):
     """What our C-stream reading returns (folded), or the PickleError reason."""
     art = Artefact(path="t.pkl")
     result = PickleResult()
-    Session(BytesBlob(data), ScanContext(artefact=art, policy=Policy.default()), "plain", result,
+    Session(BytesBlob(data), ScanContext(artefact=art, policy=Policy.default(), dispatcher=analyse_blob), "plain", result,
             c_stream=True).run(0, len(data), 1)
     return result.values[0] if result.values else "error"
 

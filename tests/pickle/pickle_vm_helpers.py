@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.context import ScanContext
+from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact
-from modelshield.scanner.picklevm import PickleResult, analyse_pickle
+from modelshield.scanner.analysis.picklevm import PickleResult, analyse_pickle
 from modelshield.scanner.policy import Policy
 
 
@@ -33,7 +34,7 @@ class Run:
 def run_vm(data: bytes, flavour: str = "plain", policy: Policy | None = None, **kw) -> Run:
     """analyse_pickle over `data` with a fresh context (budget exceptions propagate)."""
     art = Artefact(path="t.pkl")
-    ctx = ScanContext(artefact=art, policy=policy or Policy.default(), **kw)
+    ctx = ScanContext(artefact=art, policy=policy or Policy.default(), dispatcher=analyse_blob, **kw)
     return Run(analyse_pickle(BytesBlob(data), ctx, flavour=flavour), art)
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import scan_json  # noqa: E402
 
 from modelshield.scanner.formats.numpy import has_object
-from modelshield.scanner.picklevm.opcodes import PickleError, _float_line, _int_line, _long_line
+from modelshield.scanner.analysis.picklevm.opcodes import PickleError, _float_line, _int_line, _long_line
 
 ABOVE_INFO = {"low", "medium", "high", "critical"}
 

@@ -54,7 +54,7 @@ def test_card_facts_exactly_as_stated(boms, version) -> None:
     card, config = _card(), json.loads((MODEL / "config.json").read_text())
     model = doc["metadata"]["component"]
     assert model["type"] == "machine-learning-model" and model["name"] == "all-MiniLM-L6-v2"
-    assert model["licenses"] == [{"license": {"id": "Apache-2.0"}}]  # card: apache-2.0
+    assert model["licenses"] == [{"license": {"id": "Apache-2.0", "acknowledgement": "declared"}}]  # card: apache-2.0
     params = model["modelCard"]["modelParameters"]
     assert params["task"] == card["pipeline_tag"] == "sentence-similarity"
     data = {c["bom-ref"]: c for c in doc["components"] if c["type"] == "data"}

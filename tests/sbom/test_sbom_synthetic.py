@@ -50,13 +50,15 @@ def _report() -> Report:
 
 @pytest.mark.parametrize("version", ["1.6", "1.7"])
 @pytest.mark.parametrize("phase", ["development", "deployment"])
-def test_hub_model_bom(version, phase) -> None:
+def test_hub_model_bom(version, phase, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     doc = build_bom(_report(), phase=phase, spec_version=version, reproducible=True)
     assert schema_errors(doc, version) == []
     model = doc["metadata"]["component"]
     assert model["purl"] == f"pkg:huggingface/acme/tiny@{SHA.lower()}" == model["bom-ref"]
     assert model["version"] == SHA.lower() and model["group"] == "acme" and model["supplier"]["name"] == "acme"
-    assert model["licenses"] == [{"license": {"name": "acme-research", "url": "https://acme.example/licence"}}]
+    assert model["licenses"] == [{"license": {"name": "acme-research", "url": "https://acme.example/licence",
+                                              "acknowledgement": "declared"}}]
     refs = {r["type"]: r["url"] for r in model["externalReferences"]}
     assert refs["model-card"] == f"https://huggingface.co/acme/tiny/blob/{SHA.lower()}/README.md"
     params = model["modelCard"]["modelParameters"]
@@ -85,13 +87,16 @@ def test_hub_model_bom(version, phase) -> None:
     for v in vulns.values():
         assert v["affects"] == [{"ref": files["pytorch_model.bin"]["bom-ref"]}] and v["cwes"] == [502]
         assert v["ratings"][0]["severity"] == "critical"
-    assert vulns["MS-TEST-002"]["analysis"] == {"state": "exploitable"}
+    assert vulns["MS-TEST-002"]["analysis"] == {"state": "exploitable", "firstIssued": "2023-11-14T22:13:20+00:00",
+                                                "lastUpdated": "2023-11-14T22:13:20+00:00"}
     waived = vulns["MS-TEST-001"]["analysis"]
     if phase == "deployment":
         assert waived["state"] == "not_affected" and waived["justification"] == "code_not_reachable"
         assert "only safetensors are loaded" in waived["detail"] and "2027-01-31" in waived["detail"]
-        libs = {c["name"] for c in doc["components"] if c["type"] == "library"}
-        assert {"torch", "safetensors", "transformers"} <= libs
+        # No runtime was named: nothing from modelshield's own environment, and the notes say so.
+        assert not [c for c in doc["components"] if c["type"] == "library"]
+        notes = [p["value"] for p in doc["metadata"]["properties"] if p["name"] == "modelshield:note"]
+        assert any(n.startswith("runtime loader libraries: not listed") for n in notes)
         assert {"phase": "post-build"} in doc["metadata"]["lifecycles"]
     else:
         assert waived["state"] == "exploitable" and "proposed waiver" in waived["detail"]

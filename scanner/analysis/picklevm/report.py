@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..findings import Finding
+from ...findings import Finding
 
 MAX_SITES = 50
 

@@ -17,12 +17,12 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .blob import BytesBlob
-from .budgets import BudgetExceeded
-from .context import ScanContext
-from .findings import Severity
-from .marshal_scan import MarshalError, parse_marshal_code
-from . import datafiles
+from ..blob import BytesBlob
+from ..budgets import BudgetExceeded
+from ..context import ScanContext
+from ..findings import Severity
+from .marshal_reader import MarshalError, parse_marshal_code
+from .. import datafiles
 
 
 MAX_CONFIG_NODES = 2_000_000
@@ -168,11 +168,8 @@ class _Walker:
             self.ctx.add("MS-KERAS-006", source=self.source, what="TorchModuleWrapper module", error=str(exc)[:200])
             return
         self.ctx.charge_decompressed(len(raw), len(payload))
-        from .engine import analyse_blob  # local import: the engine imports the format modules
-
-        with self.ctx.enter(f"{path}.config.module", nested=True):
-            self.ctx.record_member()
-            analyse_blob(BytesBlob(raw, "module.pt"), self.ctx, "module.pt")
+        self.ctx.descend(BytesBlob(raw, "module.pt"), "module.pt", member=f"{path}.config.module",
+                         container=False, nested=True)
 
     def reference(self, module: Any, name: str, registered: Any, node: dict, parent: dict | None,
                   path: str) -> None:

@@ -11,8 +11,8 @@ import copyreg
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..budgets import BudgetExceeded
-from ..policy import Classification
+from ...budgets import BudgetExceeded
+from ...policy import Classification
 from . import values as V
 from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..blob import BytesBlob
-from ..budgets import BudgetExceeded
+from ...blob import BytesBlob
+from ...budgets import BudgetExceeded
 from . import nested
 from . import values as V
 from .machine import Machine, StreamOutcome
-from ..marshal_scan import MarshalError, summarise
+from ..marshal_reader import MarshalError, summarise
 from .opcodes import PickleError
 from .report import Reporter
 
@@ -144,17 +144,18 @@ class Session:
     def nested(self, kind: str, data: bytes, offset: int, stream: int) -> None:
         label = "marshalled code" if kind == "marshal" else f"{kind} payload" if kind != "pickle" else "pickle"
         ctx = self.ctx
-        with ctx.enter(f"<nested {label} at offset {offset}>", nested=True):
+        member = f"<nested {label} at offset {offset}>"
+        if kind not in ("marshal", "pickle"):  # sniffed: torch zip, npy, joblib, compressed...
+            name = f"nested.{ {'torch': 'pt', 'joblib': 'joblib', 'numpy': 'npy'}[kind] }"
+            ctx.descend(BytesBlob(data, name="nested"), name, member=member, container=False, nested=True,
+                        record=False)
+            return
+        with ctx.enter(member, nested=True):
             if kind == "marshal":
                 self.marshal(data)
                 return
-            blob = BytesBlob(data, name="nested")
-            if kind == "pickle":
-                from . import analyse_pickle
-                analyse_pickle(blob, ctx)
-            else:
-                from ..engine import analyse_blob  # sniff: torch zip, npy, joblib, compressed...
-                analyse_blob(blob, ctx, f"nested.{ {'torch': 'pt', 'joblib': 'joblib', 'numpy': 'npy'}[kind] }")
+            from . import analyse_pickle
+            analyse_pickle(BytesBlob(data, name="nested"), ctx)
 
     def marshal(self, data: bytes) -> None:
         names_table = nested.tables()["marshal_names"]

@@ -38,7 +38,7 @@ class Global:
     @functools.cached_property
     def canonical(self) -> str:
         """The name people know (`posix.system` -> `os.system`), used in findings."""
-        from ..policy import normalise_module
+        from ...policy import normalise_module
 
         module = normalise_module(self.module)
         return f"{module}.{self.name}" if self.name else module

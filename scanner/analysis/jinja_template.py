@@ -1,13 +1,12 @@
 """Jinja2 chat templates: server-side template injection found on the jinja2 AST, never rendered.
 
 `analyse_template` is the shared entry point (GGUF `tokenizer.chat_template*`, HF
-`tokenizer_config.json` / `chat_template.json`, standalone `*.jinja`). The template is parsed
-with jinja2's own parser (the one the renderers use) and the tree is walked for the ways a
+`tokenizer_config.json` / `chat_template.json`, safetensors metadata, standalone `*.jinja` files
+through `formats/template_file.py`). The template is parsed with jinja2's own parser (the one the
+renderers use) and the tree is walked for the ways a
 template escapes into Python (CVE-2024-34359): underscore attributes, attribute names built at
 render time (constant-folded where possible to name them), attributes of the built-in globals,
 introspection attributes, `str.format` field traversal and loader statements.
-
-The module is also the format module for standalone template files (`*.jinja`, `*.j2`).
 """
 from __future__ import annotations
 
@@ -22,17 +21,11 @@ import jinja2
 from jinja2 import nodes
 from jinja2.ext import Extension
 
-from ..budgets import FormatError
 from .. import datafiles
 
-
 if TYPE_CHECKING:
-    from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "chat_template"
-
-SUFFIXES = (".jinja", ".jinja2", ".j2")
 MAX_TEMPLATE_CHARS = 4 << 20  # far above any real chat template (the largest are ~30 KB)
 _FOLD_LIMIT = 4096  # longest string constant folding will build (a `'_' * 10**9` must not allocate)
 _UNKNOWN = object()
@@ -530,33 +523,3 @@ def analyse_template(source: str, ctx: "ScanContext", *, field: str, offset: int
             continue
         seen.add(key)
         ctx.add(hit.rule, offset=offset, line=hit.line, field=field, lineno=hit.line, **hit.evidence)
-
-
-# -- the format module for standalone template files -------------------------------------------
-
-def sniff(head: bytes, blob: "Blob", name: str) -> bool:
-    """A `*.jinja` / `*.j2` text file (text formats are chosen by name, as their loaders do)."""
-    if not name.lower().endswith(SUFFIXES):
-        return False
-    if b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a multi-byte sequence cut at the head boundary is fine
-        if exc.start < len(head) - 4:
-            return False
-    return True
-
-
-def analyse(blob: "Blob", ctx: "ScanContext") -> None:
-    """Analyse a standalone chat template file."""
-    limit = min(ctx.budgets.max_header_bytes, MAX_TEMPLATE_CHARS * 4)
-    if blob.size > limit:
-        raise FormatError(f"template file of {blob.size} bytes exceeds the {limit}-byte budget", 0,
-                          rule_id="MS-GEN-006")
-    raw = blob.read_at(0, blob.size)
-    try:
-        source = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", exc.start) from None
-    analyse_template(source, ctx, field=blob.name or "template", offset=None)

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import values as V
 from .opcodes import BigBytes
-from .. import datafiles
+from ... import datafiles
 
 
 DECODE_CAP = 64 << 20  # largest nested payload we materialise

@@ -15,8 +15,8 @@ import re
 import sys
 from typing import Any
 
-from ..budgets import BudgetExceeded
-from ..findings import Artefact, Kind
+from ...budgets import BudgetExceeded
+from ...findings import Artefact, Kind
 from .machine import ARRAY_WRAPPERS
 
 SECONDARY_DROPPED = {"MS-PKL-008", "MS-PKL-009", "MS-PKL-010", "MS-PKL-014"}
@@ -56,11 +56,11 @@ def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None
 
     `view` names the reading in the findings' evidence (default: the flavour's loader).
     """
-    from ..context import ScanContext
+    from ...context import ScanContext
 
     shadow = ScanContext(artefact=Artefact(path=ctx.artefact.path), policy=ctx.policy, budgets=ctx.budgets,
                          rules=ctx.rules, members=list(ctx.members), container_depth=ctx.container_depth,
-                         nested_depth=ctx.nested_depth, deadline=ctx.deadline)
+                         nested_depth=ctx.nested_depth, deadline=ctx.deadline, dispatcher=ctx.dispatcher)
     try:
         run(shadow, flavour)
     except BudgetExceeded as exc:

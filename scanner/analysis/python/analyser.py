@@ -1,48 +1,38 @@
-"""Python source: Hugging Face remote code (auto_map targets) and dataset loading scripts.
+"""The Python AST analyser: walks one module's tree (and strings it runs through exec/eval) and
+collects behaviours as `Hit`s, then reports them as threats or `MS-PY-100` observations.
 
-Loaders pick code files by name (`modeling_x.py`, `<dataset>.py`), so this module accepts `.py`
-names (and Python shebangs) and analyses them with `ast` only: nothing is imported or run.
-
-What a behaviour weighs depends on whether a loader runs the file on load:
-- a dataset loading script (a `datasets` builder subclass) runs on `load_dataset()`: its
-  behaviours are threats at their "loaded" severity (data/python_dangerous.toml);
-- any other file runs only if a config references it; that is only known once the whole repo is
-  scanned, so behaviours are recorded as `MS-PY-100` observations and `repo_checks` promotes them
-  (`promote`) for files that `auto_map` & co. reach;
-- malicious shapes (decode-then-exec, reverse shells, exfiltration hosts, persistence writes,
-  credential theft) are threats wherever the file is.
+What a behaviour weighs depends on whether a loader runs the file on load (see `source.py`):
+threats at their "loaded" severity when it does, observations otherwise (promoted later by
+`promotion.promote`); malicious shapes are threats wherever the file is.
 """
 from __future__ import annotations
 
 import ast
-import functools
-import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..budgets import FormatError
-from ..findings import Artefact, Finding, Kind, Severity
-from .. import datafiles
+from ...findings import Severity
+from .folding import MISSING as _MISSING
+from .folding import command_text as _command_text
+from .folding import dotted as _dotted
+from .folding import fold as _fold
+from .folding import fold_path as _fold_path
+from .folding import jsonable as _jsonable
+from .folding import norm as _norm
+from .folding import public_ip as _public_ip
+from .folding import strings as _strings
+from .folding import walk as _walk
+from .promotion import OBSERVATION
+from .table import Table
 
 if TYPE_CHECKING:
-    from ..blob import Blob
-    from ..context import ScanContext
-    from ..rules import RuleTable
+    from ...context import ScanContext
 
-
-NAME = "python_source"
-MAX_SOURCE = 8 << 20  # bytes; real modeling files are < 1 MB
 MAX_FINDINGS = 200  # per file; the rest is counted
 MAX_NESTED = 3  # exec of "..." strings analysed recursively
 MAX_LISTED = 100  # imports / urls / classes kept in properties
-OBSERVATION = "MS-PY-100"
-DATASET_SCRIPT = "MS-PY-010"
-BUILDER_BASES = ("GeneratorBasedBuilder", "ArrowBasedBuilder", "DatasetBuilder", "BeamBasedBuilder")
-_ALIASES = {"nt": "os", "posix": "os", "posixpath": "os.path", "ntpath": "os.path", "_pickle": "pickle",
-            "cPickle": "pickle", "__builtin__": "builtins", "__builtins__": "builtins",
-            "commands": "subprocess", "np": "numpy"}
 _BUILTIN_NAMES = {"exec", "eval", "compile", "__import__", "getattr", "open", "globals", "vars", "chr",
                   "bytes", "bytearray", "setattr", "locals", "isinstance", "issubclass", "dict", "str", "repr"}
 _DECODERS = {"base64.b64decode", "base64.b32decode", "base64.b16decode", "base64.b85decode",
@@ -58,178 +48,11 @@ _SINKS = {"builtins.exec", "builtins.eval", "builtins.compile", "marshal.loads",
 _DANGEROUS_MODULES = {"os", "subprocess", "builtins", "sys", "socket", "ctypes", "importlib", "pickle",
                       "marshal", "shutil", "pty", "posix", "nt", "runpy", "code", "types"}
 _IMPORTERS = {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
-_URL_RE = re.compile(r"\b(?:https?|ftp|wss?|tcp)://[^\s'\"<>]+", re.I)
-_IP_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 _WRITE_PATH_METHODS = {"write_text", "write_bytes", "touch", "symlink_to", "hardlink_to", "rename",
                        "replace", "chmod", "unlink"}
+_URL_RE = re.compile(r"\b(?:https?|ftp|wss?|tcp)://[^\s'\"<>]+", re.I)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One row of data/python_dangerous.toml."""
-
-    name: str
-    category: str
-    severity: Severity
-    standalone: Severity
-    why: str
-    module: bool = False
-    when_kw: str | None = None
-    when_value: Any = None
-    unless_kw: str | None = None
-    safe_values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Table:
-    """The dangerous-Python table, loaded once."""
-
-    entries: dict[str, Entry]
-    categories: dict[str, dict[str, str]]
-    command_tokens: tuple[str, ...]
-    install_tokens: tuple[str, ...]
-    exfil_hosts: tuple[str, ...]
-    sensitive_paths: tuple[str, ...]
-    secret_segments: frozenset[str]
-    secret_pairs: tuple[str, ...]
-    secret_prefixes: tuple[str, ...]
-    allow: frozenset[str]
-
-    def match(self, dotted: str | None) -> Entry | None:
-        """The entry for a resolved dotted name (exact callable, or any attribute of a module entry)."""
-        if not dotted:
-            return None
-        parts = dotted.split(".")
-        if any(".".join(parts[:i]) in self.allow for i in range(len(parts), 0, -1)):
-            return None
-        if dotted in self.entries:
-            return self.entries[dotted]
-        for i in range(len(parts) - 1, 0, -1):
-            entry = self.entries.get(".".join(parts[:i]))
-            if entry and entry.module:
-                return entry
-        return None
-
-    def is_secret_env(self, key: str) -> bool:
-        """True for environment variable names that hold secrets (HF_TOKEN, AWS_SECRET_ACCESS_KEY...)."""
-        up = key.upper()
-        return bool(set(up.split("_")) & self.secret_segments) or any(p in up for p in self.secret_pairs) \
-            or up.startswith(self.secret_prefixes)
-
-    def exfil(self, host: str, path: str) -> bool:
-        """True for URLs of services used to receive stolen data (host suffix + optional path prefix)."""
-        for item in self.exfil_hosts:
-            h, _, p = item.partition("/")
-            if (host == h or host.endswith("." + h)) and path.lstrip("/").startswith(p):
-                return True
-        return False
-
-@functools.lru_cache(maxsize=1)
-def load_table() -> Table:
-    """Parse data/python_dangerous.toml."""
-    raw = datafiles.load("python_dangerous.toml")
-    entries = {}
-    for row in raw["entry"]:
-        entries[row["name"]] = Entry(
-            name=row["name"], category=row["category"], severity=Severity.parse(row["severity"]),
-            standalone=Severity.parse(row.get("standalone", "low")), why=row["why"],
-            module=row.get("kind") == "module", when_kw=row.get("when_kw"), when_value=row.get("when_value"),
-            unless_kw=row.get("unless_kw"), safe_values=tuple(row.get("safe_values", ())))
-    sus = raw["suspicious"]
-    return Table(entries=entries, categories=raw["category"],
-                 command_tokens=tuple(sus["command_tokens"]), install_tokens=tuple(sus["install_tokens"]),
-                 exfil_hosts=tuple(sus["exfil_hosts"]), sensitive_paths=tuple(sus["sensitive_paths"]),
-                 secret_segments=frozenset(sus["secret_env_segments"]), secret_pairs=tuple(sus["secret_env_pairs"]),
-                 secret_prefixes=tuple(sus["secret_env_prefixes"]), allow=frozenset(raw["allow"]["names"]))
-
-
-
-# ---------------------------------------------------------------------------------------------
-# format-module interface
-
-def sniff(head: bytes, blob: "Blob", name: str) -> bool:
-    """Python source: a `.py` name (loaders choose code by name) or a Python shebang."""
-    lower = name.lower()
-    if lower.endswith((".py", ".pyw")):
-        return True
-    if head.startswith(b"#!"):
-        first = head.split(b"\n", 1)[0]
-        return b"python" in first
-    return False
-
-
-def analyse(blob: "Blob", ctx: "ScanContext") -> None:
-    """Parse with `ast` under a size cap and report behaviours (see the module docstring)."""
-    if blob.size > MAX_SOURCE:
-        raise FormatError(f"{blob.size} bytes is over the {MAX_SOURCE}-byte cap for Python source",
-                          rule_id="MS-PY-015")
-    data = blob.read_at(0, blob.size)
-    try:
-        tree = ast.parse(data, filename=ctx.artefact.path)
-    except SyntaxError as exc:
-        raise FormatError(f"syntax error line {exc.lineno}: {exc.msg}", rule_id="MS-PY-014") from None
-    except ValueError as exc:  # null bytes, bad encoding declaration
-        raise FormatError(f"not Python source: {exc}", rule_id="MS-PY-014") from None
-    ctx.check_time()
-    analyser = Analyser(load_table(), ctx)
-    analyser.run(tree)
-    builders = _builder_classes(analyser.nodes)
-    role = "dataset_script" if builders else "module"
-    props = {
-        "role": role,
-        "lines": data.count(b"\n") + 1,
-        "imports": sorted(analyser.imports)[:MAX_LISTED],
-        "relative_imports": sorted(_relative_imports(data))[:MAX_LISTED],
-        "classes": [n.name for n in tree.body if isinstance(n, ast.ClassDef)][:MAX_LISTED],
-        "urls": analyser.urls[:MAX_LISTED],
-    }
-    if builders:
-        props["dataset_builders"] = builders
-    analyser.emit(loaded=bool(builders))
-    ctx.artefact.properties[NAME] = props
-    if builders:
-        mark_dataset_script(ctx.artefact, ctx.rules, ", ".join(builders), line=None)
-
-
-# ---------------------------------------------------------------------------------------------
-# promotion (also used by repo_checks once it knows a loader runs the file)
-
-def promote(artefact: Artefact, rules: "RuleTable", reached_by: str) -> Severity | None:
-    """Turn the file's MS-PY-100 observations into threats at their loaded severity.
-
-    Returns the highest active threat severity of the file afterwards (None if none).
-    """
-    out: list[Finding] = []
-    for f in artefact.findings:
-        if f.rule_id == OBSERVATION and "behaviour_rule" in f.evidence:
-            ev = {k: v for k, v in f.evidence.items() if k not in ("behaviour_rule", "loaded_severity")}
-            ev["reached_by"] = reached_by
-            new = rules.finding(f.evidence["behaviour_rule"], f.location,
-                                severity=Severity.parse(f.evidence["loaded_severity"]),
-                                callable=f.callable, args=f.args, **ev)
-            new.suppressed = f.suppressed
-            out.append(new)
-        else:
-            out.append(f)
-    artefact.findings[:] = out
-    sev = [f.severity for f in out if f.kind is Kind.THREAT and f.active and f.rule_id != DATASET_SCRIPT]
-    return max(sev) if sev else None
-
-
-def mark_dataset_script(artefact: Artefact, rules: "RuleTable", builder: str, line: int | None) -> None:
-    """Add MS-PY-010 to a dataset loading script, at the highest severity its code reaches."""
-    if any(f.rule_id == DATASET_SCRIPT for f in artefact.findings):
-        return
-    worst = promote(artefact, rules, "datasets.load_dataset")
-    sev = max(Severity.MEDIUM, worst) if worst is not None else Severity.MEDIUM
-    detail = f"; its code reaches {sev} findings" if sev > Severity.MEDIUM else ""
-    from ..findings import Location
-    artefact.findings.append(rules.finding(DATASET_SCRIPT, Location(path=artefact.path, line=line),
-                                           severity=sev, builder=builder, detail=detail))
-
-
-# ---------------------------------------------------------------------------------------------
-# the analysis
 
 @dataclass
 class Hit:
@@ -667,178 +490,3 @@ class Analyser:
              why: str, what: str, args: list[Any] | None, detail: str = "", extra: dict | None = None) -> None:
         self.hits.append(Hit(rule=rule, entry_sev=sev, standalone=standalone, line=line, callable=name,
                              why=why, what=what, args=_jsonable(args), detail=detail, extra=extra or {}))
-
-
-# ---------------------------------------------------------------------------------------------
-# small pure helpers
-
-_MISSING = object()
-
-
-def _norm(name: str) -> str:
-    head, _, rest = name.partition(".")
-    head = _ALIASES.get(head, head)
-    return f"{head}.{rest}" if rest else head
-
-
-def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
-def _fold(node: ast.AST | None, depth: int = 0) -> Any:
-    """Constant-fold simple expressions (literals, +, %-free f-strings, "".join of constants)."""
-    if node is None or depth > 20:
-        return _MISSING
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, (ast.List, ast.Tuple)):
-        vals = [_fold(e, depth + 1) for e in node.elts[:64]]
-        return _MISSING if any(v is _MISSING for v in vals) else vals
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        a, b = _fold(node.left, depth + 1), _fold(node.right, depth + 1)
-        if isinstance(a, str) and isinstance(b, str) or isinstance(a, bytes) and isinstance(b, bytes):
-            return a + b
-        return _MISSING
-    if isinstance(node, ast.JoinedStr):
-        out = []
-        for v in node.values:
-            if isinstance(v, ast.Constant):
-                out.append(str(v.value))
-            elif isinstance(v, ast.FormattedValue):
-                inner = _fold(v.value, depth + 1)
-                out.append(str(inner) if isinstance(inner, (str, int)) else "{…}")
-        return "".join(out)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join" \
-            and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str) and node.args:
-        parts = _fold(node.args[0], depth + 1)
-        if isinstance(parts, list) and all(isinstance(p, str) for p in parts):
-            return node.func.value.value.join(parts)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        v = _fold(node.operand, depth + 1)
-        return -v if isinstance(v, (int, float)) else _MISSING
-    return _MISSING
-
-
-def _fold_path(node: ast.AST, an: Analyser, depth: int = 0) -> str | None:
-    """Fold path expressions: constants, os.path.join, expanduser, Path(...), Path.home() / "x"."""
-    if depth > 20:
-        return None
-    v = _fold(node)
-    if isinstance(v, str):
-        return v
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-        a, b = _fold_path(node.left, an, depth + 1), _fold_path(node.right, an, depth + 1)
-        return f"{a.rstrip('/')}/{b}" if a is not None and b is not None else None
-    if isinstance(node, ast.Call):
-        name = an.resolve(node.func) or _dotted(node.func) or ""
-        tail = name.split(".")[-1]
-        if tail == "home" and not node.args:
-            return "~"
-        if tail in ("expanduser", "expandvars", "abspath", "normpath", "realpath", "Path", "PurePath",
-                    "PosixPath", "WindowsPath", "fspath", "str") and node.args:
-            return _fold_path(node.args[0], an, depth + 1)
-        if tail in ("join", "joinpath") and node.args:
-            parts = [_fold_path(a, an, depth + 1) for a in node.args]
-            if tail == "joinpath" and isinstance(node.func, ast.Attribute):
-                parts = [_fold_path(node.func.value, an, depth + 1)] + parts
-            if all(p is not None for p in parts):
-                return "/".join(p.rstrip("/") if i < len(parts) - 1 else p for i, p in enumerate(parts))
-    return None
-
-
-def _strings(values: Iterable[Any]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, list):
-            out += _strings(v)
-    return out
-
-
-def _command_text(args: list[Any], kwargs: dict[str, ast.AST]) -> str:
-    first: Any = args[0] if args else (_fold(kwargs["args"]) if "args" in kwargs else None)
-    if isinstance(first, str):
-        return first
-    if isinstance(first, list):
-        return " ".join(str(p) for p in first if isinstance(p, (str, int)))
-    return " ".join(_strings(args))
-
-
-def _public_ip(host: str) -> bool:
-    if not _IP_RE.match(host or ""):
-        return False
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    # private and link-local addresses count: 169.254.169.254 is the cloud credential endpoint
-    return not (ip.is_loopback or ip.is_unspecified or ip.is_multicast)
-
-
-def _jsonable(values: list[Any] | None) -> list[Any] | None:
-    if values is None:
-        return None
-    out = []
-    for v in values:
-        if v is _MISSING:
-            out.append("<expr>")
-        elif isinstance(v, bytes):
-            out.append(v[:200].decode("latin-1"))
-        elif isinstance(v, str):
-            out.append(v[:500])
-        elif isinstance(v, (int, float, bool)) or v is None:
-            out.append(v)
-        elif isinstance(v, list):
-            out.append(_jsonable(v))
-        else:
-            out.append(repr(v)[:200])
-    return out
-
-
-def _walk(tree: ast.AST, parents: dict[int, ast.AST]) -> list[ast.AST]:
-    """Every node, breadth-first (parents before children), recording each node's parent."""
-    out = [tree]
-    i = 0
-    while i < len(out):
-        node = out[i]
-        i += 1
-        for name in node._fields:
-            value = getattr(node, name, None)
-            if isinstance(value, ast.AST):
-                parents[id(value)] = node
-                out.append(value)
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, ast.AST):
-                        parents[id(item)] = node
-                        out.append(item)
-    return out
-
-
-def _relative_imports(data: bytes) -> set[str]:
-    """Relative imports exactly as transformers finds them (a regex over the text, not the AST)."""
-    text = data.decode("utf-8", "replace")
-    found = set(re.findall(r"^\s*import\s+\.(\S+)\s*$", text, flags=re.MULTILINE))
-    found |= set(re.findall(r"^\s*from\s+\.(\S+)\s+import", text, flags=re.MULTILINE))
-    return found
-
-
-def _builder_classes(nodes: list[ast.AST]) -> list[str]:
-    """Classes deriving from a `datasets` builder (by base-class name: datasets.X or an imported X)."""
-    out = []
-    for node in nodes:
-        if isinstance(node, ast.ClassDef):
-            for base in node.bases:
-                name = _dotted(base) or ""
-                if name.split(".")[-1] in BUILDER_BASES:
-                    out.append(node.name)
-                    break
-    return out[:MAX_LISTED]
