@@ -22,7 +22,7 @@ class Budgets:
     max_seconds: float = 600.0  # wall time per artefact
     max_header_bytes: int = 100 << 20  # format headers (safetensors reference cap)
     # Hard limits enforced outside the analysing code (scanner/worker): a worker process per artefact.
-    max_memory: int = 256 << 20  # peak memory of the process analysing one artefact
+    max_memory: int = 200 << 20  # memory the analysis of one artefact may add to its worker process
     max_native_seconds: float = 30.0  # wall time of one call into a native parser (h5py)
     max_spill: int = 8 << 30  # bytes written to temporary files per scan (decompressed members)
     max_streams: int = 10_000  # pickle streams concatenated in one file

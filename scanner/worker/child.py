@@ -15,6 +15,7 @@ import os
 import resource
 import signal
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, NoReturn
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..policy import Policy
 
 EXIT_MEMORY = 86  # the worker ran out of memory where it could not even answer
+STACK = 64 << 20  # the analysis thread's stack (deep parses recurse in C too)
 RETIRE_GROWTH = 64 << 20  # a worker whose resident size grew this much past its start retires
 RETIRE_FILES = 100_000
 _PR_SET_PDEATHSIG = 1
@@ -31,7 +33,8 @@ _PR_SET_PDEATHSIG = 1
 
 def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
     """Serve the parent's requests: S = fork a worker (answer P + pid, with its socket), W pid =
-    reap it (answer X + exit status). Exits when the parent closes the control socket."""
+    reap it (answer X + exit status and peak resident size). Exits when the parent closes the
+    control socket."""
     code = 0
     try:
         _detach(keep=ctl.fileno())
@@ -50,13 +53,17 @@ def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
                         worker_main(child_end, policy)
                     child_end.close()
                     workers.add(pid)
-                    chan.send(b"P", str(pid).encode(), fds=[parent_end.fileno()])
+                    answer = json.dumps({"pid": pid, "baseline": _status("VmRSS")}).encode()
+                    chan.send(b"P", answer, fds=[parent_end.fileno()])
                     parent_end.close()
                 elif kind == b"W":
                     pid = int(payload)
-                    status = os.waitpid(pid, 0)[1] if pid in workers else None
+                    status = peak = None
+                    if pid in workers:
+                        _, status, usage = os.wait4(pid, 0)
+                        peak = usage.ru_maxrss * 1024
                     workers.discard(pid)
-                    chan.send(b"X", json.dumps({"pid": pid, "status": status}).encode())
+                    chan.send(b"X", json.dumps({"pid": pid, "status": status, "peak_rss": peak}).encode())
         except Closed:
             for pid in workers:
                 _kill(pid)
@@ -69,16 +76,29 @@ def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
 
 
 def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
-    """Set the hard limits, then analyse one open file per job message until the socket closes."""
-    code = 0
+    """Set the hard limits, then analyse the files of each job message until the socket closes.
+
+    The jobs run in a thread whose whole stack is mapped before the address-space cap is set: a
+    stack that had to grow under the cap would die of SIGSEGV instead of a clean MemoryError.
+    """
+    result = [1]
+
+    def run() -> None:
+        try:
+            result[0] = _serve(Channel(sock, exact=True), policy)
+        except MemoryError:
+            result[0] = EXIT_MEMORY
+        except BaseException:  # noqa: BLE001 - see zygote_main
+            result[0] = 1
+
     try:
-        code = _serve(Channel(sock, exact=True), policy)
-    except MemoryError:
-        code = EXIT_MEMORY
-    except BaseException:  # noqa: BLE001 - see zygote_main
-        code = 1
+        _die_with_parent()  # also M_ARENA_MAX=1 before the thread starts: no arena of its own
+        threading.stack_size(STACK)
+        thread = threading.Thread(target=run, name="analysis")
+        thread.start()
+        thread.join()
     finally:
-        os._exit(code)
+        os._exit(result[0])
 
 
 def _serve(chan: Channel, policy: "Policy") -> int:
@@ -119,8 +139,8 @@ def _serve(chan: Channel, policy: "Policy") -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         retire = files >= RETIRE_FILES or (peak > baseline + RETIRE_GROWTH and
                                            _status("VmRSS") > baseline + RETIRE_GROWTH)
-        envelope = {"peak_rss": peak, "seconds": time.monotonic() - started, "spill": SPILL.used,
-                    "retire": retire}
+        envelope = {"peak_rss": peak, "baseline_rss": baseline, "seconds": time.monotonic() - started,
+                    "spill": SPILL.used, "retire": retire}
         chan.send(b"R", b"\n".join([json.dumps(envelope).encode(), *bodies]))
         if retire:
             return 0
@@ -171,12 +191,17 @@ def _die_with_parent() -> None:
 
 
 def _limit_memory(limit: int) -> None:
-    """Cap the address space so that resident memory cannot pass `limit`; no core files."""
+    """Cap the address space at its current size plus `limit`; no core files.
+
+    Resident memory can only grow with the address space (pages already mapped at the start, such
+    as those shared with the scanning process, were resident or not before), so the worker's
+    resident size stays under its size at the start plus `limit`, whatever the parser does.
+    """
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    vm, rss = _status("VmSize"), _status("VmRSS")
+    vm = _status("VmSize")
     if not vm:
         return
-    cap = vm + max(limit - rss, 16 << 20)
+    cap = vm + limit
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

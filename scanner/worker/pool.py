@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 GRACE = 2.0  # seconds past the artefact's own max_seconds check before the parent kills
 MAX_RESULT = 256 << 20  # bytes of one encoded result (aggregated findings stay far below)
+NEAR_CAP = 0.75  # a worker killed by a signal past this share of max_memory ran out of memory
 _EXIT_MEMORY = 86  # child.EXIT_MEMORY (not imported: the parent never needs the child module)
 
 
@@ -39,7 +40,8 @@ class Outcome:
     """What one job produced: the artefact and the resources its analysis used."""
 
     artefact: Artefact
-    peak_rss: int = 0  # bytes: the worker's peak resident size so far (0 if it died)
+    peak_rss: int = 0  # bytes: the worker's peak resident size so far
+    baseline_rss: int = 0  # bytes: its resident size when it started (shared with the scanning process)
     seconds: float = 0.0
     spill: int = 0  # bytes written to temporary files
     limit: str | None = None  # the hard limit that ended the worker: memory, time, native-time, crash
@@ -63,6 +65,7 @@ class Job:
 class _Worker:
     pid: int
     chan: Channel
+    baseline: int = 0  # resident size at its start
     queue: collections.deque = field(default_factory=collections.deque)  # jobs sent, not answered
 
 
@@ -186,7 +189,9 @@ class WorkerPool:
         spill = int(envelope.get("spill") or 0)
         self.spill_used += spill
         peak, seconds = int(envelope.get("peak_rss") or 0), float(envelope.get("seconds") or 0.0)
-        head.outcomes = [Outcome(a, peak_rss=peak, seconds=seconds, spill=spill) for a in artefacts]
+        base = int(envelope.get("baseline_rss") or worker.baseline)
+        head.outcomes = [Outcome(a, peak_rss=peak, baseline_rss=base, seconds=seconds, spill=spill)
+                         for a in artefacts]
         if envelope.get("retire"):
             self._retire(worker)
 
@@ -194,31 +199,32 @@ class WorkerPool:
         """The worker is gone: a one-file head job gets the limit finding, a several-file one is
         run again file by file; the jobs queued behind it go to other workers."""
         head = worker.queue.popleft() if worker.queue else None
-        status = self._retire(worker)
+        died = (*self._retire(worker), worker.baseline)
         if head is None:
             return
         if len(head.files) > 1:
             head.singles = [self.submit(fd, path) for fd, path in head.files]
         else:
-            head.outcomes = [self._limit_outcome(head, limit, status, error)]
+            head.outcomes = [self._limit_outcome(head, limit, died, error)]
 
-    def _retire(self, worker: _Worker) -> int | None:
-        """Drop a worker (retired or dead) and requeue its unanswered jobs; its wait status."""
+    def _retire(self, worker: _Worker) -> tuple[int | None, int]:
+        """Drop a worker (retired or dead) and requeue its unanswered jobs; its wait status and peak."""
         if worker in self._workers:
             self._workers.remove(worker)
         worker.chan.close()
-        status = self._reap(worker.pid)
+        died = self._reap(worker.pid)
         rest, worker.queue = list(worker.queue), collections.deque()
         for job in rest:
             self._send(job)
-        return status
+        return died
 
-    def _limit_outcome(self, job: Job, limit: str | None, status: int | None, error: str | None) -> Outcome:
-        """An artefact saying which limit ended the worker, from what we did and its exit status."""
+    def _limit_outcome(self, job: Job, limit: str | None, died: tuple[int | None, int, int],
+                       error: str | None) -> Outcome:
+        """An artefact saying which limit ended the worker, from what we did and how it died."""
         elapsed = time.monotonic() - (job.started or job.sent)
         how = ""
         if limit is None:
-            limit, how = _classify(status)
+            limit, how = _classify(*died, self.budgets.max_memory)
         path = job.files[0][1]
         artefact = Artefact(path=path, format="unknown")
         rules = load_rules()
@@ -235,7 +241,7 @@ class WorkerPool:
             finding = rules.finding("MS-LIM-003", loc, how=how or "it stopped answering", during=during,
                                     **({"error": error} if error else {}))
         artefact.findings.append(finding)
-        return Outcome(artefact, seconds=elapsed, limit=limit)
+        return Outcome(artefact, peak_rss=died[1], baseline_rss=died[2], seconds=elapsed, limit=limit)
 
     # ------------------------------------------------------------------ processes
     def _spawn(self) -> _Worker:
@@ -247,7 +253,9 @@ class WorkerPool:
         kind, payload, fds = self._reply(ctl)
         if kind != b"P" or len(fds) != 1:
             raise RuntimeError("the worker zygote did not start a worker")
-        worker = _Worker(int(payload), Channel(socket.socket(fileno=fds[0]), max_message=MAX_RESULT))
+        answer = json.loads(payload)
+        worker = _Worker(int(answer["pid"]), Channel(socket.socket(fileno=fds[0]), max_message=MAX_RESULT),
+                         baseline=int(answer.get("baseline") or 0))
         self._workers.append(worker)
         return worker
 
@@ -278,16 +286,17 @@ class WorkerPool:
         except ProcessLookupError:
             pass
 
-    def _reap(self, pid: int) -> int | None:
-        """The worker's wait status, from the zygote that forked it."""
+    def _reap(self, pid: int) -> tuple[int | None, int]:
+        """The worker's wait status and peak resident size, from the zygote that forked it."""
         if self._ctl is None:
-            return None
+            return None, 0
         try:
             self._ctl.send(b"W", str(pid).encode())
             kind, payload, _ = self._reply(self._ctl)
-            return json.loads(payload).get("status") if kind == b"X" else None
+            answer = json.loads(payload) if kind == b"X" else {}
+            return answer.get("status"), int(answer.get("peak_rss") or 0)
         except (Closed, OSError, RuntimeError, ValueError):
-            return None
+            return None, 0
 
     def close(self) -> None:
         """Stop the workers and the zygote (closing the control socket ends the zygote, which
@@ -306,8 +315,12 @@ class WorkerPool:
             self._zygote_pid = 0
 
 
-def _classify(status: int | None) -> tuple[str, str]:
-    """(limit, how) from a wait status: memory for our exit code or the kernel's OOM kill."""
+def _classify(status: int | None, peak: int, baseline: int, cap: int) -> tuple[str, str]:
+    """(limit, how) from a wait status and how far past its start the worker's resident size went.
+
+    Near its cap, a process can die of a signal instead of a MemoryError (CPython itself faults
+    on some failed allocations): such deaths count as the memory limit.
+    """
     if status is None:
         return "crash", "it exited"
     if os.WIFSIGNALED(status):
@@ -318,6 +331,8 @@ def _classify(status: int | None) -> tuple[str, str]:
             name = f"signal {sig}"
         if sig == signal.SIGKILL:
             return "memory", "killed by SIGKILL (the system's out-of-memory killer)"
+        if peak - baseline >= cap * NEAR_CAP:
+            return "memory", f"killed by {name} after growing by {_mb(peak - baseline)}"
         return "crash", f"killed by {name}"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
     if code == _EXIT_MEMORY:
