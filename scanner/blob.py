@@ -62,7 +62,7 @@ class FileBlob(Blob):
         self.name = name or os.path.basename(self.path)
 
     def read_at(self, offset: int, n: int) -> bytes:
-        if offset >= self.size or n <= 0:
+        if offset < 0 or offset >= self.size or n <= 0:  # a crafted negative offset reads nothing
             return b""
         return os.pread(self.fd, min(n, self.size - offset), offset)
 
@@ -87,7 +87,7 @@ class SliceBlob(Blob):
         self.name = name
 
     def read_at(self, offset: int, n: int) -> bytes:
-        if offset >= self.size or n <= 0:
+        if offset < 0 or offset >= self.size or n <= 0:  # a crafted negative offset reads nothing
             return b""
         return self.parent.read_at(self.offset + offset, min(n, self.size - offset))
 
@@ -101,6 +101,8 @@ class BytesBlob(Blob):
         self.name = name
 
     def read_at(self, offset: int, n: int) -> bytes:
+        if offset < 0:
+            return b""
         return bytes(self.data[offset:offset + max(n, 0)])
 
 
@@ -150,7 +152,7 @@ class SpoolBlob(Blob):
             SPILL.charge(self.size)
 
     def read_at(self, offset: int, n: int) -> bytes:
-        if offset >= self.size or n <= 0:
+        if offset < 0 or offset >= self.size or n <= 0:  # a crafted negative offset reads nothing
             return b""
         self.file.seek(offset)
         return self.file.read(min(n, self.size - offset))

@@ -161,6 +161,8 @@ def decompress_stream(blob: Blob, start: int, end: int, kind: str, ctx: "ScanCon
         result.error = f"{kind} data error: {exc}"
     result.complete = (bool(dec.eof) or result.overflow) and not result.cap and not result.error
     unused = len(dec.unused_data or b"") if dec.eof else 0
+    spool.compressed_in -= unused  # read ahead past this stream's end: the next stream's input
+    ctx.compressed -= unused
     result.end = pos - unused
     result.consumed = result.end - start
     if not result.complete and not result.error and not result.cap:

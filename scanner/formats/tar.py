@@ -8,7 +8,8 @@ Written by hand because no library reads tars the way *every* extractor does, wi
   extracting whatever valid headers follow; with `--ignore-zeros` it also reads past the
   end-of-archive zero blocks;
 - the two differ on data sizes too: `tarfile` skips the data of regular (and unknown) entries
-  only, GNU tar skips every entry's declared size but a hard link's.
+  only, GNU tar skips every entry's declared size but a hard link's and a folder's (so a symlink
+  or FIFO header with a size hides, from one reader, what the other extracts).
 So the archive is walked twice over its headers (never its data): once as `tarfile` reads it, once
 as GNU tar with `--ignore-zeros` does. The union is analysed; an entry one reader extracts and
 another does not is reported (MS-ARC-007) with the reason. Long names and pax values are kept up
@@ -98,6 +99,7 @@ class _Walk:
     end: int | None = None  # offset of the end-of-archive marker, if reached
     error: str | None = None
     long_records: list[tuple[int, str, int]] = field(default_factory=list)  # (offset, kind, size)
+    unread: list[tuple[int, str, int]] = field(default_factory=list)  # pax headers past a budget: (offset, budget, limit)
 
 
 class TarArchive:
@@ -123,6 +125,7 @@ class TarArchive:
                     by_header[-m.header - 1] = m
         self.entries = [m for m in python.members]
         self.hidden = [m for m in by_header.values() if "tarfile" not in m.views]
+        self.python_only = [m for m in python.members if "gnu" not in m.views]
         self.error = python.error or gnu.error
 
     def members(self) -> list[Member]:
@@ -195,8 +198,8 @@ class TarArchive:
                 raise BudgetExceeded("max_members", ctx.budgets.max_members)
             out.members.append(member)
             pending = {}
-            if gnu:
-                skip = 0 if typeflag == b"1" else member.size
+            if gnu:  # GNU tar 1.34: every entry's data but a hard link's and a folder's
+                skip = 0 if typeflag in (b"1", b"5") else member.size
             else:
                 skip = member.size if typeflag in REGULAR or typeflag not in KNOWN else 0
             pos = data + _padded(skip)
@@ -235,6 +238,7 @@ class TarArchive:
         and whether the records were well formed."""
         if size > self.ctx.budgets.max_header_bytes:
             out.long_records.append((header, "pax extended header", size))
+            out.unread.append((header, "max_header_bytes", self.ctx.budgets.max_header_bytes))
             return {}, True
         keep: dict[str, object] = {}
         pos, end, count = data, data + size, 0
@@ -242,6 +246,7 @@ class TarArchive:
             count += 1
             if count > MAX_PAX_RECORDS:
                 out.long_records.append((header, "pax extended header", size))
+                out.unread.append((header, "pax records", MAX_PAX_RECORDS))
                 break
             head = self.blob.read_at(pos, min(32, end - pos))
             space = head.find(b" ")
@@ -296,8 +301,6 @@ def _padded(n: int) -> int:
 
 
 def _why_hidden(m: TarMember) -> str:
-    if "gnu" not in m.views:
-        return "Python's tarfile reads it where GNU tar skips the previous entry's data"
     if m.after_bad:
         return "it follows a header with a bad checksum: GNU tar skips that header and extracts it, tarfile stops"
     if m.after_end:
@@ -338,6 +341,9 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
     _hazards(ctx, archive.entries + archive.hidden)
     for m in archive.hidden:
         add_at(ctx, m.name, "MS-ARC-007", offset=m.header, name=m.name, entry_offset=m.header, why=_why_hidden(m))
+    for m in archive.python_only:
+        add_at(ctx, m.name, "MS-ARC-017", offset=m.header, name=m.name, entry_offset=m.header,
+               why="Python's tarfile (torch.load) reads it where GNU tar skips the previous entry's declared data")
     for offset in archive.gnu.bad[:20]:
         ctx.add("MS-ARC-012", offset=offset,
                 what=f"the tar header at offset {offset} has a bad checksum or size: tarfile stops reading "
@@ -346,6 +352,8 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
         ctx.add("MS-ARC-012", offset=header,
                 what=f"a {what} of {size} bytes at offset {header}: tarfile and GNU tar hold it whole in "
                      f"memory; only its first {MAX_NAME} bytes were read")
+    for header, budget, limit in {*archive.python.unread, *archive.gnu.unread}:
+        ctx.add("MS-GEN-005", offset=header, budget=budget, limit=limit)  # what it would change is unknown
     for m in archive.entries + archive.hidden:
         if m.sparse:
             add_at(ctx, m.name, "MS-ARC-012", what=f"GNU sparse member {m.name!r}: analysed as stored, holes not expanded")
