@@ -24,9 +24,13 @@ from .worker import Job, WorkerPool
 Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
 
-def analyse_open_file(fd: int, relpath: str, policy: Policy) -> Artefact:
-    """Identify and analyse the open regular file `fd` (no hashing): the job a worker runs."""
-    artefact = Artefact(path=relpath)
+def analyse_open_file(fd: int, relpath: str, policy: Policy, abspath: str | None = None) -> Artefact:
+    """Identify and analyse the open regular file `fd` (no hashing): the job a worker runs.
+
+    `abspath`: where the file is on disk, for formats that resolve references next to it (ONNX
+    external data); the content is read from `fd` only.
+    """
+    artefact = Artefact(path=relpath, absolute_path=abspath)
     ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets, dispatcher=analyse_blob)
     name = os.path.basename(relpath)
     try:
@@ -81,7 +85,7 @@ def scan_files(files: Iterable[tuple[str, str, int]], policy: Policy, progress: 
     def flush() -> None:
         if batch:
             assert pool is not None
-            sent.append((pool.submit_many([(item.fd, item.relpath) for item in batch]), list(batch)))
+            sent.append((pool.submit_many([(item.fd, item.relpath, item.abspath) for item in batch]), list(batch)))
             batch.clear()
 
     def settle(job: Job, items: list[_Small]) -> Iterator[Artefact]:
@@ -149,14 +153,14 @@ def _scan_open(fd: int, size: int, relpath: str, abspath: str, policy: Policy,
     """A file analysed while this process hashes it (threads for large files)."""
     digests: Digests | None = None
     error: OSError | None = None
-    job = pool.submit(fd, relpath) if pool is not None else None
+    job = pool.submit(fd, relpath, abspath) if pool is not None else None
     try:
         if size <= INLINE_MAX:
             digests = hash_inline(fd, on_bytes)
-            artefact = _analysed(fd, relpath, policy, pool, job)
+            artefact = _analysed(fd, relpath, abspath, policy, pool, job)
         else:
             with hash_while(fd, on_bytes) as digests:
-                artefact = _analysed(fd, relpath, policy, pool, job)
+                artefact = _analysed(fd, relpath, abspath, policy, pool, job)
     except OSError as exc:
         artefact = pool.wait(job).artefact if job is not None and pool is not None else Artefact(path=relpath)
         digests, error = None, exc
@@ -176,10 +180,11 @@ def _finished(artefact: Artefact, relpath: str, abspath: str, size: int, digests
     return artefact
 
 
-def _analysed(fd: int, relpath: str, policy: Policy, pool: WorkerPool | None, job: Job | None) -> Artefact:
+def _analysed(fd: int, relpath: str, abspath: str, policy: Policy, pool: WorkerPool | None,
+              job: Job | None) -> Artefact:
     if pool is not None and job is not None:
         return pool.wait(job).artefact
-    return analyse_open_file(fd, relpath, policy)
+    return analyse_open_file(fd, relpath, policy, abspath)
 
 
 def scan_target(target: str, policy: Policy, progress: Progress | None = None,

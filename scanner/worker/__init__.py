@@ -47,7 +47,7 @@ def analyse_file(path: str, relpath: str, policy: "Policy") -> "Artefact":
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         with WorkerPool(policy) as pool:
-            outcome = pool.wait(pool.submit(fd, relpath))
+            outcome = pool.wait(pool.submit(fd, relpath, os.path.abspath(path)))
     finally:
         os.close(fd)
     outcome.artefact.absolute_path = path

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NoReturn
 from .channel import Channel, Closed
 
 if TYPE_CHECKING:
-    from ..policy import Policy
+    from ..policy import Policy  # noqa: F401
 
 EXIT_MEMORY = 86  # the worker ran out of memory where it could not even answer
 STACK = 64 << 20  # the analysis thread's stack (deep parses recurse in C too)
@@ -31,7 +31,7 @@ RETIRE_FILES = 100_000
 _PR_SET_PDEATHSIG = 1
 
 
-def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
+def zygote_main(ctl: socket.socket) -> NoReturn:
     """Serve the parent's requests: S = fork a worker (answer P + pid, with its socket), W pid =
     reap it (answer X + exit status and peak resident size). Exits when the parent closes the
     control socket."""
@@ -50,7 +50,7 @@ def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
                     if pid == 0:
                         parent_end.close()
                         ctl.close()
-                        worker_main(child_end, policy)
+                        worker_main(child_end)
                     child_end.close()
                     workers.add(pid)
                     answer = json.dumps({"pid": pid, "baseline": _status("VmRSS")}).encode()
@@ -75,7 +75,7 @@ def zygote_main(ctl: socket.socket, policy: "Policy") -> NoReturn:
         os._exit(code)
 
 
-def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
+def worker_main(sock: socket.socket) -> NoReturn:
     """Set the hard limits, then analyse the files of each job message until the socket closes.
 
     The jobs run in a thread whose whole stack is mapped before the address-space cap is set: a
@@ -85,7 +85,7 @@ def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
 
     def run() -> None:
         try:
-            result[0] = _serve(Channel(sock, exact=True), policy)
+            result[0] = _serve(Channel(sock, exact=True))
         except MemoryError:
             result[0] = EXIT_MEMORY
         except BaseException:  # noqa: BLE001 - see zygote_main
@@ -101,37 +101,50 @@ def worker_main(sock: socket.socket, policy: "Policy") -> NoReturn:
         os._exit(result[0])
 
 
-def _serve(chan: Channel, policy: "Policy") -> int:
-    """Jobs (each one or more open files) arrive queued and are answered in order, one R each."""
+def _serve(chan: Channel) -> int:
+    """Policies (C) and jobs (J, one or more open files each) arrive in order; each job is answered
+    (R). The memory cap and the native-call limit follow the job's policy."""
     from ..blob import SPILL
     from ..engine import analyse_open_file
     from . import native
-    from .codec import encode_artefact
+    from .codec import decode_policy, encode_artefact
 
-    budgets = policy.budgets
     _die_with_parent()
-    baseline = _status("VmRSS")
-    _limit_memory(budgets.max_memory)
-    native.install(lambda parser, seconds: chan.send(b"N", json.dumps([parser, seconds]).encode()),
-                   budgets.max_native_seconds)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    baseline, start_vm = _status("VmRSS"), _status("VmSize")
+    policies: dict[str, Policy] = {}
+    cap = None
     files = 0
     while True:
         try:
             kind, payload, fds = _recv(chan)
         except Closed:
             return 0
+        if kind == b"C":
+            name, _, raw = payload.partition(b"\n")
+            policies[name.decode()] = decode_policy(raw)
+            continue
         job = json.loads(payload) if kind == b"J" else {}
         paths = job.get("paths") or []
-        if len(fds) != len(paths) or not paths:
+        policy = policies.get(job.get("policy", ""))
+        if len(fds) != len(paths) or not paths or policy is None:
             for fd in fds:
                 os.close(fd)
+            if kind == b"J":
+                return 1  # a job without its policy: the parent is confused; start afresh
             continue
+        budgets = policy.budgets
+        if cap != start_vm + budgets.max_memory:
+            cap = start_vm + budgets.max_memory
+            _limit_memory(cap)
+        native.install(lambda parser, seconds: chan.send(b"N", json.dumps([parser, seconds]).encode()),
+                       budgets.max_native_seconds)
         started = time.monotonic()
         SPILL.reset(job.get("spill"))
         bodies = []
         try:
-            for fd, path in zip(fds, paths):
-                bodies.append(encode_artefact(analyse_open_file(fd, path, policy)))
+            for fd, (path, abspath) in zip(fds, paths):
+                bodies.append(encode_artefact(analyse_open_file(fd, path, policy, abspath)))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -178,30 +191,40 @@ def _preload() -> None:
     loader_suffixes()
 
 
+def libc() -> object | None:
+    """The C library through ctypes, loaded once (by the scanning process, before it forks)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+        except (OSError, ImportError):
+            _LIBC = False
+    return _LIBC or None
+
+
+_LIBC: object = None
+
+
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the process that forked us dies (no orphaned workers)."""
+    lib = libc()
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        libc.mallopt(-8, 1)  # M_ARENA_MAX=1: threads must not reserve 64 MB arenas under RLIMIT_AS
-    except (OSError, AttributeError):
+        lib.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # type: ignore[union-attr]
+        lib.mallopt(-8, 1)  # type: ignore[union-attr]  # M_ARENA_MAX=1: no 64 MB arena per thread
+    except AttributeError:
         pass
 
 
-def _limit_memory(limit: int) -> None:
-    """Cap the address space at its current size plus `limit`; no core files.
+def _limit_memory(cap: int) -> None:
+    """Cap the address space at `cap` bytes (the worker's size at its start plus `max_memory`).
 
     Resident memory can only grow with the address space (pages already mapped at the start, such
     as those shared with the scanning process, were resident or not before), so the worker's
-    resident size stays under its size at the start plus `limit`, whatever the parser does.
+    resident size stays under its size at the start plus `max_memory`, whatever the parser does.
+    Only the soft limit is set, so the next job's policy can move it.
     """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    vm = _status("VmSize")
-    if not vm:
-        return
-    cap = vm + limit
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

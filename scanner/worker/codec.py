@@ -8,8 +8,12 @@ of call arguments); anything else is sent as its `repr`.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import json
+import types
+import typing
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from ..findings import Artefact, Finding, Kind, Location, Severity, Status
@@ -135,3 +139,64 @@ def _finding(data: dict[str, Any]) -> Finding:
     return Finding(**{k: data[k] for k in _PLAIN_FINDING}, severity=Severity(data["severity"]),
                    kind=Kind(data["kind"]), args=data["args"], evidence=dict(data["evidence"]),
                    location=Location(*data["location"]), sites=[Location(*site) for site in data["sites"]])
+
+
+# --- policies -----------------------------------------------------------------------------------
+# Workers outlive a scan and serve every policy of the process: the policy travels as JSON too.
+# Generic over dataclass fields (typed by their annotations), so fields added to Policy travel
+# without a change here; a field of a type this cannot rebuild fails loudly, never silently.
+
+def encode_policy(policy: Any) -> bytes:
+    """A Policy (or any dataclass of JSON values, enums, dates and dataclasses) as JSON."""
+    return json.dumps(_dc_plain(policy), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_policy(raw: bytes) -> Any:
+    from ..policy import Policy
+
+    return _dc_build(Policy, json.loads(raw))
+
+
+def _dc_plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _dc_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _dc_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dc_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot send a {type(value).__name__} to a worker")
+
+
+def _dc_build(kind: Any, value: Any) -> Any:
+    """Rebuild `value` as the annotated type `kind` (dataclass, enum, date, list/dict of those)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
+    if value is None:
+        return None
+    if is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: _dc_build(hints[f.name], value[f.name]) for f in fields(kind)
+                       if f.init and f.name in value})
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(value)
+    if kind is _dt.date:
+        return _dt.date.fromisoformat(value)
+    if kind is _dt.datetime:
+        return _dt.datetime.fromisoformat(value)
+    if origin is list:
+        (item,) = typing.get_args(kind) or (Any,)
+        return [_dc_build(item, v) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(kind) or (Any, Any)
+        return {k: _dc_build(item, v) for k, v in value.items()}
+    return value

@@ -12,11 +12,14 @@ The caller keeps each job's file descriptors open until its `wait` returned.
 """
 from __future__ import annotations
 
+import atexit
 import collections
+import hashlib
 import json
 import os
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 from ..findings import Artefact, Location
 from ..rules import load_rules
 from .channel import Channel, Closed, TooLarge
-from .codec import decode_artefact
+from .codec import decode_artefact, encode_policy
 
 if TYPE_CHECKING:
     from ..policy import Policy
@@ -51,7 +54,7 @@ class Outcome:
 class Job:
     """A submitted job (one or more files); pass it to `WorkerPool.wait`."""
 
-    files: list[tuple[int, str]]  # (open descriptor, reported path)
+    files: list[tuple[int, str, str | None]]  # (open descriptor, reported path, path on disk)
     worker: "_Worker | None" = None
     sent: float = 0.0
     started: float | None = None  # when the worker began it: sent to an idle worker, or its predecessor answered
@@ -66,43 +69,46 @@ class _Worker:
     pid: int
     chan: Channel
     baseline: int = 0  # resident size at its start
+    policies: set[str] = field(default_factory=set)  # policy ids it was sent
     queue: collections.deque = field(default_factory=collections.deque)  # jobs sent, not answered
 
 
 class WorkerPool:
-    """Up to `size` long-lived analysis workers forked from one zygote, for one policy.
+    """Up to `size` analysis workers for one policy.
 
-    Use as a context manager (or call `close`). Not thread-safe: one caller submits and waits.
+    The workers are long-lived and shared through the process: forked once from one zygote (itself
+    forked once from this process), they go back to an idle set when a pool closes and serve the
+    next pool, whatever its policy (sent to them as JSON). Use as a context manager (or call
+    `close`). A pool is not thread-safe (one caller submits and waits); several pools in several
+    threads are.
     """
 
     def __init__(self, policy: "Policy", size: int = 1) -> None:
         self.policy, self.size = policy, max(1, size)
         self.budgets = policy.budgets
         self.spill_used = 0
-        self._zygote_pid = 0
-        self._ctl: Channel | None = None
+        self._policy_json = encode_policy(policy)
+        self._policy_id = hashlib.sha256(self._policy_json).hexdigest()[:24]
         self._workers: list[_Worker] = []
-        self._requested = 0  # workers asked of the zygote and not yet received
 
     def __enter__(self) -> "WorkerPool":
         return self
 
     def start(self) -> None:
-        """Fork the zygote and ask it for the first worker now, without waiting: its imports then
-        overlap with the caller's own start-up (listing files) instead of delaying the first job."""
-        if self._ctl is None and not self._workers:
-            self._control().send(b"S")
-            self._requested += 1
+        """Start the zygote (and ask it for a worker) now, without waiting: the imports then overlap
+        with the caller's own start-up (listing files) instead of delaying the first job."""
+        _SHARED.prepare()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, fd: int, path: str) -> Job:
-        """Queue the analysis of the open regular file `fd` (reported as `path`)."""
-        return self.submit_many([(fd, path)])
+    def submit(self, fd: int, path: str, abspath: str | None = None) -> Job:
+        """Queue the analysis of the open regular file `fd` (reported as `path`; `abspath`: where it
+        is on disk, for formats that look next to it)."""
+        return self.submit_many([(fd, path, abspath)])
 
-    def submit_many(self, files: list[tuple[int, str]]) -> Job:
+    def submit_many(self, files: list[tuple[int, str, str | None]]) -> Job:
         """Queue several small files as one job (at most channel.MAX_FDS)."""
         job = Job(list(files))
         self._send(job)
@@ -133,11 +139,15 @@ class WorkerPool:
         job.worker, job.sent, job.native = worker, time.monotonic(), None
         job.started = job.sent if not worker.queue else None
         worker.queue.append(job)
-        payload = json.dumps({"paths": [path for _, path in job.files],
+        payload = json.dumps({"paths": [[path, abspath] for _, path, abspath in job.files],
+                              "policy": self._policy_id,
                               "spill": max(0, self.budgets.max_spill - self.spill_used)},
                              ensure_ascii=False).encode("utf-8", "surrogatepass")
         try:
-            worker.chan.send(b"J", payload, fds=[fd for fd, _ in job.files])
+            if self._policy_id not in worker.policies:
+                worker.chan.send(b"C", self._policy_id.encode() + b"\n" + self._policy_json)
+                worker.policies.add(self._policy_id)
+            worker.chan.send(b"J", payload, fds=[fd for fd, _, _ in job.files])
         except OSError:
             pass  # it died; the next read of its socket says so
 
@@ -203,7 +213,7 @@ class WorkerPool:
         if head is None:
             return
         if len(head.files) > 1:
-            head.singles = [self.submit(fd, path) for fd, path in head.files]
+            head.singles = [self.submit(fd, path, abspath) for fd, path, abspath in head.files]
         else:
             head.outcomes = [self._limit_outcome(head, limit, died, error)]
 
@@ -245,74 +255,159 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ processes
     def _spawn(self) -> _Worker:
-        ctl = self._control()
-        if self._requested:
-            self._requested -= 1
-        else:
-            ctl.send(b"S")
-        kind, payload, fds = self._reply(ctl)
-        if kind != b"P" or len(fds) != 1:
-            raise RuntimeError("the worker zygote did not start a worker")
-        answer = json.loads(payload)
-        worker = _Worker(int(answer["pid"]), Channel(socket.socket(fileno=fds[0]), max_message=MAX_RESULT),
-                         baseline=int(answer.get("baseline") or 0))
+        worker = _SHARED.acquire()
         self._workers.append(worker)
         return worker
 
-    def _control(self) -> Channel:
-        if self._ctl is not None:
-            return self._ctl
-        from .child import zygote_main
+    def _kill(self, worker: _Worker) -> None:
+        _SHARED.kill(worker)
 
+    def _reap(self, pid: int) -> tuple[int | None, int]:
+        """The worker's wait status and peak resident size, from the zygote that forked it."""
+        return _SHARED.reap(pid)
+
+    def close(self) -> None:
+        """Give the idle workers back to the process's idle set (others are killed)."""
+        for worker in self._workers:
+            _SHARED.release(worker)
+        self._workers.clear()
+
+
+class _Shared:
+    """The process's zygote and its idle workers (thread-safe)."""
+
+    IDLE_MAX = 4
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.pid = 0
+        self.ctl: Channel | None = None
+        self.idle: list[_Worker] = []
+        self.requested = 0  # workers asked of the zygote and not yet received
+
+    def prepare(self) -> None:
+        """Zygote up, and one worker asked for if none is idle (not waited for)."""
+        with self.lock:
+            if not self.idle and not self.requested:
+                self._control().send(b"S")
+                self.requested += 1
+
+    def acquire(self) -> _Worker:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+            ctl = self._control()
+            if self.requested:
+                self.requested -= 1
+            else:
+                ctl.send(b"S")
+            kind, payload, fds = self._reply(ctl)
+            if kind != b"P" or len(fds) != 1:
+                raise RuntimeError("the worker zygote did not start a worker")
+            answer = json.loads(payload)
+            return _Worker(int(answer["pid"]), Channel(socket.socket(fileno=fds[0]), max_message=MAX_RESULT),
+                           baseline=int(answer.get("baseline") or 0))
+
+    def release(self, worker: _Worker) -> None:
+        with self.lock:
+            if worker.queue or len(self.idle) >= self.IDLE_MAX:
+                self.kill(worker)
+                worker.chan.close()
+                worker.queue.clear()
+                self.reap(worker.pid)
+            else:
+                self.idle.append(worker)
+
+    def kill(self, worker: _Worker) -> None:
+        try:
+            os.kill(worker.pid, signal.SIGKILL)  # the zygote's unreaped child: the pid is not reused
+        except ProcessLookupError:
+            pass
+
+    def reap(self, pid: int) -> tuple[int | None, int]:
+        with self.lock:
+            if self.ctl is None:
+                return None, 0
+            try:
+                self.ctl.send(b"W", str(pid).encode())
+                kind, payload, _ = self._reply(self.ctl)
+                answer = json.loads(payload) if kind == b"X" else {}
+                return answer.get("status"), int(answer.get("peak_rss") or 0)
+            except (Closed, OSError, RuntimeError, ValueError):
+                self._lost_zygote()
+                return None, 0
+
+    def _control(self) -> Channel:
+        if self.ctl is not None:
+            return self.ctl
+        from .child import libc, zygote_main
+
+        libc()  # loaded here once, inherited by the zygote and its workers
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the zygote
             parent_end.close()
-            zygote_main(child_end, self.policy)
+            zygote_main(child_end)
         child_end.close()
-        self._zygote_pid = pid
-        self._ctl = Channel(parent_end, exact=True)
-        return self._ctl
+        self.pid, self.ctl, self.requested = pid, Channel(parent_end, exact=True), 0
+        return self.ctl
 
     def _reply(self, ctl: Channel) -> tuple[bytes, bytes, list[int]]:
-        message = ctl.recv(timeout=60)
+        try:
+            message = ctl.recv(timeout=60)
+        except (Closed, OSError) as exc:
+            self._lost_zygote()
+            raise RuntimeError(f"the worker zygote is gone: {exc}") from None
         if message is None:
             raise RuntimeError("the worker zygote does not answer")
         return message
 
-    def _kill(self, worker: _Worker) -> None:
-        try:
-            os.kill(worker.pid, signal.SIGKILL)  # still our zygote's unreaped child: the pid is not reused
-        except ProcessLookupError:
-            pass
-
-    def _reap(self, pid: int) -> tuple[int | None, int]:
-        """The worker's wait status and peak resident size, from the zygote that forked it."""
-        if self._ctl is None:
-            return None, 0
-        try:
-            self._ctl.send(b"W", str(pid).encode())
-            kind, payload, _ = self._reply(self._ctl)
-            answer = json.loads(payload) if kind == b"X" else {}
-            return answer.get("status"), int(answer.get("peak_rss") or 0)
-        except (Closed, OSError, RuntimeError, ValueError):
-            return None, 0
-
-    def close(self) -> None:
-        """Stop the workers and the zygote (closing the control socket ends the zygote, which
-        kills and reaps the workers)."""
-        for worker in self._workers:
+    def _lost_zygote(self) -> None:
+        """The zygote died (killed from outside): forget it; the next request starts another."""
+        if self.ctl is not None:
+            self.ctl.close()
+        self.ctl = None
+        for worker in self.idle:
             worker.chan.close()
-        self._workers.clear()
-        if self._ctl is not None:
-            self._ctl.close()
-            self._ctl = None
-        if self._zygote_pid:
+        self.idle.clear()
+        if self.pid:
             try:
-                os.waitpid(self._zygote_pid, 0)
+                os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-            self._zygote_pid = 0
+        self.pid = 0
+
+    def shutdown(self) -> None:
+        """At exit: end the idle workers and the zygote (closing its socket makes it kill and reap
+        every worker), and reap it."""
+        with self.lock:
+            for worker in self.idle:
+                worker.chan.close()
+            self.idle.clear()
+            if self.ctl is not None:
+                self.ctl.close()
+                self.ctl = None
+            if self.pid:
+                try:
+                    os.waitpid(self.pid, 0)
+                except ChildProcessError:
+                    pass
+                self.pid = 0
+
+    def forget(self) -> None:
+        """In a forked child: the zygote and workers belong to the parent; drop our copies."""
+        self.lock = threading.RLock()
+        for worker in self.idle:
+            worker.chan.close()
+        self.idle = []
+        if self.ctl is not None:
+            self.ctl.close()
+        self.ctl, self.pid, self.requested = None, 0, 0
+
+
+_SHARED = _Shared()
+atexit.register(_SHARED.shutdown)
+os.register_at_fork(after_in_child=_SHARED.forget)
 
 
 def _classify(status: int | None, peak: int, baseline: int, cap: int) -> tuple[str, str]:

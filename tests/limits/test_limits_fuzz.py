@@ -207,7 +207,7 @@ def outcomes(mutants):
             for i in range(0, len(paths), 16):
                 chunk = paths[i:i + 16]
                 fds = [os.open(p, os.O_RDONLY) for p in chunk]
-                jobs.append((pool.submit_many(list(zip(fds, [p.name for p in chunk]))), fds))
+                jobs.append((pool.submit_many([(fd, p.name, str(p)) for fd, p in zip(fds, chunk)]), fds))
             results[name] = []
             for job, fds in jobs:
                 results[name] += pool.wait_many(job)

@@ -127,27 +127,35 @@ def test_analyse_file_api(tmp_path):
     assert artefact.format == "pickle" and artefact.path == "x.pkl" and artefact.absolute_path == str(path)
 
 
-def test_no_process_outlives_the_scan(tmp_path):
+def test_no_process_outlives_the_scanning_process(tmp_path):
+    """Workers outlive a scan (the next scan reuses them) but never the process that started them."""
+    import subprocess
+    import sys
+
     (tmp_path / "a.pkl").write_bytes(BENIGN)
     shutil.copy(hostile.h5_mutants()["h5py-segfault"], tmp_path / "b.h5")
-    before = _children()
-    scan(str(tmp_path))
-    time.sleep(0.2)
-    assert _children() == before
+    code = ("import sys; from modelshield import scan; r = scan(sys.argv[1]); scan(sys.argv[1]); "
+            "print(len(r.artefacts))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    assert proc.communicate(timeout=120)[0].strip() == b"2"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError("a worker or the zygote outlived the scanning process")
 
 
-def _children() -> set[int]:
-    me = str(os.getpid())
-    out = set()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            if stat.rsplit(")", 1)[1].split()[1] == me:
-                out.add(int(pid))
-    return out
+def test_workers_serve_successive_policies(tmp_path):
+    """One idle worker, two scans with different budgets: each scan gets its own limits."""
+    hostile.pickle_memo(tmp_path, scale=0.15)
+    strict, loose = _low(max_memory=32 << 20), _low(max_memory=400 << 20)
+    assert [f.rule_id for f in scan(str(tmp_path), strict).artefacts[0].findings] == ["MS-LIM-001"]
+    assert scan(str(tmp_path), loose).artefacts[0].findings == []
+    assert [f.rule_id for f in scan(str(tmp_path), strict).artefacts[0].findings] == ["MS-LIM-001"]
 
 
 def test_cli_hard_limit_end_to_end(tmp_path):
