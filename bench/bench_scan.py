@@ -39,6 +39,14 @@ for p in sys.argv[1:]: run(p)
 """
 
 
+IN_PROCESS = """
+import sys
+from modelshield import scan
+from modelshield.scanner.output import json as json_out
+sys.stdout.writelines(json_out.render_chunks(scan(sys.argv[1], workers=0)))
+"""
+
+
 def build(size_gb: float) -> list[Path]:
     """Write the benchmark folder once; returns its files."""
     marker = OUT / ".complete"
@@ -106,6 +114,7 @@ def main() -> None:
     parser.add_argument("--size-gb", type=float, default=2.2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-hostile", action="store_true", help="skip the hostile inputs")
     args = parser.parse_args()
     if args.build_only:
         build(args.size_gb)
@@ -120,6 +129,7 @@ def main() -> None:
         "sha512sum": ["sha512sum", *names],
         "floor (sha256+sha512, 2 threads)": [sys.executable, "-c", FLOOR, *names],
         "modelshield scan": [sys.executable, "-m", "modelshield", "scan", "--format", "json", str(OUT)],
+        "modelshield scan, analysis in-process": [sys.executable, "-c", IN_PROCESS, str(OUT)],
     }
     timed(commands["sha512sum"])  # warm the page cache
     results: dict[str, list[tuple[float, int]]] = {k: [] for k in commands}
@@ -131,7 +141,13 @@ def main() -> None:
     for name, runs in results.items():
         wall = statistics.median(w for w, _ in runs)
         rss = max(r for _, r in runs) / 1024
-        print(f"{name:<36} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  peak RSS {rss:6.0f} MB")
+        print(f"{name:<38} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  peak RSS {rss:6.0f} MB")
+    workers = statistics.median(w for w, _ in results["modelshield scan"])
+    inproc = statistics.median(w for w, _ in results["modelshield scan, analysis in-process"])
+    print(f"hard limits (worker processes) cost: {workers / inproc:4.2f}x the in-process scan")
+    if not args.no_hostile:
+        print()
+        subprocess.run([sys.executable, str(Path(__file__).with_name("bench_hostile.py"))], check=True)
 
 
 if __name__ == "__main__":

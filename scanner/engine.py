@@ -70,9 +70,10 @@ def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | N
     return next(scan_files([(relpath, abspath, 0)], policy, progress, pool))
 
 
-def scan_files(files: Iterable[tuple[str, str, int]], policy: Policy, progress: Progress | None = None,
+def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy, progress: Progress | None = None,
                pool: WorkerPool | None = None) -> Iterator[Artefact]:
-    """The artefacts of `files` ((relpath, abspath, size) as sources list them), in order.
+    """The artefacts of `files` ((relpath, abspath, size) as sources list them), in order; an
+    `Artefact` among them is passed through at its place.
 
     With a pool, files up to INLINE_MAX bytes are hashed here and sent to the workers BATCH at a
     time, several jobs ahead, so that thousands of small files cost no process round trip each;
@@ -105,7 +106,12 @@ def scan_files(files: Iterable[tuple[str, str, int]], policy: Policy, progress: 
             yield from settle(*sent.popleft())
 
     try:
-        for relpath, abspath, _size in files:
+        for entry in files:
+            if isinstance(entry, Artefact):  # recorded by the source itself (refused, skipped)
+                yield from drain()
+                yield entry
+                continue
+            relpath, abspath, _size = entry
             try:
                 fd = open_regular(abspath)
             except OSError as exc:
@@ -187,6 +193,19 @@ def _analysed(fd: int, relpath: str, abspath: str, policy: Policy, pool: WorkerP
     return analyse_open_file(fd, relpath, policy, abspath)
 
 
+def _in_order(files: Iterable[tuple[str, str, int]], result: TargetResult) -> Iterator[tuple[str, str, int] | Artefact]:
+    """The source's files, with the artefacts it records while listing them (a refused download)
+    moved into the stream at the point they were recorded: scanning in batches must not reorder."""
+    for entry in files:
+        recorded = list(result.artefacts)
+        result.artefacts.clear()
+        yield from recorded
+        yield entry
+    recorded = list(result.artefacts)
+    result.artefacts.clear()
+    yield from recorded
+
+
 def scan_target(target: str, policy: Policy, progress: Progress | None = None,
                 options: SourceOptions | None = None, pool: WorkerPool | None = None) -> TargetResult:
     """Resolve a target (path, hf://, URL) to files, scan each, then run repo-level checks."""
@@ -201,8 +220,9 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
         total = resolved.total_bytes or 0
     if progress:
         progress("start", target, total)
-    for artefact in scan_files(files, policy, progress, pool):
-        result.artefacts.append(artefact)
+    before, result.artefacts = result.artefacts, []
+    scanned = list(scan_files(_in_order(files, result), policy, progress, pool))
+    result.artefacts = before + scanned + result.artefacts
     if resolved.finish:
         resolved.finish(result)
     repo_checks.check_target(result, load_rules())
