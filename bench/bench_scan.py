@@ -141,7 +141,8 @@ def main() -> None:
     for name, runs in results.items():
         wall = statistics.median(w for w, _ in runs)
         rss = max(r for _, r in runs) / 1024
-        print(f"{name:<38} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  peak RSS {rss:6.0f} MB")
+        print(f"{name:<38} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  "
+              f"peak RSS {rss:6.0f} MB")
     workers = statistics.median(w for w, _ in results["modelshield scan"])
     inproc = statistics.median(w for w, _ in results["modelshield scan, analysis in-process"])
     print(f"hard limits (worker processes) cost: {workers / inproc:4.2f}x the in-process scan")

@@ -16,7 +16,8 @@ from modelshield.scanner import __version__
 from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import (Artefact, Finding, Kind, Location, Report, Severity, Status,
                                           TargetResult, Verdict)
-from modelshield.scanner.policy import Policy, PolicyError
+from modelshield.scanner.policy import Policy
+from modelshield.scanner.errors import PolicyError
 from modelshield.scanner.sources.interface import SourceOptions
 
 __all__ = ["scan", "Policy", "PolicyError", "SourceOptions", "Report", "TargetResult", "Artefact", "Finding",

@@ -2,107 +2,170 @@
 from __future__ import annotations
 
 import enum
+import io
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from modelshield import __version__, scan as api_scan
-from modelshield.cli_common import FailOn, load_policy, source_options, write_output
-from modelshield.scanner.findings import Report
-from modelshield.scanner.output import json as json_out, sarif as sarif_out, text as text_out
-from modelshield.scanner.output.names import printable_name
+from modelshield.cli_common import (ConventionGroup, FailOn, Phase, SpecVersion, check_output_path, error, fail,
+                                    load_policy, make_app, print_version, source_options, write_output)
+from modelshield.signatures_cli import apply_trust, register as register_signature_commands
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Static scanner and ML-BOM generator for third-party models and datasets.")
+app = make_app(cls=ConventionGroup, help="Static scanner and ML-BOM generator for third-party models and datasets.",
+               epilog="\b\nExamples:\n  modelshield scan ./model\n  modelshield scan hf://org/name@main --format sarif -o scan.sarif"
+                      "\n  modelshield rules MS-PKL-001\n  modelshield sbom ./model -o model.cdx.json")
 
 
 class Format(str, enum.Enum):
     text = "text"
+    columns = "columns"
     json = "json"
     sarif = "sarif"
+    markdown = "markdown"
+    github = "github"
+    gitlab = "gitlab"
 
 
-def progress_printer(quiet: bool):
+SCAN_EXAMPLES = """\b
+Examples:
+  modelshield scan ./model                                  # exit 0 passed, 1 blocked, 2 incomplete
+  modelshield scan ckpts/ --format sarif -o scan.sarif --fail-on critical
+  modelshield scan repo/ --exclude 'tests/*' --policy ci/modelshield.toml
+  modelshield scan hf://org/name@v1.0 --include '*.safetensors' --max-download 5GB
+  modelshield scan ./model --format markdown >> "$GITHUB_STEP_SUMMARY"
+  modelshield scan ./model --sbom model.dev.cdx.json"""
+
+
+def progress_printer(quiet: bool) -> tuple[Any, Callable[[str, str, int], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if quiet or not sys.stderr.isatty():
         return None, None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.markup import escape as markup
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   transient=True, console=__import__("rich.console").console.Console(stderr=True))
-    tasks: dict[str, int] = {}
+    from modelshield.scanner.output.escape import text as shown
+
+    # DownloadColumn counts in decimal units (MB = 10^6 bytes), as the reports and --max-download do.
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
+                   TransferSpeedColumn(), transient=True,
+                   console=__import__("rich.console").console.Console(stderr=True))
+    tasks: dict[str, TaskID] = {}
 
     def on_event(event: str, what: str, n: int) -> None:
         if event == "start":
-            tasks["current"] = bar.add_task(f"scanning {what}", total=n or None)
+            tasks["current"] = bar.add_task(f"scanning {markup(shown(what))}", total=n or None)
         elif event == "advance" and "current" in tasks:
-            bar.update(tasks["current"], advance=n, description=f"{what[-40:]}")
+            bar.update(tasks["current"], advance=n, description=markup(shown(what)[-40:]))
         elif event == "done" and "current" in tasks:
             bar.remove_task(tasks.pop("current"))
 
     return bar, on_event
 
 
-def render(report: Report, fmt: Format, quiet: bool) -> str | Iterator[str]:
-    if fmt is Format.json:
-        return json_out.render_chunks(report)
-    if fmt is Format.sarif:
-        return sarif_out.render(report)
-    return text_out.render(report, quiet=quiet)
+def _pair_outputs(formats: list[Format], outputs: list[Path]) -> dict[Format, Optional[Path]]:
+    """--format/-o pairs by position: the n-th format goes to the n-th -o, a format without one
+    to stdout (only one may); one -o without --format takes the text report."""
+    formats = formats or [Format.text]
+    if len(outputs) > len(formats):
+        fail("more -o than --format: give one --format per -o")
+    if len(set(formats)) != len(formats):
+        fail("give each --format once")
+    paths: list[Optional[Path]] = [None if str(p) == "-" else p for p in outputs]
+    paths += [None] * (len(formats) - len(paths))
+    if paths.count(None) > 1:
+        fail("only one --format can go to stdout; give the others an -o FILE")
+    return dict(zip(formats, paths))
 
 
-@app.command()
+def use_color(output: Optional[Path]) -> bool:
+    """ANSI colour only for text on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    from modelshield.scanner.env import color_allowed
+
+    return (output is None or str(output) == "-") and sys.stdout.isatty() and color_allowed()
+
+
+@app.command(epilog=SCAN_EXAMPLES)
 def scan(
-    targets: list[str] = typer.Argument(..., help="Files, folders, hf://org/name[@rev], hf://datasets/..., or https:// URLs."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report here (default: stdout)."),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Exit 1 on findings at or above this severity [default: high, or the policy's]."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (default: modelshield.toml or [tool.modelshield] in pyproject.toml, searched upward)."),
+    targets: list[str] = typer.Argument(..., metavar="TARGET", help="Files, folders, hf://org/name[@rev], hf://datasets/..., HF cache folders, or https:// URLs."),
+    format: list[Format] = typer.Option([], "--format", "-f", help="Output format [default: text] (columns: the text report as a table; gitlab: GitLab's SAST security report). Repeat with -o to write several reports from one scan."),
+    output: list[Path] = typer.Option([], "--output", "-o", metavar="FILE", help="Write the report of the matching --format here (default: stdout; '-' is stdout)."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Exit 1 on findings at or above this severity [default: high, or the policy's]."),
+    policy: Optional[Path] = typer.Option(None, "--policy", metavar="FILE", help="Policy file (default: modelshield.toml or [tool.modelshield] in pyproject.toml, searched from here up to the repository root or home folder)."),
+    no_policy: bool = typer.Option(False, "--no-policy", help="Ignore every policy file: built-in defaults only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Text: only blocking findings and the summary; no progress."),
-    include: list[str] = typer.Option([], "--include", help="Remote repos: only files matching this glob (repeatable)."),
-    exclude: list[str] = typer.Option([], "--exclude", help="Remote repos: skip files matching this glob (repeatable)."),
-    max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: refuse to download more than this (e.g. 5GB)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show info findings."),
+    include: list[str] = typer.Option([], "--include", metavar="GLOB", help="Only files whose path (relative to the target) matches this glob; repeatable."),
+    exclude: list[str] = typer.Option([], "--exclude", metavar="GLOB", help="Skip files whose path matches this glob; repeatable."),
+    include_vcs: bool = typer.Option(False, "--include-vcs", help="Local folders: also scan .git/, .hg/, .svn/... (skipped by default)."),
+    max_download: Optional[str] = typer.Option(None, "--max-download", metavar="SIZE", help="Remote sources: refuse to download more than this (e.g. 5GB, 500MiB)."),
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
-    sbom: Optional[Path] = typer.Option(None, "--sbom", help="Also write a CycloneDX ML-BOM built from this same scan."),
-    phase: str = typer.Option("development", "--phase", help="BOM phase for --sbom: development or deployment."),
-    spec_version: str = typer.Option("1.6", "--spec-version", help="CycloneDX version for --sbom: 1.6 or 1.7."),
-    from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="--sbom deployment phase: the development BOM to link and compare with."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", metavar="DIR", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
+    sbom: Optional[Path] = typer.Option(None, "--sbom", metavar="FILE", help="Also write a CycloneDX ML-BOM built from this same scan."),
+    phase: Phase = typer.Option(Phase.development, "--phase", help="BOM phase for --sbom."),
+    spec_version: SpecVersion = typer.Option(SpecVersion.v1_6, "--spec-version", help="CycloneDX version for --sbom."),
+    from_bom: Optional[Path] = typer.Option(None, "--from-bom", metavar="FILE", help="--sbom deployment phase: the development BOM to link and compare with."),
     reproducible: bool = typer.Option(False, "--reproducible", help="--sbom: byte-identical output for the same input (also SOURCE_DATE_EPOCH)."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures ([trust] table: keys, CAs, identities per target)."),
+    require_signature: bool = typer.Option(False, "--require-signature", help="Exit 1 unless every target carries a valid, trusted signature."),
+    requirements: list[Path] = typer.Option([], "--requirements", "-r", help="Check advisories against these pins (requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml; repeatable) instead of this environment."),
+    python: Optional[Path] = typer.Option(None, "--python", help="Check advisories against this interpreter's installed packages (a deployment venv)."),
+    ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
-    pol = load_policy(policy, fail_on)
-    options = source_options(include, exclude, max_download, offline, cache_dir)
+    from modelshield.scanner import output as renderers
+
+    pol = load_policy(policy, fail_on, no_policy)
+    apply_trust(pol, trust, require_signature)
+    options = source_options(include, exclude, max_download, offline, cache_dir, include_vcs)
+    reports = _pair_outputs(format, output)
+    for path in reports.values():
+        check_output_path(path, "-o")
+    check_output_path(sbom, "--sbom")
     if quiet or not sys.stderr.isatty():
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the Hub client's own per-file bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # noqa: TID251 - silences the Hub client's own bars
     bar, on_event = progress_printer(quiet)
     if bar is not None:
         with bar:
             report = api_scan(targets, policy=pol, progress=on_event, options=options)
     else:
         report = api_scan(targets, policy=pol, options=options)
-    write_output(render(report, format, quiet), output)
+    from modelshield.advisories_cli import attach_advisories
+
+    attach_advisories(report, pol, requirements, python, ignore_vuln, quiet)
+    for message in report.errors:  # on stderr, once (a text report on stdout leaves them out)
+        error(message)
+    for fmt, path in reports.items():
+        write_output(renderers.render_chunks(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
+                                             width=shutil.get_terminal_size().columns, errors=path is not None), path)
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
 
-        write_bom_from_report(report, sbom, phase=phase, spec_version=spec_version, from_bom=from_bom,
+        write_bom_from_report(report, sbom, phase=phase.value, spec_version=spec_version.value, from_bom=from_bom,
                               reproducible=reproducible)
-    for target in report.targets:
-        if target.error:
-            typer.echo(f"modelshield: error: {printable_name(target.error)}", err=True)
     raise typer.Exit(report.exit_code(inconclusive_ok=pol.inconclusive_ok))
 
 
-@app.command()
-def rules(markdown: bool = typer.Option(False, "--markdown", help="Print docs/rules.md.")) -> None:
-    """List the rule table (id, severity, kind, title)."""
-    from modelshield.scanner.rules import load_rules, markdown_table
+@app.command(epilog="\b\nExamples:\n  modelshield rules\n  modelshield rules MS-PKL-001\n  modelshield rules --markdown > docs/rules.md")
+def rules(
+    rule_id: Optional[str] = typer.Argument(None, metavar="RULE_ID", help="Explain this rule (e.g. MS-PKL-001)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print docs/rules.md."),
+) -> None:
+    """List the rule table (id, severity, kind, title), or explain one rule."""
+    from modelshield.scanner.rules import explain, load_rules, markdown_table
 
     if markdown:
         sys.stdout.write(markdown_table())
+        return
+    if rule_id is not None:
+        try:
+            sys.stdout.write(explain(rule_id))
+        except KeyError as exc:
+            fail(str(exc.args[0]))
         return
     for rule in load_rules():
         typer.echo(f"{rule.id:<12} {str(rule.severity):<8} {rule.kind.value:<12} {rule.title}")
@@ -114,6 +177,12 @@ def version() -> None:
     typer.echo(f"modelshield {__version__}")
 
 
+@app.callback()
+def _root(show_version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version,
+                                            help="Show the version and exit (any command accepts it).")) -> None:
+    """Static scanner and ML-BOM generator for third-party models and datasets."""
+
+
 def _register_optional_commands() -> None:
     """Sub-commands owned by other modules (sbom)."""
     try:
@@ -121,13 +190,19 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     app.add_typer(sbom_app, name="sbom")
+    from modelshield.advisories_cli import app as advisories_app
+
+    app.add_typer(advisories_app, name="advisories")
 
 
 _register_optional_commands()
+register_signature_commands(app)
 
 
 def main() -> None:
     """Console entry point: never a traceback for bad input; exit 2 on usage errors."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")  # a terminal that cannot show a character
     try:
         app(prog_name="modelshield")
     except KeyboardInterrupt:

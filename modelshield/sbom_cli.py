@@ -12,56 +12,31 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, error, load_policy, source_options, write_output
+from modelshield.cli_common import FailOn, Phase, SpecVersion, error, load_policy, read_bom_json, source_options, write_output
 from modelshield.scanner.findings import Report
+from modelshield.scanner.output import escape
 
 
 class _DefaultCreate(TyperGroup):
     """`modelshield sbom TARGET ...` means `modelshield sbom create TARGET ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["create", *args]
         return super().parse_args(ctx, args)
 
 
 app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.")
-
-
-class Phase(str, enum.Enum):
-    development = "development"
-    deployment = "deployment"
-
-
-class SpecVersion(str, enum.Enum):
-    v1_6 = "1.6"
-    v1_7 = "1.7"
+                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.",
+                  epilog="\b\nExamples:\n  modelshield sbom ./model -o model.dev.cdx.json\n  modelshield sbom validate model.cdx.json")
 
 
 class DiffFormat(str, enum.Enum):
     text = "text"
     json = "json"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A BOM file as a dict; typer.Exit(2) with one line when unreadable or not a JSON object."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        error(f"cannot read {path}: {exc.strerror or exc}")
-        raise typer.Exit(2)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        error(f"{path} is not JSON: {exc}")
-        raise typer.Exit(2)
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        error(f"{path} is not a CycloneDX JSON BOM")
-        raise typer.Exit(2)
-    return doc
 
 
 def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Optional[str]) -> Any:
@@ -80,24 +55,22 @@ def render_bom(report: Report, *, phase: str = "development", spec_version: str 
                from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
                who: Any = None, decision: Optional[str] = None) -> str:
     """The BOM text; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
-    from modelshield.sbom import BomInvalid, build_bom, dumps
+    from modelshield.sbom import BomInvalid, build, dumps
 
     try:
-        doc = build_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                        reproducible=reproducible, attribution=who, decision=decision)
+        built = build(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
+                      reproducible=reproducible, attribution=who, decision=decision)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2)
+            typer.echo(f"  {escape.text(line)}", err=True)
+        raise typer.Exit(2) from None
     except ValueError as exc:
         error(str(exc))
-        raise typer.Exit(2)
-    from modelshield.sbom import builder
-
-    for note in getattr(builder.build_bom, "last_notes", []):
-        typer.echo(f"modelshield: {note}", err=True)
-    return dumps(doc)
+        raise typer.Exit(2) from None
+    for note in built.notes:
+        typer.echo(f"modelshield: {escape.text(note)}", err=True)
+    return dumps(built.document)
 
 
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
@@ -110,12 +83,14 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
         # The scan's own error lines follow; its exit code (2) stands.
         typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
         return
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     write_output(render_bom(report, phase=phase, spec_version=spec_version, from_bom=previous,
                       reproducible=reproducible), Path(path))
 
 
-@app.command()
+@app.command(epilog="\b\nExamples:\n  modelshield sbom ./model --phase development -o model.dev.cdx.json\n"
+                     "  modelshield sbom hf://org/name@<commit> --spec-version 1.7 -o model.dev.cdx.json\n"
+                     "  modelshield sbom ./release --phase deployment --from-bom model.dev.cdx.json -o model.cdx.json")
 def create(
     targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
     phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
@@ -132,7 +107,8 @@ def create(
     max_download: Optional[str] = typer.Option(None, "--max-download", help="Remote sources: download cap (e.g. 5GB)."),
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures (the outcome is recorded per model)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
 
@@ -142,11 +118,14 @@ def create(
     from modelshield import scan
 
     pol = load_policy(policy, fail_on)
+    from modelshield.signatures_cli import apply_trust
+
+    apply_trust(pol, trust, False)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     who = attribution(supplier, manufacturer, author)
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
-    previous = _read_json(from_bom) if from_bom is not None else None
+    previous = read_bom_json(from_bom) if from_bom is not None else None
     report = scan(targets, policy=pol, options=options)
     errors = [t.error for t in report.targets if t.error]
     for message in errors:
@@ -164,7 +143,8 @@ def create(
                + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
 
 
-@app.command("diff")
+@app.command("diff", epilog="\b\nExamples:\n  modelshield sbom diff model.dev.cdx.json model.cdx.json\n"
+                             "  modelshield sbom diff old.cdx.json new.cdx.json --format json")
 def diff_cmd(
     old: Path = typer.Argument(..., help="The earlier BOM (e.g. the development BOM)."),
     new: Path = typer.Argument(..., help="The later BOM."),
@@ -173,17 +153,18 @@ def diff_cmd(
     """Compare two BOMs. Exit 0 same, 1 hash drift / added or removed files / new findings, 2 error."""
     from modelshield.sbom.diff import diff
 
-    result = diff(_read_json(old), _read_json(new))
+    result = diff(read_bom_json(old), read_bom_json(new))
     if format is DiffFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         for line in result.lines():
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo("drift: yes" if result.drifted else "drift: none")
     raise typer.Exit(1 if result.drifted else 0)
 
 
-@app.command("validate")
+@app.command("validate", epilog="\b\nExamples:\n  modelshield sbom validate model.cdx.json\n"
+                                 "  modelshield sbom validate model.cdx.json --spec-version 1.7")
 def validate_cmd(
     path: Path = typer.Argument(..., help="A CycloneDX JSON BOM."),
     spec_version: Optional[SpecVersion] = typer.Option(None, "--spec-version", help="Validate against this version instead of the BOM's specVersion."),
@@ -191,12 +172,27 @@ def validate_cmd(
     """Strict schema validation (1.6 or 1.7). Exit 0 valid, 1 invalid, 2 unreadable."""
     from modelshield.sbom.validate import schema_errors
 
-    doc = _read_json(path)
-    version = spec_version.value if spec_version else str(doc.get("specVersion", ""))
+    doc = read_bom_json(path)
+    declared = str(doc.get("specVersion", ""))
+    version = spec_version.value if spec_version else declared
+    if spec_version and declared != version:
+        typer.echo(f"{path}: declares CycloneDX {declared or '(no specVersion)'}, not {version}; "
+                   f"validate it as {declared or 'its own version'} (omit --spec-version)")
+        raise typer.Exit(1)
     errors = schema_errors(doc, version)
     if errors:
         for line in errors[:200]:
-            typer.echo(line)
+            typer.echo(escape.text(line))
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
+
+
+def _register_audit() -> None:
+    """`sbom audit` lives with the advisories (modelshield.advisories_cli)."""
+    from modelshield.advisories_cli import sbom_audit
+
+    app.command("audit", epilog="\b\nExamples:\n  modelshield sbom audit model.cdx.json --requirements requirements.txt")(sbom_audit)
+
+
+_register_audit()

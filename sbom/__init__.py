@@ -10,7 +10,8 @@ if __name__ != "modelshield.sbom":  # the bare folder, imported from the repo ro
     raise ImportError(f"the folder {__name__!r} is the package modelshield.sbom: import it under that name "
                       "(pip install -e .), never as a top-level package")
 
-from .builder import build_bom, dumps, register_provider
-from .validate import BomInvalid, schema_errors
+from .builder import BuiltBom, build, build_bom, dumps, register_provider
+from .errors import BomInvalid
+from .validate import schema_errors
 
-__all__ = ["build_bom", "dumps", "register_provider", "BomInvalid", "schema_errors"]
+__all__ = ["BuiltBom", "build", "build_bom", "dumps", "register_provider", "BomInvalid", "schema_errors"]

@@ -14,18 +14,19 @@ import json
 import os
 import uuid
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.bom_ref import BomRef
 from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.contact import OrganizationalContact
 from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 
 from modelshield.scanner import __version__ as SCANNER_VERSION
+from modelshield.scanner.env import source_date_epoch
 from modelshield.scanner.findings import Report
 from . import authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, validate, vex
 from .context import PHASES, SPEC_VERSIONS, Attribution, BomContext
@@ -57,12 +58,6 @@ def register_provider(provider: Provider) -> None:
         PROVIDERS.append(provider)
 
 
-def source_date_epoch() -> _dt.datetime | None:
-    """SOURCE_DATE_EPOCH as a UTC time, None when unset or not a number."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else None
-
-
 def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
     """SOURCE_DATE_EPOCH if set; else now, or None in reproducible mode (the BOM then has no
     timestamp rather than a made-up one, and says so in its notes)."""
@@ -74,11 +69,24 @@ def bom_timestamp(reproducible: bool) -> _dt.datetime | None:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
 
 
-def build_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
-              from_bom: dict[str, Any] | None = None, reproducible: bool = False,
-              author: str | None = None, attribution: Attribution | None = None,
-              decision: str | None = None) -> dict[str, Any]:
-    """The BOM as a JSON dict, strictly validated (raises validate.BomInvalid otherwise).
+@dataclass(frozen=True)
+class BuiltBom:
+    """A validated BOM and the notes its build leaves for the user (what it could not record)."""
+
+    document: dict[str, Any]
+    notes: list[str]
+
+
+def build_bom(report: Report, **options: Any) -> dict[str, Any]:
+    """The BOM as a JSON dict, strictly validated (raises BomInvalid otherwise); options as `build`."""
+    return build(report, **options).document
+
+
+def build(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+          from_bom: dict[str, Any] | None = None, reproducible: bool = False,
+          author: str | None = None, attribution: Attribution | None = None,
+          decision: str | None = None) -> BuiltBom:
+    """The BOM, strictly validated (raises BomInvalid otherwise), with the build's notes.
 
     `author` ("Name <email>") is shorthand for `attribution.author_*`; `decision` is the
     decommissioning decision of an end-of-life BOM.
@@ -105,8 +113,7 @@ def build_bom(report: Report, *, phase: str = "development", spec_version: str =
     ordered = _ordered(doc)
     validate.check(ordered, spec_version)
     ctx.facts["notes"] = ctx.notes
-    build_bom.last_notes = list(ctx.notes)  # type: ignore[attr-defined]
-    return ordered
+    return BuiltBom(document=ordered, notes=list(ctx.notes))
 
 
 def dumps(doc: dict[str, Any]) -> str:

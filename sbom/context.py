@@ -11,6 +11,15 @@ from cyclonedx.model.vulnerability import Vulnerability
 
 from modelshield.scanner.findings import Artefact, Finding, Report, TargetResult
 
+
+def ref_of(component: Component) -> str:
+    """The bom-ref of a component we built (every one gets a value)."""
+    value = component.bom_ref.value
+    if value is None:
+        raise ValueError(f"component {component.name!r} has no bom-ref")
+    return value
+
+
 PHASES = ("development", "deployment", "end-of-life")
 SPEC_VERSIONS = ("1.6", "1.7")
 

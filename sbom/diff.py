@@ -58,12 +58,12 @@ def _components(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from walk(([meta] if isinstance(meta, dict) else []) + list(doc.get("components") or []))
 
 
-def _files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+def _files(doc: dict[str, Any]) -> dict[str, dict[Any, Any]]:
     return {c["name"]: {h.get("alg"): h.get("content") for h in c.get("hashes") or [] if isinstance(h, dict)}
             for c in _components(doc) if c.get("type") == "file" and isinstance(c.get("name"), str)}
 
 
-def _ref_names(doc: dict[str, Any]) -> dict[str, str]:
+def _ref_names(doc: dict[str, Any]) -> dict[str, Any]:
     names = {}
     for c in _components(doc):
         if c.get("bom-ref"):

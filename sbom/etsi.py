@@ -86,20 +86,33 @@ def _evidence(ctx: BomContext, key: str, text: str, pointer: str) -> dict[str, A
             **({"created": ctx.timestamp_text()} if ctx.timestamp else {})}
 
 
+_CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".jinja", ".toml")
+
+
 def _facts(ctx: BomContext) -> dict[str, Any]:
+    """What the ETSI checks read: file, scan and model facts, and the evidence they point to."""
     arts = [a for e in ctx.entries for a in e.artefacts.values()]
     findings = [f for e in ctx.entries for f in e.findings] + [f for a in arts for f in a.findings]
     verdicts = [t.verdict for t in ctx.report.targets]
     facts: dict[str, Any] = {
         "files": len(arts),
         "hashed": sum(1 for a in arts if a.sha256 and a.sha512),
-        "configs": sum(1 for a in arts if a.path.lower().endswith((".json", ".yaml", ".yml", ".jinja", ".toml"))),
-        "configs_hashed": sum(1 for a in arts if a.path.lower().endswith((".json", ".yaml", ".yml", ".jinja", ".toml"))
-                              and a.sha256),
+        "configs": sum(1 for a in arts if a.path.lower().endswith(_CONFIG_SUFFIXES)),
+        "configs_hashed": sum(1 for a in arts if a.path.lower().endswith(_CONFIG_SUFFIXES) and a.sha256),
         "unsafe": Verdict.UNSAFE in verdicts,
         "inconclusive": Verdict.INCONCLUSIVE in verdicts,
         "threats": sum(1 for f in findings if f.active and f.kind is Kind.THREAT),
         "waived": sum(1 for f in findings if not f.active),
+        **_model_facts(ctx),
+        "phase": ctx.phase,
+    }
+    facts["evidence"] = _evidence_of(facts, verdicts)
+    return facts
+
+
+def _model_facts(ctx: BomContext) -> dict[str, Any]:
+    """Card, licence, pinned commit, datasets, signatures and drift, over every model."""
+    return {
         "card": all(e.card or e.sections for e in ctx.models) and bool(ctx.models),
         "licence": all(len(e.component.licenses) > 0 for e in ctx.models) and bool(ctx.models),
         "hub": all((e.target.provenance or {}).get("commit") for e in ctx.models) and bool(ctx.models),
@@ -107,8 +120,11 @@ def _facts(ctx: BomContext) -> dict[str, Any]:
         "signed": bool(ctx.facts.get("signature_statuses")) and all(
             s == "valid" for s in ctx.facts["signature_statuses"]),
         "drift": ctx.facts.get("drift"),
-        "phase": ctx.phase,
     }
+
+
+def _evidence_of(facts: dict[str, Any], verdicts: list[Verdict]) -> list[tuple[str, str, str]]:
+    """(kind, what it shows, JSON pointer) of every piece of evidence the BOM holds."""
     evidence = [("hashes", f"SHA-256 and SHA-512 computed locally for {facts['hashed']} of {facts['files']} files",
                  "#/components"),
                 ("scan", f"static scan: verdict {','.join(v.value for v in verdicts) or 'none'}, "
@@ -121,8 +137,7 @@ def _facts(ctx: BomContext) -> dict[str, Any]:
         evidence.append(("datasets", "datasets named by the model card, as data components", "#/components"))
     if facts["drift"] is not None:
         evidence.append(("bom-diff", "file hashes compared with the development BOM", "#/metadata/properties"))
-    facts["evidence"] = evidence
-    return facts
+    return evidence
 
 
 Check = Callable[[dict[str, Any]], tuple[str, str, list[str]]]
@@ -188,7 +203,8 @@ def _audit_trail(f: dict[str, Any]) -> tuple[str, str, list[str]]:
 
 def _human(f: dict[str, Any]) -> tuple[str, str, list[str]]:
     used = ["bom-diff"] if f["drift"] is not None else []
-    return "needs-human-attestation", "Evaluations are run and attested by people; the BOM diff shows what changed.", used
+    return ("needs-human-attestation", "Evaluations are run and attested by people; the BOM diff shows what changed.",
+            used)
 
 
 CHECKS: dict[str, Check] = {

@@ -17,7 +17,7 @@ from packageurl import PackageURL
 
 from modelshield.scanner.findings import Artefact, Finding, Status, TargetResult, Verdict, combine
 from . import licenses, roots, tables
-from .context import BomContext, Citation, ModelEntry
+from .context import BomContext, Citation, ModelEntry, ref_of
 
 HF_ENDPOINT = "https://huggingface.co"
 CARD_NAMES = ("readme.md", "modelcard.md", "model_card.md")
@@ -384,7 +384,7 @@ def _add_files(ctx: BomContext, entry: ModelEntry, hub_files: dict[str, dict[str
                 comp.properties.add(Property(name="modelshield:hash-source", value="hub-lfs-pointer"))
         entry.files[a.path] = comp
         entry.component.components.add(comp)
-        ctx.depend(entry.ref, comp.bom_ref.value)
+        ctx.depend(entry.ref, ref_of(comp))
     for path, hub in sorted(hub_files.items()):
         if path not in entry.files:
             _add_listed_file(ctx, entry, path, hub)
@@ -405,7 +405,7 @@ def _add_listed_file(ctx: BomContext, entry: ModelEntry, path: str, hub: dict[st
         comp.properties.add(Property(name="modelshield:size", value=str(hub["size"])))
     entry.files[path] = comp
     entry.component.components.add(comp)
-    ctx.depend(entry.ref, comp.bom_ref.value)
+    ctx.depend(entry.ref, ref_of(comp))
 
 
 def file_component(model_ref: str, a: Artefact) -> Component:

@@ -44,7 +44,8 @@ def from_card(card: dict[str, Any]) -> list[DisjunctiveLicense | LicenseExpressi
         out.append(DisjunctiveLicense(name=str(name or "see licence link"), url=url))
     if len(out) > 1 and any(isinstance(x, LicenseExpression) for x in out):
         # The schema allows one expression or a list of licences, never both.
-        out = [x for x in out if isinstance(x, LicenseExpression)][:1]
+        expressions: list[DisjunctiveLicense | LicenseExpression] = [x for x in out if isinstance(x, LicenseExpression)]
+        out = expressions[:1]
     for licence in out:  # stated by the model's own card: declared, not concluded by anyone
         licence.acknowledgement = LicenseAcknowledgement.DECLARED
     return out

@@ -8,9 +8,8 @@ from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, 
 from cyclonedx.model.component import Component, ComponentType, Pedigree
 from packageurl import PackageURL
 
-from . import tables
 from .context import BomContext, ModelEntry
-from .inventory import HF_ENDPOINT, bsi_flags, cite, hub_tool_ref
+from .inventory import HF_ENDPOINT, cite, hub_tool_ref
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 RELATIONS = ("finetune", "adapter", "quantized", "merge")
@@ -96,7 +95,8 @@ def base_models_provider(ctx: BomContext) -> None:
         from_card = bool(entry.card.get("base_model"))
         cite(ctx, entry, "/pedigree/ancestors",
              entry.card_source if from_card else hub_tool_ref(ctx, entry.target.provenance or {}),
-             f"{entry.card_note}: base_model" + (", base_model_relation" if entry.card.get("base_model_relation") else "")
+             f"{entry.card_note}: base_model"
+             + (", base_model_relation" if entry.card.get("base_model_relation") else "")
              if from_card else "Hub API tags base_model:<relation>:<id>")
         ctx.facts.setdefault("pedigree", {})[entry.ref] = [a.bom_ref.value for a in ancestors]
 

@@ -82,7 +82,8 @@ def performance_metrics(card: dict[str, Any]) -> list[dict[str, Any]]:
         for result in results if isinstance(results, list) else []:
             if not isinstance(result, dict):
                 continue
-            dataset = result.get("dataset") if isinstance(result.get("dataset"), dict) else {}
+            raw_dataset = result.get("dataset")
+            dataset = raw_dataset if isinstance(raw_dataset, dict) else {}
             slice_parts = [str(dataset.get(k)) for k in ("name", "config", "split") if dataset.get(k)]
             if not slice_parts and dataset.get("type"):
                 slice_parts = [str(dataset["type"])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, XsUri
+from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
 
 from .context import BomContext
 
@@ -18,7 +18,7 @@ def signature_outcome(target: Any) -> dict[str, Any]:
     if sig is None:
         return {"outcome": "not-checked", "reason": "no signature check was made"}
     outcome = getattr(sig, "outcome", None)
-    out = {"outcome": str(getattr(outcome, "value", outcome) or "not-checked")}
+    out: dict[str, Any] = {"outcome": str(getattr(outcome, "value", outcome) or "not-checked")}
     for key in ("reason", "method", "signer", "bundle", "bundle_sha256", "trust"):
         value = getattr(sig, key, None)
         if value:
@@ -26,6 +26,19 @@ def signature_outcome(target: Any) -> dict[str, Any]:
     for key in ("covered", "uncovered", "unchecked"):
         out[key] = list(getattr(sig, key, None) or [])
     return out
+
+
+def bundle_url(target: Any) -> str | None:
+    """Where the signature file is: the Hub's resolve URL for Hub repos, else its path in the target
+    (a deployment BOM made after `modelshield sign` thus references the model.sig it ships with)."""
+    bundle = getattr(getattr(target, "signature", None), "bundle", None)
+    if not bundle:
+        return None
+    prov = target.provenance or {}
+    if prov.get("endpoint") and prov.get("repo_id") and prov.get("commit"):
+        prefix = "datasets/" if prov.get("repo_type") == "dataset" else ""
+        return f"{prov['endpoint']}/{prefix}{prov['repo_id']}/resolve/{prov['commit']}/{bundle}"
+    return str(bundle)
 
 
 def signature_provider(ctx: BomContext) -> None:
@@ -39,10 +52,13 @@ def signature_provider(ctx: BomContext) -> None:
             if sig.get(key):
                 comp.properties.add(Property(name=f"modelshield:signature:{key}", value=sig[key]))
         bundle = sig.get("bundle")
-        if bundle and bundle.startswith(("https://", "http://")):
-            comp.external_references.add(ExternalReference(type=ExternalReferenceType.DIGITAL_SIGNATURE,
-                                                           url=XsUri(bundle)))
-        elif bundle and entry.root == "" and bundle in entry.files:
+        url = bundle_url(entry.target) if entry.root == "" else None
+        if url and sig.get("bundle_sha256"):
+            comp.external_references.add(ExternalReference(
+                type=ExternalReferenceType.DIGITAL_SIGNATURE, url=XsUri(url),
+                comment=f"OpenSSF model signature (OMS), outcome {sig['outcome']}",
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sig["bundle_sha256"])]))
+        if bundle and entry.root == "" and bundle in entry.files:
             comp.properties.add(Property(name="modelshield:signature:bundle", value=bundle))
         if entry.kind != "folder" or not ctx.models:
             statuses.append(sig["outcome"])
@@ -55,9 +71,9 @@ def signature_provider(ctx: BomContext) -> None:
     ctx.facts["signatures"] = {e.ref: signature_outcome(e.target) for e in ctx.models}
 
 
-def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+def dev_bom_files(doc: dict[str, Any]) -> dict[str, dict[Any, Any]]:
     """file name -> {alg: digest} of every `file` component of a BOM dict (nested included)."""
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[Any, Any]] = {}
 
     def walk(items: list[Any]) -> Iterator[dict[str, Any]]:
         for comp in items:

@@ -18,7 +18,7 @@ from cyclonedx.model.license import LicenseAcknowledgement
 from packageurl import PackageURL
 
 from . import tables
-from .context import BomContext, ModelEntry
+from .context import BomContext, ModelEntry, ref_of
 from .inventory import bsi_flags
 
 _ALGS = {"sha256": HashAlgorithm.SHA_256, "sha384": HashAlgorithm.SHA_384, "sha512": HashAlgorithm.SHA_512}
@@ -38,15 +38,15 @@ def provider(ctx: BomContext) -> None:
         if ctx.phase == "deployment":
             ctx.gap("runtime loader libraries: not listed; no requirements/lock file or --python interpreter was given")
         return
-    comps = {}
+    comps: dict[str, tuple[str, Component]] = {}
     for package in packages:
         comp = component(package, source)
-        if comp is not None and comp.bom_ref.value not in comps:
-            comps[comp.bom_ref.value] = (normalise(str(package.name)), comp)
+        if comp is not None and ref_of(comp) not in comps:
+            comps[ref_of(comp)] = (normalise(str(package.name)), comp)
     loaders_of_any: set[str] = set()
     for entry in ctx.models:
         wanted = {normalise(d) for d in _loader_names(entry)}
-        for ref, (name, comp) in comps.items():
+        for ref, (name, _comp) in comps.items():
             if name in wanted:
                 ctx.depend(entry.ref, ref)
                 loaders_of_any.add(ref)
@@ -55,7 +55,7 @@ def provider(ctx: BomContext) -> None:
         ctx.components.append(comp)
         if ref not in loaders_of_any:
             for top in ctx.tops:
-                ctx.depend(top.bom_ref.value, ref)
+                ctx.depend(ref_of(top), ref)
     ctx.facts["libraries"] = sorted(comps)
     ctx.facts["runtime_source"] = source
 

@@ -6,16 +6,9 @@ from typing import Any
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from .errors import BomInvalid
 
 VERSIONS = {"1.6": SchemaVersion.V1_6, "1.7": SchemaVersion.V1_7}
-
-
-class BomInvalid(Exception):
-    """A BOM failed strict validation; `errors` holds one line per schema error."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__(f"{len(errors)} schema error(s): " + "; ".join(errors[:5]))
-        self.errors = errors
 
 
 def schema_errors(doc: dict[str, Any], spec_version: str | None = None) -> list[str]:

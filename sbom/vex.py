@@ -29,7 +29,8 @@ from cyclonedx.model.vulnerability import (BomTarget, Vulnerability, Vulnerabili
                                            VulnerabilitySource)
 
 from modelshield.scanner.findings import Finding, Kind
-from .context import BomContext
+from . import advisory_vulns
+from .context import BomContext, ref_of
 
 # No URL: the rule table ships inside the package (`modelshield rules`, docs/rules.md), not at a
 # web address anyone can resolve; a made-up URL would point a reader nowhere.
@@ -48,7 +49,7 @@ def provider(ctx: BomContext) -> None:
                 continue
             _add(ctx, finding, entry.ref, entry.name, previous)
         for path, artefact in sorted(entry.artefacts.items()):
-            ref = entry.files[path].bom_ref.value
+            ref = ref_of(entry.files[path])
             for finding in artefact.findings:
                 if finding.kind is Kind.INFO:
                     entry.files[path].properties.add(Property(name="modelshield:observation",
@@ -98,6 +99,9 @@ def _add(ctx: BomContext, finding: Finding, affects: str, name: str, previous: d
         first = previous.get((finding.rule_id, name))
         state.first_issued = _parse_time(first) or ctx.timestamp
         state.last_updated = ctx.timestamp
+    if advisory_vulns.applies(finding):  # an OSV advisory match: its own id, loader + files affected
+        ctx.vulnerabilities.append(advisory_vulns.vulnerability(ctx, finding, affects, state, props))
+        return
     vuln = Vulnerability(
         bom_ref=f"vuln:{finding.rule_id}:{affects}:{index}", id=finding.rule_id, source=SOURCE,
         references=refs, cwes=cwes,

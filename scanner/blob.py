@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from typing import Iterator
+from typing import Any, Iterator
 
 CHUNK = 1 << 20
 
@@ -116,7 +116,7 @@ class SpillMeter:
         self.allowance, self.used = allowance, 0
 
     def charge(self, n: int) -> None:
-        from .budgets import BudgetExceeded
+        from .errors import BudgetExceeded
 
         self.used += n
         if self.allowance is not None and self.used > self.allowance:
@@ -171,7 +171,7 @@ class _RawView(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[override]
+    def readinto(self, buf: Any) -> int:
         data = self.blob.read_at(self.start + self.pos, len(buf))
         buf[:len(data)] = data
         self.pos += len(data)

@@ -39,21 +39,3 @@ class Budgets:
             setattr(out, key, float(value) if names[key] in (float, "float") else int(value))
         return out
 
-
-class BudgetExceeded(Exception):
-    """Raised inside a format module when a budget runs out; the engine turns it into MS-GEN-005."""
-
-    def __init__(self, budget: str, limit: Any) -> None:
-        super().__init__(f"{budget} budget ({limit}) exhausted")
-        self.budget, self.limit = budget, limit
-
-
-class FormatError(Exception):
-    """Malformed input a format module cannot analyse further; the engine makes it inconclusive.
-
-    Raise it with a short, precise reason (no traceback reaches the user).
-    """
-
-    def __init__(self, reason: str, offset: int | None = None, rule_id: str = "MS-GEN-006") -> None:
-        super().__init__(reason)
-        self.reason, self.offset, self.rule_id = reason, offset, rule_id

@@ -6,12 +6,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-from .budgets import BudgetExceeded, Budgets
+from .budgets import Budgets
+from .errors import BudgetExceeded
 from .findings import Artefact, Finding, Location
+from .rules import RuleTable, load_rules
 
 MAX_PER_RULE = 100  # findings of one rule listed one by one per artefact; later ones are folded
 MAX_SITES = 50  # locations (and callables) kept in a folded finding
-from .rules import RuleTable, load_rules
 
 if TYPE_CHECKING:
     from .blob import Blob

@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Iterator
 
 from . import formats
-from .budgets import BudgetExceeded, FormatError
+from .errors import BudgetExceeded, FormatError
 from .findings import Status
 from .formats.interface import HEAD_SIZE, FormatModule
 from .suffixes import loader_hint

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from . import repo_checks
+from . import env, repo_checks
 from .blob import SPILL, FileBlob
 from .context import ScanContext
 from .dispatch import analyse_blob
@@ -21,7 +21,7 @@ from .special import NotRegular, open_regular, special_file
 from .worker import Job, WorkerPool
 
 
-Progress = Callable[[str, int, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
+Progress = Callable[[str, str, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
 
 def analyse_open_file(fd: int, relpath: str, policy: Policy, abspath: str | None = None) -> Artefact:
@@ -225,13 +225,39 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
     result.artefacts = before + scanned + result.artefacts
     if resolved.finish:
         resolved.finish(result)
-    repo_checks.check_target(result, load_rules())
+    from .signatures.scan import check_target as check_signature
+
+    check_signature(result, policy.trust, policy.require_signature)
+    repo_checks.check_target(result, load_rules(), policy)
     for artefact in result.artefacts:
         policy.apply_suppressions(artefact.findings, artefact.path)
     policy.apply_suppressions(result.findings, ".")
     if progress:
         progress("done", target, total)
+    if not result.error and not any(a.status is not Status.SKIPPED for a in result.artefacts):
+        result.error = nothing_scanned(result)
     return result
+
+
+def nothing_scanned(result: TargetResult) -> str:
+    """The one-line error for a target that yielded no file to analyse: an empty gate never passes."""
+    skipped: dict[str, int] = {}
+    for a in result.artefacts:
+        skipped[a.reason or "skipped"] = skipped.get(a.reason or "skipped", 0) + 1
+    detail = "; ".join(f"{reason}: {n}" for reason, n in skipped.items())
+    return f"{result.target}: nothing scanned (no file to analyse" + (f"; skipped {detail}" if detail else "") + ")"
+
+
+def unique_targets(targets: Iterable[str]) -> list[str]:
+    """The targets in order, each once (local paths compared by their real path)."""
+    seen: set[str] = set()
+    out = []
+    for target in targets:
+        key = target if "://" in target else os.path.realpath(os.path.expanduser(target))
+        if key not in seen:
+            seen.add(key)
+            out.append(target)
+    return out
 
 
 def scan(targets: Iterable[str] | str, policy: Policy | None = None,
@@ -258,9 +284,10 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
             pool.start()
         else:
             SPILL.reset(policy.budgets.max_spill)
-        for target in targets:
-            report.targets.append(scan_target(os.fspath(target), policy, progress, options, pool))
+        for target in unique_targets(os.fspath(t) for t in targets):
+            report.targets.append(scan_target(target, policy, progress, options, pool))
     report.finished = _now()
+    report.policy = policy.describe([f for _, _, f in report.all_findings()])
     return report
 
 
@@ -270,7 +297,5 @@ def default_workers() -> int:
 
 
 def _now() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit() \
-        else _dt.datetime.now(_dt.timezone.utc)
+    moment = env.source_date_epoch() or _dt.datetime.now(_dt.timezone.utc)
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")

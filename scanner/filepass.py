@@ -2,9 +2,9 @@
 
 The reader thread reads fixed-size chunks with os.pread and hashes SHA-256 itself; a second
 thread hashes SHA-512 from a bounded queue (SHA-512 is the slower digest on CPUs with SHA
-extensions, so it gets a thread of its own and the read goes with the faster one). hashlib releases the GIL on large updates, so the two
-digests run on both cores while the format module does its few positioned reads in the caller's
-thread. Memory is bounded by QUEUE_DEPTH chunks.
+extensions, so it gets a thread of its own and the read goes with the faster one). hashlib
+releases the GIL on large updates, so the two digests run on both cores while the format module
+does its few positioned reads in the caller's thread. Memory is bounded by QUEUE_DEPTH chunks.
 """
 from __future__ import annotations
 

@@ -43,9 +43,11 @@ class Kind(str, enum.Enum):
 
 
 class Verdict(str, enum.Enum):
-    """Three-valued verdict per artefact (and per report): never `clean` on an incomplete scan."""
+    """Verdict per artefact (and per report): never `clean` on an incomplete scan, and never
+    `clean` when a policy waiver hid a threat or an inconclusive result (`waived`, which passes)."""
 
     CLEAN = "clean"
+    WAIVED = "waived"
     UNSAFE = "unsafe"
     INCONCLUSIVE = "inconclusive"
 
@@ -80,6 +82,7 @@ class Suppression:
     reason: str
     expires: str | None = None
     path_glob: str = "*"
+    rule: str = "*"  # the rule id (glob) of the suppression that matched
     vex_state: str = "not_affected"
     vex_justification: str | None = None
 
@@ -132,18 +135,50 @@ class Artefact:
 
     @property
     def verdict(self) -> Verdict:
-        """unsafe if an active threat finding exists, else inconclusive if analysis was incomplete."""
-        active = [f for f in self.findings if f.active]
-        if any(f.kind is Kind.THREAT for f in active):
-            return Verdict.UNSAFE
-        if any(f.kind is Kind.INCONCLUSIVE for f in active):
-            return Verdict.INCONCLUSIVE
-        return Verdict.CLEAN
+        """unsafe if an active threat finding exists, else inconclusive if analysis was incomplete,
+        else waived if a waiver hid either, else clean."""
+        return _own_verdict(self.findings)
 
     @property
     def max_severity(self) -> Severity | None:
         sev = [f.severity for f in self.findings if f.active and f.kind is not Kind.INCONCLUSIVE]
         return max(sev) if sev else None
+
+
+class SignatureOutcome(str, enum.Enum):
+    """What the OpenSSF model signature (OMS `model.sig`) check concluded for a target."""
+
+    VALID = "valid"  # verifies, signer trusted, every file matches the signed manifest
+    INVALID = "invalid"  # the signature does not verify, or files differ from what was signed
+    UNTRUSTED = "untrusted"  # a good signature whose signer the trust policy does not trust
+    UNVERIFIABLE = "unverifiable"  # present but not checkable here (format, key type, missing extra)
+    UNSIGNED = "unsigned"  # no signature found
+    NOT_CHECKED = "not-checked"  # no check was made (single file, URL, target error)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class SignatureResult:
+    """The signature check of one target. A valid signature never replaces content scanning."""
+
+    outcome: SignatureOutcome = SignatureOutcome.NOT_CHECKED
+    reason: str = ""  # one line: why this outcome
+    method: str | None = None  # key | certificate | sigstore
+    signer: str | None = None  # key fingerprint, certificate subject/SAN or keyless identity
+    bundle: str | None = None  # where the signature was read (path relative to the root, or URL)
+    bundle_sha256: str | None = None
+    model_name: str | None = None  # the name the signature was made for
+    root_digest: str | None = None  # the statement's subject digest
+    serialization: dict[str, Any] = field(default_factory=dict)  # method, hash_type, shard_size...
+    covered: list[str] = field(default_factory=list)  # files the signature covers and that match
+    uncovered: list[str] = field(default_factory=list)  # present but not covered (ignored or added)
+    differences: dict[str, list[str]] = field(default_factory=dict)  # changed/missing/added/renamed/symlinks
+    unchecked: list[str] = field(default_factory=list)  # signed files not available here (not downloaded)
+    legacy: bool = False  # pre-v1.0 predicate (model_signing v0.2): read, labelled
+    reread_bytes: int = 0  # bytes read a second time (shard serialisation, non-SHA-256 hashes)
+    trust: str | None = None  # the trust policy source that applied
 
 
 @dataclass
@@ -157,6 +192,7 @@ class TargetResult:
     findings: list[Finding] = field(default_factory=list)  # target-level (e.g. hash mismatch vs Hub, error)
     provenance: dict[str, Any] = field(default_factory=dict)  # repo id, commit, published hashes, card data...
     error: str | None = None  # one-line reason when the target could not be scanned at all
+    signature: SignatureResult = field(default_factory=SignatureResult)
 
     @property
     def verdict(self) -> Verdict:
@@ -165,10 +201,28 @@ class TargetResult:
 
 
 @dataclass
+class RuntimePackage:
+    """A loader library the deployment will use (from the environment, a requirements or lock file).
+
+    `version` is None when it is not known (unpinned or unparseable requirement): never guessed.
+    """
+
+    name: str
+    version: str | None = None
+    source: str = ""  # "environment", "requirements.txt:12", "uv.lock"...
+    purl: str | None = None  # pkg:pypi/name@version
+    hashes: list[str] = field(default_factory=list)  # "sha256:<hex>" of the pinned distribution files
+    license: str | None = None
+
+
+@dataclass
 class Report:
     """Everything one scan produced. Renderers read this and nothing else."""
 
     targets: list[TargetResult] = field(default_factory=list)
+    runtime: list[RuntimePackage] = field(default_factory=list)  # loader libraries (advisories attach them)
+    runtime_source: str | None = None  # where `runtime` came from ("environment:/usr/bin/python3"...)
+    advisory_database: dict[str, Any] = field(default_factory=dict)  # kind, date, records, stale warning
     tool: str = "modelshield"
     tool_version: str = ""
     schema_version: str = REPORT_SCHEMA_VERSION
@@ -192,6 +246,11 @@ class Report:
             out += [(t, None, f) for f in t.findings]
             out += [(t, a, f) for a in t.artefacts for f in a.findings]
         return out
+
+    @property
+    def errors(self) -> list[str]:
+        """One line per target that could not be scanned at all (unreachable, nothing scanned...)."""
+        return [t.error for t in self.targets if t.error]
 
     def blocking(self) -> list[Finding]:
         """Active threat/info findings at or above the fail-on threshold."""
@@ -239,15 +298,16 @@ def _own_verdict(findings: list[Finding]) -> Verdict:
         return Verdict.UNSAFE
     if any(f.kind is Kind.INCONCLUSIVE for f in active):
         return Verdict.INCONCLUSIVE
+    if any(f.kind is not Kind.INFO for f in findings if not f.active):
+        return Verdict.WAIVED
     return Verdict.CLEAN
 
 
 def combine(verdicts: list[Verdict]) -> Verdict:
-    """unsafe beats inconclusive beats clean."""
-    if Verdict.UNSAFE in verdicts:
-        return Verdict.UNSAFE
-    if Verdict.INCONCLUSIVE in verdicts:
-        return Verdict.INCONCLUSIVE
+    """unsafe beats inconclusive beats waived beats clean."""
+    for verdict in (Verdict.UNSAFE, Verdict.INCONCLUSIVE, Verdict.WAIVED):
+        if verdict in verdicts:
+            return verdict
     return Verdict.CLEAN
 
 
@@ -262,7 +322,7 @@ def to_dict(obj: Any, artefacts: Callable[[int, "TargetResult"], Any] | None = N
         d["verdict"] = obj.verdict.value
         d["summary"] = obj.summary()
         d["fail_on"] = str(obj.fail_on)
-        d["targets"] = [_target(t, artefacts and (lambda t, i=i: artefacts(i, t))) for i, t in enumerate(obj.targets)]
+        d["targets"] = [_target(t, _nth(artefacts, i)) for i, t in enumerate(obj.targets)]
         return d
     if isinstance(obj, TargetResult):
         return _target(obj, None)
@@ -272,6 +332,12 @@ def to_dict(obj: Any, artefacts: Callable[[int, "TargetResult"], Any] | None = N
         d["verdict"] = obj.verdict.value
         return d
     return _plain(obj)
+
+
+def _nth(artefacts: Callable[[int, "TargetResult"], Any] | None, i: int) -> Callable[["TargetResult"], Any] | None:
+    if artefacts is None:
+        return None
+    return lambda target: artefacts(i, target)
 
 
 def _target(target: TargetResult, artefacts: Callable[[TargetResult], Any] | None) -> dict[str, Any]:

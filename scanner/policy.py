@@ -21,6 +21,7 @@ from typing import Any
 from .budgets import Budgets
 from .findings import Finding, Severity, Suppression
 from . import datafiles
+from .errors import PolicyError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,16 +29,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 POLICY_FILE = "modelshield.toml"
-# Modules that are other names for the same code.
-MODULE_ALIASES = {"nt": "os", "posix": "os", "ntpath": "os.path", "posixpath": "os.path",
-                  "__builtin__": "builtins", "__builtins__": "builtins"}
+FAIL_ON = ("critical", "high", "medium", "low")  # the same set for --fail-on and the policy's fail_on
+ALLOW_TABLES = {"globals", "code"}  # [allow.<table>] sections a policy may hold
+# How to say what an alias is, after the name the bytes use ("posix.system (os.system on POSIX)").
+ALIAS_NOTES = {"nt": " on Windows", "ntpath": " on Windows", "posix": " on POSIX", "posixpath": " on POSIX",
+               "__builtin__": ", the Python 2 name", "__builtins__": ""}
 VEX_JUSTIFICATIONS = {"code_not_present", "code_not_reachable", "requires_configuration",
                       "requires_dependency", "requires_environment", "protected_by_compiler",
                       "protected_at_runtime", "protected_at_perimeter", "protected_by_mitigating_control"}
-
-
-class PolicyError(ValueError):
-    """The policy file is invalid; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,29 @@ class SuppressionRule:
     vex_justification: str | None = None
 
 
+@functools.lru_cache(maxsize=2)
+def module_aliases(python_source: bool = False) -> dict[str, str]:
+    """Module names that are other names for the same code (data/module_aliases.toml).
+
+    `python_source`: also the names only Python source uses (`np`, `cPickle`, `commands`...)."""
+    table = datafiles.load("module_aliases.toml")
+    return {**table["same_code"], **(table["python_source"] if python_source else {})}
+
+
 def normalise_module(module: str) -> str:
     """Canonical module name (`posix` -> `os`); the first component decides."""
+    aliases = module_aliases()
     head, dot, rest = module.partition(".")
-    if module in MODULE_ALIASES:
-        return MODULE_ALIASES[module]
-    if head in MODULE_ALIASES:
-        return MODULE_ALIASES[head] + dot + rest
+    if module in aliases:
+        return aliases[module]
+    if head in aliases:
+        return aliases[head] + dot + rest
     return module
+
+
+def alias_note(module: str) -> str:
+    """" on POSIX" for `posix...`: where the aliased module name means its canonical one."""
+    return ALIAS_NOTES.get(module.partition(".")[0], "")
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,9 +106,14 @@ class Policy:
     inconclusive_ok: bool = False  # policy `inconclusive = "pass"`: exit 0 instead of 2
     budgets: Budgets = field(default_factory=Budgets)
     extra_allow: dict[str, str] = field(default_factory=dict)
+    allowed_code: dict[str, str] = field(default_factory=dict)  # [allow.code]: reviewed file sha256 -> reason
     suppressions: list[SuppressionRule] = field(default_factory=list)
+    # the raw [advisories] table (modelshield.advisories validates it)
+    advisories: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     digest: str | None = None
+    trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
+    require_signature: bool = False  # --require-signature: anything but a valid signature blocks
     today: _dt.date = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).date())
 
     @classmethod
@@ -103,23 +122,12 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None) -> "Policy":
-        """Read `path`, else `modelshield.toml` or `[tool.modelshield]` of `pyproject.toml` found
-        from `start` (default: the current folder) upward; defaults when none exists."""
+        """Read `path`, else the policy file `discover()` finds from `start` (default: the current
+        folder); the built-in defaults when there is none."""
         if path is not None:
             return cls.from_file(Path(path))
-        folder = Path(start or os.getcwd()).resolve()
-        for candidate in (folder, *folder.parents):
-            if (candidate / POLICY_FILE).is_file():
-                return cls.from_file(candidate / POLICY_FILE)
-            pyproject = candidate / "pyproject.toml"
-            if pyproject.is_file():
-                try:
-                    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-                except (OSError, tomllib.TOMLDecodeError):
-                    continue
-                if "modelshield" in data.get("tool", {}):
-                    return cls.from_file(pyproject)
-        return cls.default()
+        found = discover(start)
+        return cls.from_file(found) if found is not None else cls.default()
 
     @classmethod
     def from_file(cls, path: Path) -> "Policy":
@@ -140,14 +148,19 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "trust"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
+        allow_tables = data.get("allow", {})
+        unknown = set(allow_tables) - ALLOW_TABLES if isinstance(allow_tables, dict) else set()
+        if unknown:
+            raise PolicyError(f"{source}: unknown table(s) {', '.join('allow.' + k for k in sorted(unknown))} "
+                              f"(known: {', '.join('allow.' + k for k in sorted(ALLOW_TABLES))})")
         policy = cls(source=source)
         try:
             if "fail_on" in data:
-                policy.fail_on = Severity.parse(str(data["fail_on"]))
+                policy.fail_on = parse_fail_on(str(data["fail_on"]))
             if "inconclusive" in data:
                 if data["inconclusive"] not in ("fail", "pass"):
                     raise PolicyError('inconclusive must be "fail" or "pass"')
@@ -156,9 +169,23 @@ class Policy:
             for name, why in data.get("allow", {}).get("globals", {}).items():
                 if not isinstance(why, str) or not why.strip():
                     raise PolicyError(f"allow.globals.{name!r} needs a justification string")
+                denied = _denied(name)
+                if denied is not None:
+                    group, why_denied = _table("deny")[denied]
+                    raise PolicyError(f"allow.globals.{name!r} cannot be allowed: {denied} is on the built-in deny "
+                                      "list "
+                                      f"({group}: {why_denied}); a policy never overrides it")
                 policy.extra_allow[name] = why
+            policy.allowed_code = _allowed_code(data.get("allow", {}).get("code", {}))
             for i, item in enumerate(data.get("suppress", [])):
                 policy.suppressions.append(_suppression(item, i))
+            if not isinstance(data.get("advisories", {}), dict):
+                raise PolicyError("[advisories] must be a table")
+            policy.advisories = dict(data.get("advisories", {}))
+            if "trust" in data:
+                from .signatures.trust import TrustPolicy
+
+                policy.trust = TrustPolicy.from_mapping(data["trust"], source)
         except (ValueError, TypeError, AttributeError) as exc:
             raise PolicyError(f"{source}: {exc}") from None
         return policy
@@ -199,13 +226,99 @@ class Policy:
                         finding.evidence["expired_suppression"] = rule.expires.isoformat()
                     continue
                 finding.suppressed = Suppression(reason=rule.reason, expires=rule.expires.isoformat(),
-                                                 path_glob=rule.path, vex_state=rule.vex_state,
+                                                 path_glob=rule.path, rule=rule.rule, vex_state=rule.vex_state,
                                                  vex_justification=rule.vex_justification)
                 break
 
-    def describe(self) -> dict[str, Any]:
-        return {"source": self.source or "built-in defaults", "sha256": self.digest,
-                "fail_on": str(self.fail_on), "inconclusive": "pass" if self.inconclusive_ok else "fail"}
+    def describe(self, findings: list[Finding] | None = None) -> dict[str, Any]:
+        """Which policy is in force; given the scan's findings, also how many it waived and notes
+        on suppressions that name unknown rules, matched nothing, or have expired."""
+        out: dict[str, Any] = {"source": self.source or "built-in defaults", "sha256": self.digest,
+                               "fail_on": str(self.fail_on), "inconclusive": "pass" if self.inconclusive_ok else "fail"}
+        if findings is None:
+            return out
+        out["waived"] = sum(1 for f in findings if f.suppressed is not None)
+        out["notes"] = self.suppression_notes(findings)
+        return out
+
+    def suppression_notes(self, findings: list[Finding]) -> list[str]:
+        """One line per suppression that deserves a look after this scan."""
+        from .rules import load_rules
+
+        known = [r.id for r in load_rules()]
+        notes = []
+        for i, rule in enumerate(self.suppressions):
+            where = f"suppress[{i}] (rule {rule.rule}, path {rule.path})"
+            if not fnmatch.filter(known, rule.rule):
+                notes.append(f"{where}: no rule id matches {rule.rule!r}; see `modelshield rules`")
+            elif rule.expires < self.today:
+                if any(f.evidence.get("expired_suppression") == rule.expires.isoformat()
+                       and fnmatch.fnmatchcase(f.rule_id, rule.rule) for f in findings):
+                    notes.append(f"{where}: expired on {rule.expires.isoformat()}; "
+                                 "the findings it covered are active again")
+                else:
+                    notes.append(f"{where}: expired on {rule.expires.isoformat()} and matched nothing in this scan")
+            elif not any(f.suppressed is not None and f.suppressed.rule == rule.rule and
+                         f.suppressed.path_glob == rule.path and f.suppressed.reason == rule.reason for f in findings):
+                notes.append(f"{where}: matched nothing in this scan")
+        return notes
+
+
+def discover(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The policy file in force for a scan started in `start` (default: the current folder).
+
+    `modelshield.toml`, else `pyproject.toml` with a `[tool.modelshield]` table, searched from
+    `start` upward, but never above the repository root (the folder holding `.git`) or the home
+    folder; when neither is above `start`, only `start` itself is searched. A stray file two
+    folders up (a shared /tmp, a parent checkout) therefore never waives findings silently.
+    """
+    folder = Path(start or os.getcwd()).resolve()
+    try:
+        home: Path | None = Path.home().resolve()
+    except (RuntimeError, KeyError):
+        home = None
+    chain = [folder, *folder.parents]
+    stops = [i for i, c in enumerate(chain) if c == home or (c / ".git").exists()]
+    for candidate in chain[: stops[0] + 1 if stops else 1]:
+        if (candidate / POLICY_FILE).is_file():
+            return candidate / POLICY_FILE
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if "modelshield" in data.get("tool", {}):
+                return pyproject
+    return None
+
+
+def parse_fail_on(text: str) -> Severity:
+    """A `fail_on` / `--fail-on` value (case-insensitive): one of FAIL_ON."""
+    value = text.strip().lower()
+    if value not in FAIL_ON:
+        raise PolicyError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {text!r}")
+    return Severity.parse(value)
+
+
+def _denied(entry: str) -> str | None:
+    """The deny-table entry covering an allow entry (`os.system`, `posix.system`, `os.*`...), if any."""
+    full = normalise_module(entry[:-2] if entry.endswith(".*") else entry)
+    deny = _table("deny")
+    return next((c for c in _prefixes(full) if c in deny), None)
+
+
+def _allowed_code(table: dict[str, Any]) -> dict[str, str]:
+    """`[allow.code]`: SHA-256 of a reviewed code file -> who reviewed it and why."""
+    out: dict[str, str] = {}
+    for digest, why in table.items():
+        key = digest.lower().removeprefix("sha256:")
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise PolicyError(f"allow.code.{digest!r} must be the file's SHA-256 (64 hex digits)")
+        if not isinstance(why, str) or not why.strip():
+            raise PolicyError(f"allow.code.{digest!r} needs a justification string (who reviewed it, why)")
+        out[key] = why
+    return out
 
 
 def _prefixes(full: str) -> list[str]:
@@ -220,11 +333,16 @@ def _suppression(item: dict[str, Any], index: int) -> SuppressionRule:
             raise PolicyError(f"{where} needs {key!r} (a suppression always has a reason and an expiry date)")
     expires = item["expires"]
     if isinstance(expires, str):
-        expires = _dt.date.fromisoformat(expires)
+        try:
+            expires = _dt.date.fromisoformat(expires.strip())
+        except ValueError:
+            raise PolicyError(f"{where}.expires = {item['expires']!r} is not a date: expected YYYY-MM-DD "
+                              "(e.g. expires = 2027-03-31)") from None
     if isinstance(expires, _dt.datetime):
         expires = expires.date()
-    if not isinstance(expires, _dt.date):
-        raise PolicyError(f"{where}.expires must be a date (YYYY-MM-DD)")
+    if not isinstance(expires, _dt.date) or isinstance(expires, _dt.time):
+        raise PolicyError(f"{where}.expires = {item['expires']!r} is not a date: expected YYYY-MM-DD "
+                          "(e.g. expires = 2027-03-31)")
     justification = item.get("vex_justification")
     if justification is not None and justification not in VEX_JUSTIFICATIONS:
         raise PolicyError(f"{where}.vex_justification must be one of {', '.join(sorted(VEX_JUSTIFICATIONS))}")

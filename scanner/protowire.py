@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .blob import Blob
-from .budgets import BudgetExceeded, FormatError
+from .errors import BudgetExceeded
+from .errors import ProtoError
 
 VARINT, I64, LEN, SGROUP, EGROUP, I32 = 0, 1, 2, 3, 4, 5
 _WINDOW = 64 * 1024
-
-
-class ProtoError(FormatError):
-    """Malformed protobuf wire data."""
 
 
 @dataclass

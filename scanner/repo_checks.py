@@ -1,12 +1,14 @@
 """Checks across the files of one target (a repo or folder), run after every file was scanned.
 
 - Remote code: every code reference a config made (`properties["hf_config"]["code_refs"]`:
-  auto_map, custom_pipelines, modules.json, model_index.json) is looked up among the scanned
-  files, with the relative imports transformers would fetch with it. Reached files get their
-  behaviours promoted from observations to threats (`analysis.python.promote`), the config's
-  MS-HF-001 rises to the worst of them, and a missing file is MS-HF-003.
-- Dataset loading scripts named after the repository (`<name>/<name>.py`) are scripts even
-  without a recognisable builder class.
+  auto_map, custom_pipelines, modules.json, model_index.json), every file loaders import by path
+  (`code_review.entry_points`) and every dataset loading script is looked up among the scanned
+  files, with the relative imports transformers would fetch with it. Each reached file goes to
+  `code_review.review` (allowlist-first: unreviewed code is MS-PY-020), the config's MS-HF-001
+  rises to the worst behaviour found in its files, and a missing file is MS-HF-003.
+- Dataset loading scripts: a `datasets` builder subclass, or a script named after the repository
+  (`<name>/<name>.py`) even without a recognisable builder class.
+- ONNX external data: files a model's `external_data` names are raw tensor bytes (MS-ONNX-007).
 - The `custom_code` model-card tag without any code reference in the scan is MS-HF-004.
 
 Called once per target by the engine with the complete `TargetResult`. Reads at most the
@@ -16,38 +18,54 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .findings import Artefact, Location, Severity, Status, TargetResult
+from . import code_review
+from .findings import Artefact, Kind, Location, Severity, Status, TargetResult
 from .analysis import python as python_code
 from .formats import python_file as python_source
 from .rules import RuleTable
 
+if TYPE_CHECKING:
+    from .policy import Policy
+
 REMOTE_CODE = "MS-HF-001"
+_UNIDENTIFIED = ("MS-GEN-001", "MS-GEN-002")  # content no format module recognised
 MISSING = "MS-HF-003"
 MAX_CARD = 1 << 20
 
 
-def check_target(target: TargetResult, rules: RuleTable) -> None:
+def check_target(target: TargetResult, rules: RuleTable, policy: "Policy | None" = None) -> None:
     """Add target-level findings (or raise artefact findings) from cross-file facts."""
     by_path = {_norm(a.path): a for a in target.artefacts}
+    reached: dict[str, list[str]] = {}
+    configs: list[tuple[Artefact, list[str]]] = []
     any_refs = False
     for cfg in target.artefacts:
         refs = (cfg.properties.get("hf_config") or {}).get("code_refs") or []
         if refs:
             any_refs = True
-            _check_config(cfg, refs, by_path, rules)
-    _check_dataset_scripts(target, by_path, rules)
-    if not any_refs and "custom_code" in _card_tags(target):
+            configs.append((cfg, _check_config(cfg, refs, by_path, rules, reached)))
+    for path, how in code_review.entry_points(by_path).items():
+        _reach_closure(path, how, by_path, reached)
+    _check_dataset_scripts(target, by_path, reached)
+    _onnx_external_data(by_path, rules)
+    for path, hows in reached.items():
+        code_review.review(by_path[path], hows, rules, policy)
+    for cfg, files in configs:
+        worst = max((s for f in files if (s := _worst_behaviour(by_path[f])) is not None), default=None)
+        if worst is not None and worst > Severity.MEDIUM:
+            _raise_remote_code(cfg, worst, sorted(set(files)), rules)
+    if not any_refs and not reached and "custom_code" in _card_tags(target):
         py = sorted(p for p, a in by_path.items() if a.format == python_source.NAME)
         detail = f"{len(py)} Python file(s) in the scan, none referenced" if py else "no Python file in the scan"
         target.findings.append(rules.finding("MS-HF-004", Location(path="."), detail=detail))
 
 
 def _check_config(cfg: Artefact, refs: list[dict[str, Any]], by_path: dict[str, Artefact],
-                  rules: RuleTable) -> None:
-    worst: Severity | None = None
-    reached_files: list[str] = []
+                  rules: RuleTable, reached: dict[str, list[str]]) -> list[str]:
+    """Look the config's code references up; record what they reach; return the reached files."""
+    files: list[str] = []
     for ref in refs:
         if ref.get("repo"):
             continue  # MS-HF-002 already reported by hf_config
@@ -57,54 +75,37 @@ def _check_config(cfg: Artefact, refs: list[dict[str, Any]], by_path: dict[str, 
         found = next((c for c in candidates if c in by_path), None)
         source = f"{cfg.path} {ref['source']} {ref['key']}"
         if found is None:
-            cfg.findings.append(rules.finding(MISSING, Location(path=cfg.path), source=f"{cfg.path} {ref['source']}",
-                                              file=candidates[0], ref=ref["ref"]))
+            if not ref.get("optional"):
+                cfg.findings.append(rules.finding(MISSING, Location(path=cfg.path),
+                                                  source=f"{cfg.path} {ref['source']}", file=candidates[0],
+                                                  ref=ref["ref"]))
             continue
-        for path, via in _closure(found, by_path):
+        if ref.get("optional") and not any(f.rule_id == REMOTE_CODE for f in cfg.findings):
+            cfg.findings.append(rules.finding(REMOTE_CODE, Location(path=cfg.path), source=source,
+                                              entries=f"{ref['key']} -> {ref['ref']}", files=found, detail="",
+                                              refs=[{k: ref[k] for k in ("key", "ref", "file")}]))
+        for path, via in code_review.relative_closure(found, by_path):
             if path not in by_path:
                 cfg.findings.append(rules.finding(MISSING, Location(path=cfg.path),
                                                   source=f"{via} (relative import, fetched with it)",
                                                   file=path, ref=ref["ref"]))
                 continue
-            art = by_path[path]
-            reached_files.append(path)
-            sev = _reach(art, rules, source)
-            if sev is not None:
-                worst = sev if worst is None else max(worst, sev)
-    if worst is not None and worst > Severity.MEDIUM:
-        _raise_remote_code(cfg, worst, sorted(set(reached_files)), rules)
+            # imported as Python whatever the content sniffed as: reviewed all the same
+            reached.setdefault(path, []).append(source if path == found else f"{source} via {via}")
+            files.append(path)
+    return files
 
 
-def _closure(start: str, by_path: dict[str, Artefact]) -> list[tuple[str, str]]:
-    """`start` and the files its relative imports pull in (transformers: relative to start's folder)."""
-    folder = posixpath.dirname(start)
-    out, todo, seen = [], [(start, start)], {start}
-    while todo and len(out) < 500:
-        path, via = todo.pop(0)
-        out.append((path, via))
-        art = by_path.get(path)
-        if art is None:
-            continue
-        for mod in (art.properties.get(python_source.NAME) or {}).get("relative_imports", []):
-            nxt = posixpath.normpath(posixpath.join(folder, mod + ".py"))
-            if nxt not in by_path:  # transformers keeps dots; a package layout uses slashes
-                alt = posixpath.normpath(posixpath.join(folder, mod.replace(".", "/") + ".py"))
-                nxt = alt if alt in by_path else nxt
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append((nxt, path))
-    return out
+def _reach_closure(start: str, how: str, by_path: dict[str, Artefact], reached: dict[str, list[str]]) -> None:
+    for path, via in code_review.relative_closure(start, by_path):
+        if path in by_path:
+            reached.setdefault(path, []).append(how if path == start else f"{how} via {via}")
 
 
-def _reach(art: Artefact, rules: RuleTable, reached_by: str) -> Severity | None:
-    """Promote a reached file's observations; return its worst threat severity."""
-    if art.status is Status.SKIPPED or art.format != python_source.NAME:
-        return None
-    props = art.properties.setdefault(python_source.NAME, {})
-    props.setdefault("reached_by", [])
-    if reached_by not in props["reached_by"]:
-        props["reached_by"].append(reached_by)
-    return python_code.promote(art, rules, reached_by)
+def _worst_behaviour(art: Artefact) -> Severity | None:
+    sev = [f.severity for f in art.findings if f.kind is Kind.THREAT and f.active
+           and f.rule_id not in (python_code.DATASET_SCRIPT, code_review.UNREVIEWED)]
+    return max(sev) if sev else None
 
 
 def _raise_remote_code(cfg: Artefact, worst: Severity, files: list[str], rules: RuleTable) -> None:
@@ -116,7 +117,8 @@ def _raise_remote_code(cfg: Artefact, worst: Severity, files: list[str], rules: 
             cfg.findings[i] = new
 
 
-def _check_dataset_scripts(target: TargetResult, by_path: dict[str, Artefact], rules: RuleTable) -> None:
+def _check_dataset_scripts(target: TargetResult, by_path: dict[str, Artefact],
+                           reached: dict[str, list[str]]) -> None:
     names = _repo_names(target)
     for path, art in by_path.items():
         if art.format != python_source.NAME:
@@ -126,12 +128,39 @@ def _check_dataset_scripts(target: TargetResult, by_path: dict[str, Artefact], r
         named = "/" not in path and path[:-3] in names
         if not (is_script or named):
             continue
-        if not is_script:
-            props["role"] = "dataset_script"
-            python_code.mark_dataset_script(art, rules, "script named after the repository", line=None)
-        for dep, _via in _closure(path, by_path)[1:]:
-            if dep in by_path:
-                _reach(by_path[dep], rules, f"{path} (dataset script import)")
+        props["role"] = "dataset_script"
+        _reach_closure(path, "datasets.load_dataset (loading script)", by_path, reached)
+
+
+def _onnx_external_data(by_path: dict[str, Artefact], rules: RuleTable) -> None:
+    """Files an ONNX model names in `external_data` are raw tensor bytes, whatever their name
+    (`weights.bin`, `model.onnx_data`): onnxruntime reads them as such and nothing else. A file no
+    format module recognised (only then) is inventoried as that model's data instead of
+    inconclusive; one that is also something a loader executes (a pickle at offset 0...) keeps
+    that analysis."""
+    for model in list(by_path.values()):
+        entries = (model.properties.get("onnx") or {}).get("external_data") or []
+        folder = posixpath.dirname(_norm(model.path))
+        for entry in entries:
+            location = str(entry.get("location", "")).replace("\\", "/")
+            path = posixpath.normpath(posixpath.join(folder, location))
+            data = by_path.get(path)
+            if data is None or data is model:
+                continue
+            claims = data.properties.setdefault("onnx_external_data", {"models": [], "tensors": 0})
+            if model.path not in claims["models"]:
+                claims["models"].append(model.path)
+                claims["tensors"] += int(entry.get("tensors", 0))
+            if data.format != "unknown" or data.members:
+                continue
+            unidentified = [f for f in data.findings if f.rule_id in _UNIDENTIFIED]
+            if not unidentified:
+                continue
+            data.findings[:] = [f for f in data.findings if f.rule_id not in _UNIDENTIFIED]
+            data.format = "onnx-external-data"
+            data.status = Status.INVENTORIED
+            data.findings.append(rules.finding("MS-ONNX-007", Location(path=data.path), model=model.path,
+                                               tensors=claims["tensors"]))
 
 
 def _repo_names(target: TargetResult) -> set[str]:

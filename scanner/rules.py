@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from .findings import Finding, Kind, Location, Severity
 from . import datafiles
@@ -45,7 +45,7 @@ class RuleTable:
     def __getitem__(self, rule_id: str) -> Rule:
         return self.rules[rule_id]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Rule]:
         return iter(sorted(self.rules.values(), key=lambda r: r.id))
 
     def finding(self, rule_id: str, location: Location, *, severity: Severity | None = None,
@@ -97,10 +97,44 @@ def markdown_table() -> str:
     """docs/rules.md, generated from the data: `modelshield rules --markdown > docs/rules.md`."""
     lines = ["# Rules", "",
              "Generated from `scanner/data/rules/*.toml` by `modelshield rules --markdown > docs/rules.md`; "
-             "do not edit by hand. Rule ids are stable: a retired id is never reused.", "",
+             "do not edit by hand. Rule ids are stable: a retired id is never reused. "
+             "`modelshield rules RULE_ID` explains one rule (message, why, fix, references, an example).", "",
              "| id | severity | kind | title | CWE | MITRE ATLAS | CVE |", "|---|---|---|---|---|---|---|"]
     for r in load_rules():
-        lines.append(f"| {r.id} | {r.severity} | {r.kind.value} | {r.title} | {', '.join(r.cwe)} | "
+        anchor = f'<a id="{r.id.lower()}"></a>'
+        lines.append(f"| {anchor}{r.id} | {r.severity} | {r.kind.value} | {r.title} | {', '.join(r.cwe)} | "
                      f"{', '.join(r.atlas)} | {', '.join(r.cve)} |")
     return "\n".join(lines) + "\n"
 
+
+
+def explain(rule_id: str) -> str:
+    """`modelshield rules RULE_ID`: what the rule reports, why it matters, the fix, references
+    and an example of the finding and of a waiver. KeyError naming the id when unknown."""
+    table = load_rules()
+    rule = table.rules.get(rule_id.strip().upper())
+    if rule is None:
+        raise KeyError(f"unknown rule {rule_id!r}; `modelshield rules` lists them")
+    names = datafiles.load("references.toml")
+    example = rule.message.format_map(_Placeholders())
+    refs = [f"{c}  {names['cwe'].get(c, '')}  https://cwe.mitre.org/data/definitions/{c[4:]}.html" for c in rule.cwe]
+    refs += [f"{a}  {names['atlas'].get(a, '')}  https://atlas.mitre.org/techniques/{a}" for a in rule.atlas]
+    refs += [f"{c}  https://www.cve.org/CVERecord?id={c}" if c.startswith("CVE-") else c for c in rule.cve]
+    refs += list(rule.references)
+    lines = [f"{rule.id}  {rule.title}", f"severity: {rule.severity}   kind: {rule.kind.value}   area: {rule.area}", "",
+             "What it reports:", f"  {rule.message}", "",
+             "Why it matters:", f"  {names['kind'][rule.kind.value]}", "",
+             "Fix:", f"  {rule.recommendation or '-'}", ""]
+    if refs:
+        lines += ["References:", *(f"  {r}" for r in refs), ""]
+    lines += ["Example (text output):", "  path/to/file:",
+              f"    {str(rule.severity).upper():<8} {rule.id} {example}", "",
+              "Waive it for some files (a reason and an expiry date are mandatory), in modelshield.toml:",
+              "  [[suppress]]", f'  rule = "{rule.id}"', '  path = "vendor/*"',
+              '  reason = "why this is acceptable, and who decided"', "  expires = 2027-03-31"]
+    return "\n".join(lines) + "\n"
+
+
+class _Placeholders(dict):
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"

@@ -19,6 +19,8 @@ YESTERDAY = (dt.date.today() - dt.timedelta(days=1)).isoformat()
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     (root / "models" / "sub").mkdir(parents=True)
+    (root / ".git").mkdir()  # the repository root bounds the upward policy search
+    (root / "models" / "config.json").write_text('{"model_type": "bert"}')  # something to scan
     (tmp_path / "outside.txt").write_text("x")
     (root / "models" / "sub" / "link.bin").symlink_to(tmp_path / "outside.txt")
     return root
@@ -48,7 +50,8 @@ def test_live_suppression_waives_and_is_reported(repo: Path):
         'vex_justification = "code_not_reachable"\n')
     proc = run_cli("scan", str(repo / "models"), "--format", "json", cwd=repo)
     assert proc.returncode == 0, proc.stdout
-    finding = json.loads(proc.stdout)["targets"][0]["artefacts"][0]["findings"][0]
+    arts = {a["path"]: a for a in json.loads(proc.stdout)["targets"][0]["artefacts"]}
+    finding = arts["sub/link.bin"]["findings"][0]
     assert finding["suppressed"]["reason"] == "vendored test link"
     assert finding["suppressed"]["vex_justification"] == "code_not_reachable"
 
@@ -64,7 +67,7 @@ def test_expired_suppression_stops_working_and_says_so(repo: Path):
 @pytest.mark.parametrize("body, words", [
     ('[[suppress]]\nrule = "MS-GEN-004"\nexpires = 2030-01-01\n', "reason"),
     ('[[suppress]]\nrule = "MS-GEN-004"\nreason = "x"\n', "expires"),
-    ('fail_on = "severe"\n', "severity"),
+    ('fail_on = "severe"\n', "fail_on must be one of critical, high, medium, low"),
     ('colour = "blue"\n', "unknown key"),
     ('[allow.globals]\n"mypkg.Model" = ""\n', "justification"),
     ("not toml [", "TOML"),
@@ -87,7 +90,9 @@ def test_inconclusive_pass_policy(tmp_path: Path):
 
 
 def test_classification_deny_beats_allow_and_covers_submodules():
-    policy = Policy.from_mapping({"allow": {"globals": {"os.system": "a user cannot allow a gadget"}}})
+    with pytest.raises(PolicyError, match="deny list"):
+        Policy.from_mapping({"allow": {"globals": {"os.system": "a user cannot allow a gadget"}}})
+    policy = Policy.default()
     assert policy.classify("posix", "system").verdict == "deny"
     assert policy.classify("asyncio.unix_events", "_UnixSubprocessTransport").verdict == "deny"
     assert policy.classify("mypkg.layers", "Custom").verdict == "unknown"

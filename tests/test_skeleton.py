@@ -73,7 +73,7 @@ def test_text_output_keeps_info_observations_out_of_the_details(tmp_path):
     proc = run_cli("scan", str(tmp_path))
     assert proc.returncode == 0
     assert "MS-GEN-001" not in proc.stdout
-    assert "1 info observation(s) in --format json" in proc.stdout
+    assert "1 info (shown with --verbose, or in --format json)" in proc.stdout
 
 
 def test_dangling_symlink_is_reported_not_silently_dropped(tmp_path):

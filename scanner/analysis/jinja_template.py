@@ -15,7 +15,7 @@ import hashlib
 import re
 import string
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import jinja2
 from jinja2 import nodes
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from ..context import ScanContext
 
 MAX_TEMPLATE_CHARS = 4 << 20  # far above any real chat template (the largest are ~30 KB)
+_CASE_FILTERS: dict[str, Callable[[str], str]] = {"lower": str.lower, "upper": str.upper, "title": str.title,
+                                                  "capitalize": str.capitalize, "trim": str.strip}
 _FOLD_LIMIT = 4096  # longest string constant folding will build (a `'_' * 10**9` must not allocate)
 _UNKNOWN = object()
 
@@ -104,11 +106,13 @@ class _Analyser:
                     self._bind(target.name, nodes.Output(node.body) if isinstance(node.target, nodes.Name) else None,
                                nodes.Output(node.body))
                 continue
+            if not isinstance(node, (nodes.Assign, nodes.For)):  # the kinds left: {% set %} and {% for %}
+                continue
             names = [node.target] if isinstance(node.target, nodes.Name) else list(node.target.find_all(nodes.Name))
             source = node.iter if isinstance(node, nodes.For) else getattr(node, "node", None)
             for target in names:
-                value = node.node if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name) else None
-                self._bind(target.name, value, source)
+                bound = node.node if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name) else None
+                self._bind(target.name, bound, source)
         # Macro parameters (and `varargs` / `kwargs` inside the macro) hold whatever call sites pass;
         # `caller(...)` arguments reach the parameters of `{% call(...) %}` blocks.
         for call in self.tree.find_all(nodes.Call):
@@ -148,11 +152,8 @@ class _Analyser:
             return node.value
         if isinstance(node, nodes.TemplateData):
             return node.data
-        if isinstance(node, nodes.Output):
-            parts = [self.fold(n, d) for n in node.nodes]
-            if any(p is _UNKNOWN for p in parts):
-                return _UNKNOWN
-            return self._bounded("".join(str(p) for p in parts))
+        if isinstance(node, (nodes.Output, nodes.Concat)):
+            return self._fold_concat(node.nodes, d)
         if isinstance(node, nodes.Getitem):
             return self._fold_item(node, d)
         if isinstance(node, (nodes.List, nodes.Tuple)):
@@ -163,32 +164,38 @@ class _Analyser:
             if not values or len(values) != 1 or values[0] is None:
                 return _UNKNOWN
             return self.fold(values[0], d)
-        if isinstance(node, nodes.Concat):
-            parts = [self.fold(n, d) for n in node.nodes]
-            if any(p is _UNKNOWN for p in parts):
-                return _UNKNOWN
-            return self._bounded("".join(str(p) for p in parts))
         if isinstance(node, (nodes.Add, nodes.Mul, nodes.Mod)):
-            left, right = self.fold(node.left, d), self.fold(node.right, d)
-            if left is _UNKNOWN or right is _UNKNOWN:
-                return _UNKNOWN
-            try:
-                if isinstance(node, nodes.Add) and isinstance(left, str) and isinstance(right, str):
-                    return self._bounded(left + right)
-                if isinstance(node, nodes.Mul) and isinstance(left, str) and isinstance(right, int) \
-                        and not isinstance(right, bool) and len(left) * max(right, 0) <= _FOLD_LIMIT:
-                    return left * right
-                if isinstance(node, nodes.Mod) and isinstance(left, str) and \
-                        isinstance(right, (str, int, float, list)):
-                    args = tuple(right) if isinstance(right, list) else right
-                    return self._bounded(left % args)
-            except (TypeError, ValueError, OverflowError):
-                return _UNKNOWN
-            return _UNKNOWN
+            return self._fold_binary(node, d)
         if isinstance(node, nodes.Filter):
             return self._fold_filter(node, d)
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
             return self._fold_method(node, d)
+        return _UNKNOWN
+
+    def _fold_concat(self, parts_nodes: Sequence[nodes.Node], d: int) -> Any:
+        """Template output or `~`: the text of every part, when every part folds."""
+        parts = [self.fold(n, d) for n in parts_nodes]
+        if any(p is _UNKNOWN for p in parts):
+            return _UNKNOWN
+        return self._bounded("".join(str(p) for p in parts))
+
+    def _fold_binary(self, node: nodes.Add | nodes.Mul | nodes.Mod, d: int) -> Any:
+        """String `+`, `*` (bounded) and `%` formatting of folded operands."""
+        left, right = self.fold(node.left, d), self.fold(node.right, d)
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return _UNKNOWN
+        try:
+            if isinstance(node, nodes.Add) and isinstance(left, str) and isinstance(right, str):
+                return self._bounded(left + right)
+            if isinstance(node, nodes.Mul) and isinstance(left, str) and isinstance(right, int) \
+                    and not isinstance(right, bool) and len(left) * max(right, 0) <= _FOLD_LIMIT:
+                return left * right
+            if isinstance(node, nodes.Mod) and isinstance(left, str) and \
+                    isinstance(right, (str, int, float, list)):
+                args = tuple(right) if isinstance(right, list) else right
+                return self._bounded(left % args)
+        except (TypeError, ValueError, OverflowError):
+            return _UNKNOWN
         return _UNKNOWN
 
     def _fold_item(self, node: nodes.Getitem, d: int) -> Any:
@@ -234,8 +241,7 @@ class _Analyser:
             if node.name in ("reverse",) and isinstance(value, (str, list)):
                 return value[::-1]
             if node.name in ("lower", "upper", "title", "capitalize", "trim") and isinstance(value, str):
-                return {"lower": str.lower, "upper": str.upper, "title": str.title,
-                        "capitalize": str.capitalize, "trim": str.strip}[node.name](value)
+                return _CASE_FILTERS[node.name](value)
             if node.name in ("string", "e", "escape") and isinstance(value, (str, int)):
                 return str(value)
             if node.name == "list" and isinstance(value, (str, list)):
@@ -402,7 +408,7 @@ class _Analyser:
             if dynamic:
                 self._spread(dynamic, node, f"|{name} with spread arguments", path=True)
 
-    def _spread(self, values: list[nodes.Node], node: nodes.Node, how: str, *, path: bool = False) -> None:
+    def _spread(self, values: Sequence[nodes.Node], node: nodes.Node, how: str, *, path: bool = False) -> None:
         """`*args` / `**kwargs` given to an attribute filter: every string they can hold is a name."""
         for value in values:
             folded = self.fold(value) if not isinstance(value, nodes.Dict) else self._fold_dict(value)
@@ -427,7 +433,8 @@ class _Analyser:
         """String constants (and literal template text of set blocks) that contain a dunder name."""
         found: list[str] = []
         for node in self.tree.find_all((nodes.Const, nodes.TemplateData)):
-            text = node.value if isinstance(node, nodes.Const) else node.data
+            text = node.value if isinstance(node, nodes.Const) else node.data if isinstance(node, nodes.TemplateData) \
+                else None
             if isinstance(text, str):
                 found.extend(_DUNDER.findall(text))
         return sorted(set(found))
@@ -438,7 +445,8 @@ class _Analyser:
         for node in self.tree.find_all((nodes.Getitem, nodes.Filter)):
             if isinstance(node, nodes.Getitem):
                 count += not isinstance(node.arg, (nodes.Const, nodes.Slice))
-            elif node.name == "attr" or node.name in self.data["attribute_filters"]:
+            elif isinstance(node, nodes.Filter) and (node.name == "attr"
+                                                     or node.name in self.data["attribute_filters"]):
                 args = list(node.args) + [kw.value for kw in node.kwargs]
                 count += node.dyn_args is not None or node.dyn_kwargs is not None or \
                     any(not isinstance(a, nodes.Const) for a in args)

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..blob import BytesBlob
-from ..budgets import BudgetExceeded
+from ..errors import BudgetExceeded
 from ..context import ScanContext
 from ..findings import Severity
-from .marshal_reader import MarshalError, parse_marshal_code
+from .marshal_reader import parse_marshal_code
+from ..errors import MarshalError
 from .. import datafiles
 
 
@@ -130,15 +131,25 @@ class _Walker:
                     self.lambda_code(code, f"{path}.config.{key}", node_name=layer)
 
     def lambda_code(self, code: Any, path: str, node_name: str) -> None:
+        """A Lambda's function, decoded as keras' `python_utils.func_load` does: a [code, defaults,
+        closure] list is unpacked; base64, or else the string's raw-unicode-escape bytes; then marshal.
+        Bytecode that does not decode is both a Lambda (high) and unanalysed (inconclusive)."""
         evidence: dict[str, Any] = {"layer": node_name, "config_path": path}
         severity = Severity.HIGH
         summary = "its bytecode could not be decoded"
-        if isinstance(code, str) and len(code) <= MAX_LAMBDA_BYTES:
+        if isinstance(code, (list, tuple)) and code:
+            code = code[0]
+        error = None
+        if not isinstance(code, str):
+            error = f"the function payload is {type(code).__name__}, not a string"
+        elif len(code) > MAX_LAMBDA_BYTES:
+            error = f"{len(code)} characters exceed the {MAX_LAMBDA_BYTES}-character budget"
+        else:
             try:
-                raw = base64.b64decode(code.encode("ascii"), validate=False)
+                raw = _func_load_bytes(code)
                 info = parse_marshal_code(raw)
-            except (binascii.Error, UnicodeEncodeError, MarshalError) as exc:
-                evidence["decode_error"] = str(exc)[:200]
+            except MarshalError as exc:
+                error = str(exc)[:200]
             else:
                 names = sorted(set(info.all_names()))
                 strings = [s[:200] for s in info.all_strings()][:50]
@@ -150,6 +161,10 @@ class _Walker:
                 if hits:
                     severity = Severity.CRITICAL
                     summary += f"; dangerous: {', '.join(hits[:12])}"
+        if error is not None:
+            evidence["decode_error"] = error
+            self.ctx.add("MS-KERAS-006", source=self.source, what=f"Lambda function of layer {node_name!r}",
+                         error=error)
         cve = ["CVE-2024-3660"] + (["CVE-2025-9905"] if self.h5 else [])
         hits = evidence.get("dangerous") or [None]
         self.ctx.add("MS-KERAS-001", severity=severity, cve=cve, callable=hits[0], source=self.source,
@@ -199,6 +214,15 @@ class _Walker:
         self.summary.custom_objects.append(full if not registered else f"{full} ({registered})")
         self.ctx.add("MS-KERAS-004", source=self.source, reference=full, registered=str(registered or "-"),
                      config_path=path)
+
+
+def _func_load_bytes(code: str) -> bytes:
+    """The bytes keras' `func_load` hands to `marshal.loads`: `codecs.decode(..., "base64")` (lenient
+    base64), or, when that raises, the string encoded with `raw_unicode_escape`."""
+    try:
+        return binascii.a2b_base64(code.encode("ascii"))
+    except (UnicodeEncodeError, binascii.Error):
+        return code.encode("raw_unicode_escape")
 
 
 def _layer_name(parent: dict | None) -> str:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from typing import Any
-
-
-class MarshalError(ValueError):
-    """The bytes are not a marshalled code object this reader understands."""
+from ..errors import MarshalError
 
 
 @dataclass

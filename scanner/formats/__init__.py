@@ -11,6 +11,7 @@ from functools import lru_cache
 from types import ModuleType
 
 ORDER = (
+    "lfs_pointer",    # Git LFS pointer stubs (content never fetched)
     "zip",            # zip, incl. torch zip, .npz, .keras flavours (miniz-tolerant)
     "sevenzip",       # 7z (py7zr extra), rar (unsupported -> inconclusive)
     "compressed",     # gzip, bz2, xz/lzma, zlib, zstd, lz4 wrappers (joblib compression too)
@@ -26,10 +27,12 @@ ORDER = (
     "hf_config",      # config.json / tokenizer_config.json / processor configs (auto_map, templates)
     "python_file",    # remote code and dataset loading scripts (ast analysis)
     "keras_config",   # bare Keras JSON configs
+    "sentencepiece",  # SentencePiece ModelProto (tokenizer.model / spiece.model), by schema
     "onnx",           # ONNX protobuf (bounded parse)
     "tensorflow",     # SavedModel / GraphDef protobuf (bounded parse)
     "dataset_files",  # parquet / arrow / csv / jsonl: inventoried with schema
     "pickle_text",    # protocol 0/1 text pickles (any opcode first)
+    "tiktoken",       # tiktoken BPE rank files (base64 token + rank lines)
     "text_data",      # any other UTF-8 text / JSON: inventoried (unless a loader opens it by name)
 )
 

@@ -22,7 +22,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from ..blob import BytesBlob
-from ..budgets import FormatError
+from ..errors import FormatError
 from ..findings import Status
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import struct
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyse_template
 from .. import datafiles
 
@@ -56,14 +56,14 @@ def sniff(head: bytes, blob: "Blob", name: str) -> bool:
     return head[:4] == MAGIC
 
 
-class _Malformed(FormatError):
-    def __init__(self, reason: str, offset: int | None) -> None:
-        super().__init__(reason, offset, rule_id="MS-GGUF-001")
+def _malformed(reason: str, offset: int | None) -> FormatError:
+    """Malformed GGUF (llama.cpp refuses the file): MS-GGUF-001."""
+    return FormatError(reason, offset, rule_id="MS-GGUF-001")
 
 
-class _Crafted(FormatError):
-    def __init__(self, reason: str, offset: int | None) -> None:
-        super().__init__(reason, offset, rule_id="MS-GGUF-002")
+def _crafted(reason: str, offset: int | None) -> FormatError:
+    """A header no writer produces (overflowing shapes): MS-GGUF-002."""
+    return FormatError(reason, offset, rule_id="MS-GGUF-002")
 
 
 class _Cursor:
@@ -78,7 +78,7 @@ class _Cursor:
 
     def read(self, n: int, what: str) -> bytes:
         if n > self.remaining():
-            raise _Malformed(f"truncated: {what} needs {n} bytes at offset {self.pos} but the file ends "
+            raise _malformed(f"truncated: {what} needs {n} bytes at offset {self.pos} but the file ends "
                              f"at {self.blob.size}", self.pos)
         rel = self.pos - self.win_start
         if rel < 0 or rel + n > len(self.win):
@@ -94,7 +94,7 @@ class _Cursor:
 
     def skip(self, n: int, what: str) -> None:
         if n > self.remaining():
-            raise _Malformed(f"truncated: {what} needs {n} bytes at offset {self.pos} but the file ends "
+            raise _malformed(f"truncated: {what} needs {n} bytes at offset {self.pos} but the file ends "
                              f"at {self.blob.size}", self.pos)
         self.pos += n
 
@@ -107,14 +107,14 @@ class _Cursor:
         at = self.pos
         n = self.unpack("Q", what)
         if n >= ABSURD:
-            raise _Crafted(f"{what} of {n}", at)
+            raise _crafted(f"{what} of {n}", at)
         return n
 
     def string(self, what: str, keep: int | None = None) -> tuple[str | None, int]:
         """(decoded text or None if longer than `keep`, byte length); skips the bytes when not kept."""
         n = self.length(f"{what} length")
         if n > self.remaining():
-            raise _Malformed(f"truncated: {what} of {n} bytes at offset {self.pos} runs past the end of the "
+            raise _malformed(f"truncated: {what} of {n} bytes at offset {self.pos} runs past the end of the "
                              f"{self.blob.size}-byte file", self.pos)
         if keep is not None and n > keep:
             self.skip(n, what)
@@ -129,29 +129,52 @@ def _pad(n: int, alignment: int) -> int:
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Validate header, metadata and tensor infos; analyse chat templates; record BOM facts."""
     cur = _Cursor(blob)
+    version, n_tensors, n_kv = _header(cur, blob)
+    # llama.cpp checks every key against every earlier one (quadratic): millions of entries are a
+    # denial of service for the loader and would be for this analysis; the member budget bounds both.
+    if max(n_kv, n_tensors) > ctx.budgets.max_members:
+        raise BudgetExceeded("max_members", ctx.budgets.max_members)
+    facts: dict[str, Any] = {"version": version, "endian": "big" if cur.endian == ">" else "little",
+                             "tensor_count": n_tensors, "metadata_count": n_kv}
+    meta, types, templates = _metadata(cur, ctx, n_kv)
+    alignment = _alignment(meta, types)
+    infos, dtypes, parameters = _tensor_infos(cur, ctx, n_tensors)
+    data_start = _pad(cur.pos, alignment)
+    _check_data_offsets(infos, data_start, alignment, blob.size)
+
+    facts.update(_bom_facts(meta))
+    facts.update({"alignment": alignment, "data_offset": data_start, "parameters": parameters,
+                  "dtypes": dict(sorted(dtypes.items())),
+                  "chat_templates": [key for key, _, _ in templates]})
+    ctx.artefact.properties["gguf"] = facts
+    for key, text, offset in templates:
+        analyse_template(text, ctx, field=key, offset=offset)
+
+
+def _header(cur: _Cursor, blob: "Blob") -> tuple[int, int, int]:
+    """(version, tensor count, metadata entry count); sets the cursor's byte order."""
     if cur.read(4, "magic") != MAGIC:
-        raise _Malformed("bad magic", 0)
+        raise _malformed("bad magic", 0)
     version = cur.unpack("I", "version")
     if version & 0xFFFF == 0 and version:  # written on a big-endian host
         cur.endian = ">"
         version = struct.unpack(">I", struct.pack("<I", version))[0]
     if version == 1:
-        raise _Malformed("GGUF version 1 (32-bit counts) is no longer supported by llama.cpp", 4)
+        raise _malformed("GGUF version 1 (32-bit counts) is no longer supported by llama.cpp", 4)
     if version not in (2, 3):
-        raise _Malformed(f"unsupported GGUF version {version}", 4)
+        raise _malformed(f"unsupported GGUF version {version}", 4)
     n_tensors = cur.length("tensor count")
     n_kv = cur.length("metadata entry count")
     # every entry takes at least 13 bytes (empty key, type, 1-byte value); every tensor info 24
     if n_kv * 13 > cur.remaining() or n_tensors * 24 > cur.remaining():
-        raise _Malformed(f"{n_kv} metadata entries and {n_tensors} tensors cannot fit in the "
+        raise _malformed(f"{n_kv} metadata entries and {n_tensors} tensors cannot fit in the "
                          f"{blob.size}-byte file", 16)
-    # llama.cpp checks every key against every earlier one (quadratic): millions of entries are a
-    # denial of service for the loader and would be for this analysis; the member budget bounds both.
-    if max(n_kv, n_tensors) > ctx.budgets.max_members:
-        raise BudgetExceeded("max_members", ctx.budgets.max_members)
+    return version, n_tensors, n_kv
 
-    facts: dict[str, Any] = {"version": version, "endian": "big" if cur.endian == ">" else "little",
-                             "tensor_count": n_tensors, "metadata_count": n_kv}
+
+def _metadata(cur: _Cursor, ctx: "ScanContext", n_kv: int
+              ) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, str, int]]]:
+    """(values, type names, chat templates as (key, text, offset)) of the metadata entries."""
     meta: dict[str, Any] = {}
     types: dict[str, str] = {}
     templates: list[tuple[str, str, int]] = []
@@ -161,9 +184,9 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         key_at = cur.pos
         key, _ = cur.string(f"metadata key #{i}", keep=1 << 16)
         if key is None:
-            raise _Malformed(f"metadata key #{i} is longer than 65536 bytes", key_at)
+            raise _malformed(f"metadata key #{i} is longer than 65536 bytes", key_at)
         if key in types:
-            raise _Malformed(f"duplicate metadata key {key!r}", key_at)
+            raise _malformed(f"duplicate metadata key {key!r}", key_at)
         vtype = cur.unpack("I", f"type of {key!r}")
         value_at = cur.pos
         if vtype == ARRAY:
@@ -174,32 +197,47 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
             meta[key] = {"array": _type_name(item), "length": count}
         elif vtype == STRING:
             types[key] = "string"
-            is_template = key == _TEMPLATE_PREFIX or key.startswith(_TEMPLATE_PREFIX + ".")
-            text, n = cur.string(f"value of {key!r}", keep=MAX_TEMPLATE_CHARS * 4 if is_template else _KEEP_STRING)
-            if is_template:
-                if text is None:
-                    ctx.add("MS-TPL-008", offset=value_at, field=key,
-                            error=f"{n}-byte template exceeds the {MAX_TEMPLATE_CHARS * 4}-byte budget")
-                else:
-                    templates.append((key, text, value_at + 8))
-            else:
-                meta[key] = text if text is not None else f"<{n} bytes>"
+            _string_value(cur, ctx, key, value_at, meta, templates)
         elif vtype in _SCALARS:
-            name, code = _SCALARS[vtype]
-            types[key] = name
+            type_name, code = _SCALARS[vtype]
+            types[key] = type_name
             value = cur.unpack(code, f"value of {key!r}")
-            meta[key] = bool(value) if name == "bool" else value
+            meta[key] = bool(value) if type_name == "bool" else value
         else:
-            raise _Malformed(f"metadata key {key!r} has invalid value type {vtype}", value_at - 4)
+            raise _malformed(f"metadata key {key!r} has invalid value type {vtype}", value_at - 4)
+    return meta, types, templates
 
+
+def _string_value(cur: _Cursor, ctx: "ScanContext", key: str, value_at: int, meta: dict[str, Any],
+                  templates: list[tuple[str, str, int]]) -> None:
+    """A string entry: chat templates are kept whole (under a budget) for analysis, others shortened."""
+    is_template = key == _TEMPLATE_PREFIX or key.startswith(_TEMPLATE_PREFIX + ".")
+    text, n = cur.string(f"value of {key!r}", keep=MAX_TEMPLATE_CHARS * 4 if is_template else _KEEP_STRING)
+    if is_template:
+        if text is None:
+            ctx.add("MS-TPL-008", offset=value_at, field=key,
+                    error=f"{n}-byte template exceeds the {MAX_TEMPLATE_CHARS * 4}-byte budget")
+        else:
+            templates.append((key, text, value_at + 8))
+    else:
+        meta[key] = text if text is not None else f"<{n} bytes>"
+
+
+def _alignment(meta: dict[str, Any], types: dict[str, str]) -> int:
+    """general.alignment as llama.cpp accepts it (a u32 power of 2), else the default."""
     alignment = DEFAULT_ALIGNMENT
     if "general.alignment" in types:
         if types["general.alignment"] != "u32":
-            raise _Malformed(f"general.alignment is {types['general.alignment']}, llama.cpp requires u32", None)
+            raise _malformed(f"general.alignment is {types['general.alignment']}, llama.cpp requires u32", None)
         alignment = meta["general.alignment"]
         if alignment == 0 or alignment & (alignment - 1):
-            raise _Malformed(f"alignment {alignment} is not a power of 2", None)
+            raise _malformed(f"alignment {alignment} is not a power of 2", None)
+    return alignment
 
+
+def _tensor_infos(cur: _Cursor, ctx: "ScanContext", n_tensors: int
+                  ) -> tuple[list[tuple[str, int, int, int, int]], Counter[str], int]:
+    """(infos as (name, type, nbytes, offset, info offset), dtype counts, parameter count)."""
     ggml, _ = _types()
     infos: list[tuple[str, int, int, int, int]] = []  # name, type, nbytes, offset, info offset
     names: set[str] = set()
@@ -211,53 +249,55 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         at = cur.pos
         name, n = cur.string(f"tensor #{i} name", keep=1 << 16)
         if name is None or n >= MAX_NAME:
-            raise _Malformed(f"tensor #{i} name is {n} bytes, llama.cpp allows at most {MAX_NAME - 1}", at)
+            raise _malformed(f"tensor #{i} name is {n} bytes, llama.cpp allows at most {MAX_NAME - 1}", at)
         if name in names:
-            raise _Malformed(f"duplicate tensor name {name!r}", at)
+            raise _malformed(f"duplicate tensor name {name!r}", at)
         names.add(name)
-        n_dims = cur.unpack("I", f"dimension count of {name!r}")
-        if n_dims > MAX_DIMS:
-            raise _Crafted(f"{n_dims} dimensions for tensor {name!r} (at most {MAX_DIMS})", at)
-        dims = [cur.unpack("Q", f"dimensions of {name!r}") for _ in range(n_dims)]
-        elements = 1
-        for d in dims:
-            if d > _INT64_MAX:
-                raise _Crafted(f"a negative dimension ({d - (1 << 64)}) for tensor {name!r}", at)
-            elements *= d
-            if elements > _INT64_MAX:
-                raise _Crafted(f"dimensions {dims} for tensor {name!r}, whose element count overflows "
-                               "64 bits", at)
+        dims, elements = _dimensions(cur, name, at)
         ttype = cur.unpack("I", f"type of {name!r}")
         offset = cur.unpack("Q", f"data offset of {name!r}")
         if ttype not in ggml:
-            raise _Malformed(f"tensor {name!r} has unknown ggml type {ttype}", at)
+            raise _malformed(f"tensor {name!r} has unknown ggml type {ttype}", at)
         tname, block, size = ggml[ttype]
         ne0 = dims[0] if dims else 1
         if ne0 % block:
-            raise _Malformed(f"tensor {name!r} of type {tname} has {ne0} elements per row, not a multiple of "
+            raise _malformed(f"tensor {name!r} of type {tname} has {ne0} elements per row, not a multiple of "
                              f"the block size {block}", at)
         infos.append((name, ttype, elements // block * size, offset, at))
         dtypes[tname] += 1
         parameters += elements
+    return infos, dtypes, parameters
 
-    data_start = _pad(cur.pos, alignment)
+
+def _dimensions(cur: _Cursor, name: str, at: int) -> tuple[list[int], int]:
+    """(dimensions, element count) of one tensor, refusing shapes llama.cpp refuses."""
+    n_dims = cur.unpack("I", f"dimension count of {name!r}")
+    if n_dims > MAX_DIMS:
+        raise _crafted(f"{n_dims} dimensions for tensor {name!r} (at most {MAX_DIMS})", at)
+    dims = [cur.unpack("Q", f"dimensions of {name!r}") for _ in range(n_dims)]
+    elements = 1
+    for d in dims:
+        if d > _INT64_MAX:
+            raise _crafted(f"a negative dimension ({d - (1 << 64)}) for tensor {name!r}", at)
+        elements *= d
+        if elements > _INT64_MAX:
+            raise _crafted(f"dimensions {dims} for tensor {name!r}, whose element count overflows "
+                           "64 bits", at)
+    return dims, elements
+
+
+def _check_data_offsets(infos: list[tuple[str, int, int, int, int]], data_start: int, alignment: int,
+                        size: int) -> None:
+    """Tensor data packed in order, aligned, inside the file (llama.cpp's checks)."""
     expected = 0
     for name, _t, nbytes, offset, at in infos:
         if offset != expected:
-            raise _Malformed(f"tensor {name!r} has data offset {offset}, expected {expected} (tensor data must "
+            raise _malformed(f"tensor {name!r} has data offset {offset}, expected {expected} (tensor data must "
                              f"be packed in order, aligned to {alignment})", at)
-        if data_start + offset + nbytes > blob.size:
-            raise _Malformed(f"tensor {name!r} data [{data_start + offset}, {data_start + offset + nbytes}) runs "
-                             f"past the end of the {blob.size}-byte file", at)
+        if data_start + offset + nbytes > size:
+            raise _malformed(f"tensor {name!r} data [{data_start + offset}, {data_start + offset + nbytes}) runs "
+                             f"past the end of the {size}-byte file", at)
         expected += _pad(nbytes, alignment)
-
-    facts.update(_bom_facts(meta))
-    facts.update({"alignment": alignment, "data_offset": data_start, "parameters": parameters,
-                  "dtypes": dict(sorted(dtypes.items())),
-                  "chat_templates": [key for key, _, _ in templates]})
-    ctx.artefact.properties["gguf"] = facts
-    for key, text, offset in templates:
-        analyse_template(text, ctx, field=key, offset=offset)
 
 
 def _type_name(vtype: int) -> str:
@@ -273,12 +313,12 @@ def _skip_array(cur: _Cursor, ctx: "ScanContext", key: str, item: int, count: in
     if item in _SCALARS:
         width = struct.calcsize(_SCALARS[item][1])
         if count * width > cur.remaining():
-            raise _Malformed(f"truncated: array {key!r} of {count} {_SCALARS[item][0]} runs past the end of "
+            raise _malformed(f"truncated: array {key!r} of {count} {_SCALARS[item][0]} runs past the end of "
                              "the file", cur.pos)
         cur.skip(count * width, f"array {key!r}")
     elif item == STRING:
         if count * 8 > cur.remaining():
-            raise _Malformed(f"truncated: array {key!r} of {count} strings cannot fit in the rest of the file",
+            raise _malformed(f"truncated: array {key!r} of {count} strings cannot fit in the rest of the file",
                              cur.pos)
         for j in range(count):
             if j % 65536 == 0:
@@ -286,7 +326,7 @@ def _skip_array(cur: _Cursor, ctx: "ScanContext", key: str, item: int, count: in
             cur.string(f"item {j} of {key!r}", keep=0)
     else:
         # llama.cpp refuses nested arrays (and unknown item types)
-        raise _Malformed(f"array {key!r} has invalid item type {item}", cur.pos - 12)
+        raise _malformed(f"array {key!r} has invalid item type {item}", cur.pos - 12)
 
 
 def _bom_facts(meta: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ A format module is a Python module in this package with:
         # such as Python source may use it, since their loaders choose by name too).
     def analyse(blob: Blob, ctx: ScanContext) -> None
         # Report findings through ctx.add(...); descend into members with ctx.descend(...).
-        # Raise budgets.FormatError for malformed input (-> inconclusive with the reason) and
-        # let budgets.BudgetExceeded propagate (-> inconclusive). Never import, unpickle,
+        # Raise errors.FormatError for malformed input (-> inconclusive with the reason) and
+        # let errors.BudgetExceeded propagate (-> inconclusive). Never import, unpickle,
         # unmarshal, render or execute artefact content.
 
 Containers that yield members implement `Archive` below so that flavour modules (torch zip,

@@ -8,9 +8,10 @@ other member (weights `.h5`, assets, anything unexpected) is sent back through t
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
 from .interface import Archive, Member
@@ -91,7 +92,7 @@ def analyse_archive(archive: Archive, ctx: ScanContext) -> None:
         dispatch_member(archive, member, ctx)
 
 
-def _json_member(archive: Archive, member: Member):
+def _json_member(archive: Archive, member: Member) -> Any:
     if member.size > MAX_BYTES:
         raise BudgetExceeded("keras config bytes", MAX_BYTES)
     if member.encrypted:

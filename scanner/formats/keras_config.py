@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
 
@@ -39,7 +40,7 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
     ctx.artefact.properties["keras"] = props
 
 
-def load_json(blob: Blob, label: str):
+def load_json(blob: Blob, label: str) -> Any:
     """Read and decode a JSON member of at most MAX_BYTES; malformed JSON is a FormatError."""
     if blob.size > MAX_BYTES:
         raise BudgetExceeded("keras config bytes", MAX_BYTES)

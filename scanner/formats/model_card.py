@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..blob import Blob
+    from ..context import ScanContext
 
 NAME = "model_card"
 
@@ -31,10 +35,10 @@ _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 
 
-def sniff(head: bytes, blob, name: str) -> bool:
+def sniff(head: bytes, blob: Blob, name: str) -> bool:
     """README.md (any case) or a *.md file starting with YAML front matter, if it is UTF-8 text."""
     lower = name.lower().rsplit("/", 1)[-1]
-    if not (lower.endswith(".md") or lower.endswith(".markdown")):
+    if not lower.endswith((".md", ".markdown")):
         return False
     if b"\x00" in head:
         return False
@@ -50,7 +54,7 @@ def sniff(head: bytes, blob, name: str) -> bool:
     return text.lstrip("\ufeff \t\r\n").startswith("---")
 
 
-def analyse(blob, ctx) -> None:
+def analyse(blob: Blob, ctx: ScanContext) -> None:
     """Parse front matter and sections into `ctx.artefact.properties["model_card"]` (no findings)."""
     size = min(blob.size, MAX_CARD_BYTES)
     raw = blob.read_at(0, size)

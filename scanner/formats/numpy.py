@@ -11,7 +11,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import FormatError
+from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 

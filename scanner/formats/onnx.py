@@ -14,9 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..protowire import LEN, VARINT, Limits, ProtoError, Reader, signed64
+from ..protowire import LEN, VARINT, Limits, Reader, signed64
+from ..errors import ProtoError
 
 NAME = "onnx"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..analysis.python import analyse_source
-from ..budgets import FormatError
+from ..errors import FormatError
 
 if TYPE_CHECKING:
     from ..blob import Blob

@@ -15,8 +15,9 @@ import struct
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from .. import datafiles
+from ..errors import DuplicateKey
 
 
 if TYPE_CHECKING:
@@ -48,17 +49,11 @@ def sniff(head: bytes, blob: "Blob", name: str) -> bool:
     return body[:1] == b"{" and (len(body) < 2 or body[1:2].lstrip(_JSON_WS)[:1] in (b"\"", b"}", b""))
 
 
-class _Duplicate(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Duplicate(key)
+            raise DuplicateKey(key)
         out[key] = value
     return out
 
@@ -101,7 +96,7 @@ def read_header(blob: "Blob", max_header: int = LIBRARY_MAX_HEADER,
         raise FormatError("header is not a JSON object", 8, rule_id=_RULE)
     try:
         header = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except _Duplicate as exc:
+    except DuplicateKey as exc:
         raise FormatError(f"duplicate key {exc.key!r}", 8, rule_id="MS-ST-002") from None
     except json.JSONDecodeError as exc:
         raise FormatError(f"invalid JSON in header: {exc.msg} at line {exc.lineno} column {exc.colno}",

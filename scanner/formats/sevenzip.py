@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..blob import Blob, SpoolBlob
-from ..budgets import BudgetExceeded
+from ..errors import BudgetExceeded
 from ..findings import Severity
 from .zip import add_at, link_hazard, path_hazard
+from ..errors import ArchiveBomb
 
 if TYPE_CHECKING:
     from ..context import ScanContext
@@ -26,16 +27,10 @@ def sniff(head: bytes, blob: Blob, name: str) -> bool:
     return head.startswith((SEVENZIP, RAR))
 
 
-class _Bomb(Exception):
-    def __init__(self, cap: str, limit: Any) -> None:
-        super().__init__(cap)
-        self.cap, self.limit = cap, limit
-
-
 def _writer_classes(py7zio: Any) -> tuple[type, type]:
     """A py7zr writer factory whose products write into budget-charged spools."""
 
-    class SpoolWriter(py7zio.Py7zIO):  # type: ignore[misc, name-defined]
+    class SpoolWriter(py7zio.Py7zIO):
         def __init__(self, name: str, owner: "SpoolFactory") -> None:
             self.name, self.owner = name, owner
             self.spool = SpoolBlob(name)
@@ -49,11 +44,11 @@ def _writer_classes(py7zio: Any) -> tuple[type, type]:
             except BudgetExceeded as exc:
                 if exc.budget == "max_seconds":
                     raise
-                raise _Bomb(exc.budget, exc.limit) from None
+                raise ArchiveBomb(exc.budget, exc.limit) from None
             budgets = self.owner.ctx.budgets
             if self.owner.produced > budgets.ratio_floor and \
                     self.owner.produced > self.owner.compressed * budgets.max_ratio:
-                raise _Bomb("max_ratio", budgets.max_ratio)
+                raise ArchiveBomb("max_ratio", budgets.max_ratio)
             return len(s)
 
         def read(self, size: int | None = None) -> bytes:
@@ -68,7 +63,7 @@ def _writer_classes(py7zio: Any) -> tuple[type, type]:
         def size(self) -> int:
             return self.spool.size
 
-    class SpoolFactory(py7zio.WriterFactory):  # type: ignore[misc, name-defined]
+    class SpoolFactory(py7zio.WriterFactory):
         def __init__(self, ctx: "ScanContext", compressed: int) -> None:
             self.ctx, self.compressed, self.produced = ctx, max(compressed, 1), 0
             self.products: dict[str, SpoolWriter] = {}
@@ -126,7 +121,7 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
         try:
             try:
                 archive.extract(factory=factory)
-            except _Bomb as bomb:
+            except ArchiveBomb as bomb:
                 ctx.add("MS-ARC-006", name=label, cap=bomb.cap, limit=bomb.limit, produced=factory.produced,
                         consumed=blob.size)
             except BudgetExceeded:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..findings import Severity
 from .interface import Member
 from .zip import add_at, dispatch_member, link_hazard, path_hazard
@@ -99,7 +99,8 @@ class _Walk:
     end: int | None = None  # offset of the end-of-archive marker, if reached
     error: str | None = None
     long_records: list[tuple[int, str, int]] = field(default_factory=list)  # (offset, kind, size)
-    unread: list[tuple[int, str, int]] = field(default_factory=list)  # pax headers past a budget: (offset, budget, limit)
+    # pax headers past a budget: (offset, budget, limit)
+    unread: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 class TarArchive:
@@ -356,7 +357,8 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
         ctx.add("MS-GEN-005", offset=header, budget=budget, limit=limit)  # what it would change is unknown
     for m in archive.entries + archive.hidden:
         if m.sparse:
-            add_at(ctx, m.name, "MS-ARC-012", what=f"GNU sparse member {m.name!r}: analysed as stored, holes not expanded")
+            add_at(ctx, m.name, "MS-ARC-012",
+                   what=f"GNU sparse member {m.name!r}: analysed as stored, holes not expanded")
     if archive.error and not (archive.hidden and archive.python.error == archive.error):
         ctx.add("MS-ARC-013", name=ctx.members[-1] if ctx.members else ctx.artefact.path, what=archive.error)
     layout = TORCH_LEGACY_NAMES <= {m.name for m in archive.entries}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyse_template
-from ..budgets import FormatError
+from ..errors import FormatError
 
 if TYPE_CHECKING:
     from ..blob import Blob

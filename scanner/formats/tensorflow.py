@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 
 from ..blob import Blob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..findings import Severity
-from ..protowire import LEN, VARINT, Limits, ProtoError, Reader
+from ..protowire import LEN, VARINT, Field, Limits, Reader
+from ..errors import ProtoError
 from .. import datafiles
 
 
@@ -48,6 +49,8 @@ def sniff(head: bytes, blob: Blob, name: str) -> bool:
             return _looks_like_keras_metadata(blob)
         if head[0] == 0x08:
             return _looks_like_saved_model(blob)
+        if head[0] == 0x12 and _looks_like_saved_model(blob, schema=False):
+            return True
         if head[0] in (0x0A, 0x12, 0x22):
             return _looks_like_graphdef(Reader(blob, limits=Limits(max_fields=_SNIFF_FIELDS * 64)))
     except (FormatError, BudgetExceeded):
@@ -76,22 +79,34 @@ def _looks_like_keras_metadata(blob: Blob) -> bool:
     return nodes > 0
 
 
-def _looks_like_saved_model(blob: Blob) -> bool:
+def _looks_like_saved_model(blob: Blob, schema: bool = True) -> bool:
+    """SavedModel {1: schema version, 2: MetaGraphDef...}. proto3 omits a zero schema version, and
+    tf.saved_model.load does not need it: without it (`schema=False`) a meta graph must hold a
+    graph (2) that looks like a GraphDef, so that a GraphDef whose first field is its function
+    library (also field 2) is not taken for one (analyse() reads such files both ways anyway)."""
     reader = Reader(blob, limits=Limits(max_fields=_SNIFF_FIELDS * 64))
     fields = iter(reader)
-    first = next(fields, None)
-    if first is None or first.number != 1 or first.wire != VARINT or first.value not in (1, 2):
-        return False
+    if schema:
+        first = next(fields, None)
+        if first is None or first.number != 1 or first.wire != VARINT or first.value not in (1, 2):
+            return False
     graphs = 0
     for n, f in enumerate(fields):
-        if n >= _SNIFF_FIELDS or f.number != 2 or f.wire != LEN:
+        if n >= _SNIFF_FIELDS:
+            break
+        if f.number != 2 or f.wire != LEN:
             return False
         meta = reader.sub(f)
+        has_graph = False
         for sub in meta:
             if not 1 <= sub.number <= 9 or sub.wire != LEN:
                 return False
-            if sub.number == 2 and not _looks_like_graphdef(meta.sub(sub), allow_empty=True):
-                return False
+            if sub.number == 2:
+                if not _looks_like_graphdef(meta.sub(sub), allow_empty=schema):
+                    return False
+                has_graph = True
+        if not schema and not has_graph:
+            return False
         graphs += 1
     return graphs > 0
 
@@ -119,7 +134,8 @@ def _graphdef_fields(reader: Reader, nodes: list[int]) -> bool:
                     return False
                 if sub.number in (1, 2):
                     seen[sub.number] = node.text(sub, 4096)
-            if not (_NODE_NAME.fullmatch(seen.get(1, "")) and _OP_NAME.fullmatch(seen.get(2, ""))):
+            name = seen.get(1)  # proto3 omits an empty name; the op is what the loader needs
+            if (name is not None and not _NODE_NAME.fullmatch(name)) or not _OP_NAME.fullmatch(seen.get(2, "")):
                 return False
             nodes[0] += 1
     return True
@@ -160,7 +176,7 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
         _keras_metadata(reader, state)
         ctx.artefact.properties["tensorflow"] = {"kind": "keras_metadata", **state.keras_props()}
         return
-    if head == b"\x08":
+    if head == b"\x08" or (head == b"\x12" and _looks_like_saved_model(blob, schema=False)):
         kind = "saved_model"
         for f in reader:
             if f.number == 1 and f.wire == VARINT:
@@ -169,6 +185,11 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
                 _meta_graph(reader.sub(f), state)
             else:
                 raise ProtoError(f"unexpected SavedModel field {f.number}", f.tag_offset)
+        if head == b"\x12":  # also what a GraphDef loader reads from the same bytes (field 2: library)
+            try:
+                _graph_def(Reader(blob, limits=Limits(max_string=1 << 16)), state, "graph (GraphDef view)")
+            except ProtoError:
+                pass  # not a GraphDef after all; the SavedModel view above is complete
     else:
         kind = "graph_def"
         _graph_def(reader, state, "graph")
@@ -252,7 +273,7 @@ def _keras_metadata(reader: Reader, state: _State) -> None:
             _keras_object(node, metadata, state, path, metadata.offset)
 
 
-def _keras_object(reader: Reader, metadata, state: _State, where: str, offset: int) -> None:
+def _keras_object(reader: Reader, metadata: Field, state: _State, where: str, offset: int) -> None:
     """Decode one TF-Keras metadata JSON and run the shared Keras config analysis on it."""
     from ..analysis.keras_walker import analyse_config  # local import: keeps the TF module light
 

@@ -13,9 +13,9 @@ fixed binary fields). `analyse_tar` is called by the tar module.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..budgets import FormatError
+from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 
@@ -114,7 +114,7 @@ def _records(blob: "Blob", ctx: "ScanContext", storages: bool) -> None:
             raise FormatError("record runs past the end of the member", pos)
 
 
-def _element_size(value) -> int | None:
+def _element_size(value: Any) -> int | None:
     """Element size of a ('key', 'location', torch.XStorage) record."""
     if not isinstance(value, list) or len(value) != 3 or not isinstance(value[2], str):
         return None

@@ -2,15 +2,16 @@
 
 `torch.load` reads `<archive>/data.pkl` with persistent ids naming storages stored raw under
 `<archive>/data/<key>`; TorchScript archives add `constants.pkl` and a `code/` tree of serialized
-Python that `torch.jit.load` compiles. Here every `.pkl` member (not only `data.pkl`) goes through
-the pickle VM with the `torch-zip` flavour; storages are inventoried by size, never read; other
-members go back through the sniffer.
+TorchScript that `torch.jit.load` compiles. Here every `.pkl` member (not only `data.pkl`) goes
+through the pickle VM with the `torch-zip` flavour; `code/**/*.py` goes to the operator allowlist
+analysis (`analysis.torchscript`); storages are inventoried by size, never read; other members go back
+through the sniffer.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from .zip import CRC_CHECK_MAX, add_at, dispatch_member, opened_member
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
     code_files = 0
     prefixes: list[str] = []
     records: dict[str, str] = {}
+    code: list["Member"] = []
     # TorchScript archives (torch.jit.save) carry a code/ tree; their pickles name __torch__.*
     # classes compiled from it, which the loader resolves without a Python import.
     scripted = any(_split(m.name)[1].startswith("code/") for m in members)
@@ -64,8 +66,10 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
             prefixes.append(prefix)
         if m.kind != "file":
             continue
-        if rest.startswith("code/"):
-            code_files += rest.endswith(".py")
+        if rest.startswith("code/") and rest.endswith(".py"):
+            code_files += 1
+            code.append(m)  # compiled by TorchScript, not imported by Python: see analysis.torchscript
+            continue
         if _is_storage(rest):
             storages += 1
             storage_bytes += m.size
@@ -83,6 +87,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
                 records[rest] = data.read_at(0, 64).decode("ascii", "replace").strip()
         dispatch_member(archive, m, ctx)
     torchscript = code_files > 0 or any(_split(n)[1] == "constants.pkl" for n in pickles)
+    code_props = _analyse_code(archive, code, ctx) if code else None
     if code_files:
         ctx.add("MS-ARC-016", code_files=code_files)
     if not ctx.members:
@@ -93,6 +98,37 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
             "version": records.get("version") or records.get(".data/version"),
             "byteorder": records.get("byteorder"),
         }
+        if code_props is not None:
+            ctx.artefact.properties["torchscript"] = code_props
+
+
+def _analyse_code(archive: "Archive", members: list["Member"], ctx: "ScanContext") -> dict[str, Any]:
+    """Every `code/` file through the TorchScript operator analysis (one pass over the whole tree,
+    since classes and methods of one file are used from others)."""
+    from ..analysis import torchscript as torchscript_code
+
+    files = []
+    total = 0
+    for m in members:
+        ctx.check_time()
+        if m.encrypted:
+            add_at(ctx, m.name, "MS-ARC-005", name=m.name, how="zip encryption")
+            continue
+        total += m.size
+        if total > torchscript_code.MAX_CODE:
+            raise BudgetExceeded("TorchScript code bytes", torchscript_code.MAX_CODE)
+        with opened_member(archive, m, ctx) as blob:
+            if blob is None:
+                continue
+            ctx.members.append(m.name)
+            try:
+                ctx.record_member()
+            finally:
+                ctx.members.pop()
+            parsed = torchscript_code.parse(m.name, blob.read_at(0, blob.size), ctx)
+        if parsed is not None:
+            files.append(parsed)
+    return torchscript_code.analyse(files, ctx)
 
 
 def _analyse_pickle_member(archive: "Archive", member: "Member", ctx: "ScanContext", flavour: str) -> None:

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..blob import Blob, SpoolBlob
-from ..budgets import BudgetExceeded, FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..findings import Severity
 from .compressed import Decoded, decompress_stream
 from .interface import Member
@@ -82,7 +82,7 @@ class ZipMember(Member):
 
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
     """A local header or empty-archive record at offset 0 (what `torch.load`/`np.load` check)."""
-    return head.startswith((SIG_LOCAL, SIG_EOCD)) or head.startswith(SIG_DESCRIPTOR + SIG_LOCAL)
+    return head.startswith((SIG_LOCAL, SIG_EOCD, SIG_DESCRIPTOR + SIG_LOCAL))
 
 
 # --- findings at a member's location ----------------------------------------------------------

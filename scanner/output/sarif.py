@@ -9,6 +9,7 @@ from typing import Any
 
 from ..findings import Finding, Kind, Location, Report, Severity, TargetResult
 from ..rules import load_rules
+from . import escape
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
@@ -40,7 +41,7 @@ def render(report: Report) -> str:
     results = []
     artifacts: dict[str, int] = {}
     for target, artefact, finding in report.all_findings():
-        uri = _uri(target, artefact.path if artefact else ".")
+        uri = _uri(target, artefact.path if artefact else (finding.location.path or "."))
         if uri not in artifacts:
             artifacts[uri] = len(artifacts)
         result = _result(finding, uri, artifacts[uri], index[finding.rule_id])
@@ -67,17 +68,17 @@ def _uri(target: TargetResult, path: str) -> str:
     prov = target.provenance or {}
     if target.kind == "hf" and prov.get("endpoint") and prov.get("commit"):
         prefix = "datasets/" if prov.get("repo_type") == "dataset" else ""
-        base = f"{prov['endpoint']}/{prefix}{prov['repo_id']}"
-        return base if path == "." else f"{base}/blob/{prov['commit']}/{path}"
+        base = f"{prov['endpoint']}/{prefix}{escape.uri_path(prov['repo_id'])}"
+        return base if path == "." else f"{base}/blob/{prov['commit']}/{escape.uri_path(path)}"
     if target.kind == "url" and prov.get("url"):
         return prov["url"]
     if target.root is None:
-        return path
+        return escape.uri_path(path)
     full = os.path.normpath(os.path.join(target.root, path))
     rel = os.path.relpath(full, os.getcwd())
     if not rel.startswith(".."):
-        return rel.replace(os.sep, "/")
-    return Path(full).as_uri()
+        return escape.uri_path(rel.replace(os.sep, "/"))
+    return Path(full).as_uri()  # percent-encodes the path's bytes (RFC 3986)
 
 
 def _fingerprint(uri: str, finding: Finding) -> str:
@@ -103,7 +104,7 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
     loc = finding.location
     logical = []
     if loc.member:
-        logical.append({"fullyQualifiedName": loc.member, "kind": "member"})
+        logical.append({"fullyQualifiedName": escape.text(loc.member), "kind": "member"})
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri, "index": artifact_index}}
     if loc.line is not None and not loc.member:
         physical["region"] = {"startLine": max(loc.line, 1)}
@@ -123,7 +124,8 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
     result: dict[str, Any] = {
         "ruleId": finding.rule_id, "ruleIndex": rule_index,
         "level": LEVEL[finding.severity] if finding.kind is not Kind.INFO else "note",
-        "message": {"text": finding.message + (f" {finding.recommendation}" if finding.recommendation else "")},
+        "message": {"text": escape.text(finding.message + (f" {finding.recommendation}" if finding.recommendation
+                                                           else ""))},
         "locations": [location], "properties": json.loads(json.dumps(props, default=str)),
     }
     if finding.occurrences > 1:
@@ -131,5 +133,6 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
         result["relatedLocations"] = [_site(site, uri, artifact_index, i) for i, site in enumerate(finding.sites)]
     if finding.suppressed:
         result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                   "justification": f"{finding.suppressed.reason} (expires {finding.suppressed.expires})"}]
+                                   "justification": escape.text(f"{finding.suppressed.reason} "
+                                                                f"(expires {finding.suppressed.expires})")}]
     return result

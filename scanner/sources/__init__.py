@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from types import ModuleType
+
 from .interface import Resolved, SourceOptions
 
 
@@ -16,10 +18,10 @@ def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
         module = _optional(name)
         if module is not None and module.accepts(target):
             return module.resolve(target, options or SourceOptions())
-    return local.resolve(target)
+    return local.resolve(target, options or SourceOptions())
 
 
-def _optional(name: str):
+def _optional(name: str) -> ModuleType | None:
     import importlib
 
     try:

@@ -19,12 +19,16 @@ import datetime as _dt
 import errno
 import os
 import re
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..findings import TargetResult
 from ..rules import load_rules
+from ..errors import HostileAnswer
 from . import hf_cache, hub_errors, hub_guard, hub_verify
 from .interface import Resolved, SourceOptions
+
+if TYPE_CHECKING:
+    from huggingface_hub import DatasetInfo, ModelInfo
 
 _TARGET = re.compile(r"^hf://(?:(models|datasets|spaces)/)?([A-Za-z0-9][\w.\-]*(?:/[\w.\-]+)?)(?:@(.+))?/?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -71,6 +75,7 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
     timeout = float(constants.HF_HUB_DOWNLOAD_TIMEOUT or 10)
     try:
         with hub_guard.guarded(endpoint, timeout):
+            info: DatasetInfo | ModelInfo
             if repo_type == "dataset":
                 info = api.dataset_info(repo_id, revision=revision, files_metadata=True)
             else:
@@ -112,7 +117,7 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
                     guard.commit, guard.published = commit, records
                     with hub_guard.downloading(guard, rec["path"], size, budget[0]):
                         local = _download(repo_id, repo_type, commit, rec["path"], cache_dir)
-            except hub_guard.HostileAnswer as exc:
+            except HostileAnswer as exc:
                 rec["_reported"] = True
                 if exc.hostile:
                     _refused(result, rec["path"], exc.reason, size)
@@ -180,8 +185,8 @@ def _records(siblings: Any) -> tuple[dict[str, dict[str, Any]], list[tuple[str, 
     for s in siblings:
         name = getattr(s, "rfilename", None)
         reason = _bad_name(name)
-        if reason:
-            refused.append((repr(name)[:300] if not isinstance(name, str) else name[:300], reason))
+        if reason or not isinstance(name, str):  # _bad_name gives a reason for every non-string
+            refused.append((repr(name)[:300] if not isinstance(name, str) else name[:300], reason or "not a string"))
             continue
         lfs = s.lfs if isinstance(getattr(s, "lfs", None), dict) else {}
         records[name] = hub_verify.record(name, _size(s.size), _hex(s.blob_id, hub_verify.SHA1_RE),

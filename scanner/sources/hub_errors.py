@@ -6,6 +6,7 @@ The `huggingface_hub` exception hierarchy differs a little between 0.36 and 2.x 
 from __future__ import annotations
 
 import errno
+from typing import Iterator
 
 
 def describe(exc: BaseException, repo_id: str, repo_type: str, revision: str | None, endpoint: str,
@@ -16,7 +17,7 @@ def describe(exc: BaseException, repo_id: str, repo_type: str, revision: str | N
     kind = "dataset" if repo_type == "dataset" else "model"
     page = f"{endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
     status = _status(exc)
-    from .hub_guard import HostileAnswer
+    from ..errors import HostileAnswer
 
     hostile = next((x for x in _chain(exc) if isinstance(x, HostileAnswer)), None)
     if hostile is not None:
@@ -42,7 +43,8 @@ def describe(exc: BaseException, repo_id: str, repo_type: str, revision: str | N
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"disk full while downloading {repo_id} into the HF cache{' at ' + cache_dir if cache_dir else ''}"
     if _is_timeout(exc):
-        return f"timed out talking to {endpoint} for {repo_id}; retry, or raise HF_HUB_DOWNLOAD_TIMEOUT / HF_HUB_ETAG_TIMEOUT"
+        return (f"timed out talking to {endpoint} for {repo_id}; "
+                "retry, or raise HF_HUB_DOWNLOAD_TIMEOUT / HF_HUB_ETAG_TIMEOUT")
     if isinstance(exc, e.HfHubHTTPError):
         if status == 401:
             return f"{endpoint} refused access to {repo_id} (HTTP 401): set HF_TOKEN to a valid token"
@@ -63,12 +65,13 @@ def _status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -32,24 +32,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from ..errors import HostileAnswer
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 ETAG_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 MAX_API_BODY = 64 << 20  # bytes of one API answer (repo info, listings)
 MIN_BYTES = 1024  # a body must bring at least this much per timeout window
 MAX_FILE = 1 << 62  # no cap and no published size: no limit of our own
-
-
-class HostileAnswer(Exception):
-    """The server's answer is refused; `path` is the repo file it was about (None: an API call).
-
-    `hostile` is False for answers a broken proxy could give too (compression, stalls)."""
-
-    def __init__(self, reason: str, path: str | None = None, hostile: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path = path
-        self.hostile = hostile
 
 
 @dataclass
@@ -107,7 +96,7 @@ def _install() -> None:
     if previous is None or not hasattr(_http, "set_client_factory"):
         return  # huggingface_hub 0.x (requests): not hooked
 
-    def factory():
+    def factory() -> Any:
         client = previous()
         hooks = client.event_hooks
         hooks.setdefault("request", []).append(_on_request)
@@ -202,7 +191,7 @@ except ImportError:  # huggingface_hub 0.x: no httpx session to hook
     _StreamBase = object  # type: ignore[assignment,misc]
 
 
-class _Capped(_StreamBase):  # type: ignore[misc,valid-type]
+class _Capped(_StreamBase):
     """A response body that stops at `limit` bytes and refuses a trickle slower than MIN_BYTES per window."""
 
     def __init__(self, stream: Any, guard: Guard, path: str | None) -> None:

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Iterable
 
-from ..findings import Artefact, Status, TargetResult
+from ..findings import Artefact, Location, Status, TargetResult
 from ..rules import load_rules
 
 # Non-LFS files on the Hub are at most 10 MB; above this we do not re-read a file for a git id.
@@ -46,6 +46,8 @@ def verify(result: TargetResult, records: Iterable[dict[str, Any]], commit: str 
     `strict` (files fetched from an endpoint, which must publish a hash for every file): a file
     that cannot be verified gets MS-HUB-009 (inconclusive) instead of MS-HUB-003 (info)."""
     by_path = {a.path: a for a in result.artefacts}
+    prov = result.provenance or {}
+    cmd = cache_delete_command(prov.get("repo_id"), prov.get("repo_type", "model"))
     for rec in records:
         malformed = rec.pop("_malformed", None)
         if not rec.get("downloaded"):
@@ -55,11 +57,26 @@ def verify(result: TargetResult, records: Iterable[dict[str, Any]], commit: str 
         if artefact is None or artefact.status is Status.SKIPPED or artefact.sha256 is None:
             rec["verified"] = "unverifiable"
             continue
-        rec["verified"] = _check(artefact, rec, commit or "?", strict, malformed)
+        rec["verified"] = _check(artefact, rec, commit or "?", strict, malformed, cmd)
+
+
+def cache_delete_command(repo_id: str | None, repo_type: str = "model") -> str:
+    """The command that deletes a cached repo with the installed huggingface_hub: `hf cache rm`
+    from 1.0 on, `hf cache delete` (interactive) before; `huggingface-cli delete-cache` is gone."""
+    try:
+        from huggingface_hub import __version__ as hub_version
+        from packaging.version import Version
+
+        modern = Version(hub_version) >= Version("1.0")
+    except Exception:  # noqa: BLE001 - only the wording depends on it
+        modern = True
+    if modern:
+        return f"hf cache rm {repo_type}/{repo_id}" if repo_id else "hf cache rm <type>/<repo>"
+    return "hf cache delete"
 
 
 def _check(artefact: Artefact, rec: dict[str, Any], commit: str, strict: bool = False,
-           malformed: str | None = None) -> str:
+           malformed: str | None = None, cache_cmd: str = "hf cache rm <type>/<repo>") -> str:
     rules = load_rules()
     size = rec.get("size")
     if isinstance(size, int) and artefact.size != size:
@@ -74,7 +91,7 @@ def _check(artefact: Artefact, rec: dict[str, Any], commit: str, strict: bool = 
         if artefact.sha256 != lfs.lower():
             artefact.findings.append(rules.finding(
                 "MS-HUB-001", _loc(artefact), hash_kind="SHA-256", expected=lfs, actual=artefact.sha256,
-                commit=commit))
+                commit=commit, cache_cmd=cache_cmd))
             return "mismatch"
         return "match"
     blob_id = rec.get("blob_id")
@@ -87,7 +104,7 @@ def _check(artefact: Artefact, rec: dict[str, Any], commit: str, strict: bool = 
         if actual != blob_id.lower():
             artefact.findings.append(rules.finding(
                 "MS-HUB-001", _loc(artefact), hash_kind="git blob id", expected=blob_id, actual=actual,
-                commit=commit))
+                commit=commit, cache_cmd=cache_cmd))
             return "mismatch"
         return "match"
     _unverifiable(artefact, "the Hub published no hash for it" if not blob_id else "too large to re-hash", strict)
@@ -123,13 +140,11 @@ def _unverifiable(artefact: Artefact, reason: str, strict: bool = False) -> None
     artefact.findings.append(load_rules().finding(rule, _loc(artefact), reason=reason))
 
 
-def _loc(artefact: Artefact):
-    from ..findings import Location
-
+def _loc(artefact: Artefact) -> Location:
     return Location(path=artefact.path)
 
 
-def expected_from_blob_name(name: str) -> dict[str, str]:
+def expected_from_blob_name(name: str) -> dict[str, Any]:
     """What an HF cache blob file name tells: a sha256 (LFS files) or a git blob id (small files)."""
     name = name.lower()
     if SHA256_RE.match(name):

@@ -16,6 +16,7 @@ class SourceOptions:
     max_download: int | None = None  # bytes
     cache_dir: str | None = None  # default: the standard HF cache / a temp folder for URLs
     offline: bool | None = None  # None: follow HF_HUB_OFFLINE
+    include_vcs: bool = False  # local folders: also scan .git/, .hg/... (skipped by default)
 
 
 @dataclass

@@ -14,10 +14,13 @@ import re
 import shutil
 import tempfile
 import time
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urljoin, urlsplit
 
+from .. import env
 from ..findings import TargetResult
 from .interface import Resolved, SourceOptions
+from ..errors import DownloadRefused
 
 MAX_REDIRECTS = 5
 DEFAULT_CAP = 20 * 10**9  # bytes, when --max-download is not given
@@ -28,11 +31,7 @@ MIN_BYTES = 1024  # a download must bring this much per READ_TIMEOUT window, or 
 
 
 def _read_timeout() -> float:
-    try:
-        value = float(os.environ.get("MODELSHIELD_DOWNLOAD_TIMEOUT", READ_TIMEOUT))
-    except ValueError:
-        return READ_TIMEOUT
-    return value if value > 0 else READ_TIMEOUT
+    return env.download_timeout(READ_TIMEOUT)
 
 
 def accepts(target: str) -> bool:
@@ -66,36 +65,36 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
                 response.close()
                 nxt = urljoin(url, location)
                 if urlsplit(url).scheme == "https" and urlsplit(nxt).scheme != "https":
-                    raise _Refused(f"refusing the redirect from https to {urlsplit(nxt).scheme}: {nxt}")
+                    raise DownloadRefused(f"refusing the redirect from https to {urlsplit(nxt).scheme}: {nxt}")
                 if not nxt.startswith(("https://", "http://")):
-                    raise _Refused(f"refusing a redirect to {nxt}")
+                    raise DownloadRefused(f"refusing a redirect to {nxt}")
                 url = nxt
                 continue
             break
         else:
-            raise _Refused(f"more than {MAX_REDIRECTS} redirects")
+            raise DownloadRefused(f"more than {MAX_REDIRECTS} redirects")
         result.provenance = {"source": "url", "url": target, "final_url": url, "status": response.status_code,
                              "content_type": response.headers.get("Content-Type")}
         if response.status_code >= 400:
             response.close()
-            raise _Refused(f"HTTP {response.status_code} {response.reason or ''}".strip())
+            raise DownloadRefused(f"HTTP {response.status_code} {response.reason or ''}".strip())
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
             response.close()
-            raise _Refused(f"{int(declared)} bytes is over the --max-download cap of {cap} bytes")
+            raise DownloadRefused(f"{int(declared)} bytes is over the --max-download cap of {cap} bytes")
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding != "identity":
             # we asked for identity; what a loader gets from a compressed answer depends on its client
             response.close()
-            raise _Refused(f"the server compressed the file (Content-Encoding: {encoding[:40]}) although "
+            raise DownloadRefused(f"the server compressed the file (Content-Encoding: {encoding[:40]}) although "
                            "modelshield asked for the bytes as published")
         name = _file_name(url, response.headers.get("Content-Disposition"))
         path = os.path.join(tmpdir, name)
         with response, open(path, "wb") as fh:
             written = _stream(response, fh, cap, window)
         if declared and declared.isdigit() and written != int(declared):
-            raise _Refused(f"truncated download: {written} of {declared} bytes")
-    except _Refused as exc:
+            raise DownloadRefused(f"truncated download: {written} of {declared} bytes")
+    except DownloadRefused as exc:
         cleanup()
         result.error = f"{target}: {exc}"
         return Resolved(result)
@@ -124,11 +123,7 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
     return Resolved(result, [(name, path, written)], total_bytes=written, finish=cleanup)
 
 
-class _Refused(Exception):
-    pass
-
-
-def _stream(response, fh, cap: int, window: float) -> int:
+def _stream(response: Any, fh: BinaryIO, cap: int, window: float) -> int:
     """Copy the body to `fh` as it arrives (`read1`: never waits for a full chunk), under `cap` bytes,
     refusing a drip of under MIN_BYTES per `window` seconds. Returns the bytes written."""
     written = 0
@@ -141,12 +136,12 @@ def _stream(response, fh, cap: int, window: float) -> int:
         written += len(chunk)
         window_bytes += len(chunk)
         if written > cap:
-            raise _Refused(f"the download exceeds the --max-download cap of {cap} bytes")
+            raise DownloadRefused(f"the download exceeds the --max-download cap of {cap} bytes")
         fh.write(chunk)
         now = time.monotonic()
         if now - window_start >= window:
             if window_bytes < MIN_BYTES:
-                raise _Refused(f"the server stalls (under {MIN_BYTES} bytes in {window:g} s)")
+                raise DownloadRefused(f"the server stalls (under {MIN_BYTES} bytes in {window:g} s)")
             window_start, window_bytes = now, 0
 
 

@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .channel import Channel, Closed
 
@@ -139,6 +139,7 @@ def _serve(chan: Channel) -> int:
             _limit_memory(cap)
         native.install(lambda parser, seconds: chan.send(b"N", json.dumps([parser, seconds]).encode()),
                        budgets.max_native_seconds)
+        _reset_peak()
         started = time.monotonic()
         SPILL.reset(job.get("spill"))
         bodies = []
@@ -149,7 +150,7 @@ def _serve(chan: Channel) -> int:
             for fd in fds:
                 os.close(fd)
         files += len(paths)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = _status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         retire = files >= RETIRE_FILES or (peak > baseline + RETIRE_GROWTH and
                                            _status("VmRSS") > baseline + RETIRE_GROWTH)
         envelope = {"peak_rss": peak, "baseline_rss": baseline, "seconds": time.monotonic() - started,
@@ -176,8 +177,9 @@ def _detach(keep: int) -> None:
     os.close(devnull)
     os.closerange(3, keep)
     os.closerange(keep + 1, 1 << 16)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"  # native libraries imported later must not start thread pools
+    from ..env import single_threaded_native_libraries
+
+    single_threaded_native_libraries()
 
 
 def _preload() -> None:
@@ -191,7 +193,7 @@ def _preload() -> None:
     loader_suffixes()
 
 
-def libc() -> object | None:
+def libc() -> Any:
     """The C library through ctypes, loaded once (by the scanning process, before it forks)."""
     global _LIBC
     if _LIBC is None:
@@ -204,15 +206,15 @@ def libc() -> object | None:
     return _LIBC or None
 
 
-_LIBC: object = None
+_LIBC: Any = None
 
 
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the process that forked us dies (no orphaned workers)."""
     lib = libc()
     try:
-        lib.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # type: ignore[union-attr]
-        lib.mallopt(-8, 1)  # type: ignore[union-attr]  # M_ARENA_MAX=1: no 64 MB arena per thread
+        lib.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        lib.mallopt(-8, 1)  # M_ARENA_MAX=1: no 64 MB arena per thread
     except AttributeError:
         pass
 
@@ -241,6 +243,15 @@ def _status(field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def _reset_peak() -> None:
+    """Start this job's peak resident size afresh (Linux: VmHWM back to the current size)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 def _kill(pid: int) -> None:

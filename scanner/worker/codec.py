@@ -59,7 +59,7 @@ def _untag(value: dict[str, Any]) -> Any:
     tag = value.get(_TAG)
     if tag is None:
         return value
-    body = value.get("v")
+    body: Any = value["v"]
     if tag == "tuple":
         return tuple(body)
     if tag == "dict":
@@ -185,7 +185,8 @@ def _dc_build(kind: Any, value: Any) -> Any:
         return None
     if is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        return kind(**{f.name: _dc_build(hints[f.name], value[f.name]) for f in fields(kind)
+        build: Any = kind
+        return build(**{f.name: _dc_build(hints[f.name], value[f.name]) for f in fields(kind)
                        if f.init and f.name in value})
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return kind(value)

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..findings import Artefact, Location
 from ..rules import load_rules
@@ -43,7 +43,7 @@ class Outcome:
     """What one job produced: the artefact and the resources its analysis used."""
 
     artefact: Artefact
-    peak_rss: int = 0  # bytes: the worker's peak resident size so far
+    peak_rss: int = 0  # bytes: the worker's peak resident size during this job (its whole life on non-Linux)
     baseline_rss: int = 0  # bytes: its resident size when it started (shared with the scanning process)
     seconds: float = 0.0
     spill: int = 0  # bytes written to temporary files
@@ -248,8 +248,8 @@ class WorkerPool:
             finding = rules.finding("MS-LIM-002", loc, limit="max_native_seconds" if native else "max_seconds",
                                     seconds=f"{seconds:g}", during=during, elapsed=round(elapsed, 1))
         else:
-            finding = rules.finding("MS-LIM-003", loc, how=how or "it stopped answering", during=during,
-                                    **({"error": error} if error else {}))
+            evidence: dict[str, Any] = {"error": error} if error else {}
+            finding = rules.finding("MS-LIM-003", loc, how=how or "it stopped answering", during=during, **evidence)
         artefact.findings.append(finding)
         return Outcome(artefact, peak_rss=died[1], baseline_rss=died[2], seconds=elapsed, limit=limit)
 

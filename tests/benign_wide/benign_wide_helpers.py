@@ -52,7 +52,8 @@ def summarise(path: Path) -> Outcome:
         if not f.active or (f.severity <= Severity.INFO and f.kind == Kind.INFO):
             continue
         where = artefact.path if artefact else "-"
-        line = f"{Path(where).name} {f.rule_id} {f.severity.name} {f.kind.value} callable={f.callable} {f.message[:140]}"
+        line = (f"{Path(where).name} {f.rule_id} {f.severity.name} {f.kind.value} callable={f.callable} "
+                f"{f.message[:140]}")
         (tolerated if f.kind == Kind.INFO and f.rule_id in TOLERATED_RULES else problems).append(line)
     return Outcome(report.verdict.value, problems, tolerated)
 

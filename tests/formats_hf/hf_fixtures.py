@@ -154,9 +154,9 @@ def copy_minilm_configs(dest: Path) -> Path:
     return dest
 
 
-def scan_dir(path: Path):
+def scan_dir(path: Path, policy=None):
     """Scan with the public engine API; return (target result, {path: artefact})."""
-    report = scan(str(path))
+    report = scan(str(path), policy=policy)
     target = report.targets[0]
     return target, {a.path: a for a in target.artefacts}
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from hf_fixtures import BENIGN_BUILDER, MALICIOUS_BUILDER, rule_ids, scan_dir, threats, write
 
 from modelshield.scanner.findings import Severity, Status
+from modelshield.scanner.policy import Policy
 
 
 class _Evil:
@@ -18,14 +19,17 @@ class _Evil:
         return (os.system, ("echo pwned",))
 
 
-def test_benign_loading_script_is_medium(tmp_path):
+def test_benign_loading_script_is_unreviewed_until_allowed_by_hash(tmp_path):
     write(tmp_path / "toy", {"toy.py": BENIGN_BUILDER, "README.md": "# toy\n"})
     _, arts = scan_dir(tmp_path / "toy")
     script = arts["toy.py"]
     assert script.properties["python_source"]["role"] == "dataset_script"
     assert script.properties["python_source"]["dataset_builders"] == ["ToyDataset"]
-    [f] = threats(script)
-    assert f.rule_id == "MS-PY-010" and f.severity is Severity.MEDIUM
+    found = {f.rule_id: f.severity for f in threats(script)}
+    assert found == {"MS-PY-010": Severity.MEDIUM, "MS-PY-020": Severity.HIGH}
+    policy = Policy.from_mapping({"allow": {"code": {script.sha256: "read by the data team"}}})
+    _, arts = scan_dir(tmp_path / "toy", policy=policy)
+    assert not threats(arts["toy.py"]) and rule_ids(arts["toy.py"]) == {"MS-PY-021"}
 
 
 def test_malicious_loading_script_is_critical(tmp_path):
@@ -35,6 +39,7 @@ def test_malicious_loading_script_is_critical(tmp_path):
     shell = next(f for f in script.findings if f.rule_id == "MS-PY-001")
     assert shell.severity is Severity.CRITICAL and shell.callable == "subprocess.Popen" and shell.location.line == 18
     assert next(f for f in script.findings if f.rule_id == "MS-PY-010").severity is Severity.CRITICAL
+    assert next(f for f in script.findings if f.rule_id == "MS-PY-020").severity is Severity.CRITICAL
 
 
 def test_script_named_after_repo_without_builder(tmp_path):

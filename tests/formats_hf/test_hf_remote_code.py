@@ -11,6 +11,7 @@ from hf_fixtures import (BENIGN_CONFIGURATION, BENIGN_MODELING, MALICIOUS_CONFIG
                          rule_ids, scan_dir, threats, tiny_config, write)
 
 from modelshield.scanner.findings import Severity
+from modelshield.scanner.policy import Policy
 
 AUTO_MAP = {"AutoConfig": "configuration_tiny.TinyConfig", "AutoModel": "modeling_tiny.TinyModel"}
 
@@ -37,7 +38,7 @@ def test_real_transformers_config_is_clean_and_described(tmp_path):
     assert arts["config.json"].findings == []
 
 
-def test_auto_map_with_benign_code_is_medium_only(tmp_path):
+def test_auto_map_code_is_unreviewed_high_until_allowed_by_hash(tmp_path):
     write(tmp_path, {"config.json": tiny_config(AUTO_MAP), "configuration_tiny.py": BENIGN_CONFIGURATION,
                      "modeling_tiny.py": BENIGN_MODELING})
     target, arts = scan_dir(tmp_path)
@@ -47,12 +48,23 @@ def test_auto_map_with_benign_code_is_medium_only(tmp_path):
     refs = arts["config.json"].properties["hf_config"]["code_refs"]
     assert {r["file"] for r in refs} == {"configuration_tiny.py", "modeling_tiny.py"}
     for name in ("configuration_tiny.py", "modeling_tiny.py"):
-        assert arts[name].format == "python_source"
-        assert not threats(arts[name]), arts[name].findings
-        assert arts[name].properties["python_source"]["reached_by"]
+        art = arts[name]
+        assert art.format == "python_source"
+        [unreviewed] = threats(art)
+        assert unreviewed.rule_id == "MS-PY-020" and unreviewed.severity is Severity.HIGH
+        assert art.sha256 in unreviewed.message and "[allow.code]" in unreviewed.recommendation
+        assert "config.json auto_map" in unreviewed.message
+        assert art.properties["python_source"]["reached_by"]
     assert arts["modeling_tiny.py"].properties["python_source"]["relative_imports"] == ["configuration_tiny"]
-    assert max(f.severity for a in arts.values() for f in a.findings) is Severity.MEDIUM
+    # configuration_tiny.py is reached twice: by AutoConfig and as modeling_tiny's relative import
+    assert len(arts["configuration_tiny.py"].properties["python_source"]["reached_by"]) == 2
     assert not target.findings
+    reviewed = {arts[n].sha256: "reviewed in PR 12" for n in ("configuration_tiny.py", "modeling_tiny.py")}
+    _, arts = scan_dir(tmp_path, policy=Policy.from_mapping({"allow": {"code": reviewed}}))
+    for name in ("configuration_tiny.py", "modeling_tiny.py"):
+        assert not threats(arts[name]) and rule_ids(arts[name]) == {"MS-PY-021"}
+        assert "reviewed in PR 12" in arts[name].findings[0].message
+    assert max(f.severity for a in arts.values() for f in a.findings) is Severity.MEDIUM
 
 
 def test_auto_map_with_malicious_code_is_critical(tmp_path):
@@ -144,18 +156,27 @@ def test_modules_json_and_model_index_custom_code(tmp_path):
     assert next(f for f in st.findings if f.rule_id == "MS-HF-001").severity is Severity.HIGH
     assert next(f for f in arts["custom_pooling.py"].findings if f.rule_id == "MS-PY-001").severity is Severity.HIGH
     idx = arts["model_index.json"]
-    assert {r["file"] for r in idx.properties["hf_config"]["code_refs"]} == {"pipeline_x.py", "vae/my_vae.py"}
+    refs = idx.properties["hf_config"]["code_refs"]
+    assert {r["file"] for r in refs} == {"pipeline_x.py", "vae/my_vae.py", "unet/diffusers.py"}
+    assert [r["optional"] for r in refs if r["file"] == "unet/diffusers.py"] == [True]
     assert "MS-HF-003" not in rule_ids(idx)
+    for name in ("pipeline_x.py", "vae/my_vae.py", "custom_pooling.py"):
+        assert "MS-PY-020" in rule_ids(arts[name]), name
 
 
 def test_cli_exit_codes(tmp_path):
     write(tmp_path / "ok", {"config.json": tiny_config(AUTO_MAP), "configuration_tiny.py": BENIGN_CONFIGURATION,
                             "modeling_tiny.py": BENIGN_MODELING})
     code, report = scan_json(str(tmp_path / "ok"))
+    assert code == 1, report["summary"]  # unreviewed code blocks
+    digests = {a["sha256"] for t in report["targets"] for a in t["artefacts"] if a["path"].endswith(".py")}
+    policy = tmp_path / "modelshield.toml"
+    policy.write_text("[allow.code]\n" + "".join(f'"{d}" = "reviewed"\n' for d in sorted(digests)))
+    code, report = scan_json(str(tmp_path / "ok"), "--policy", str(policy))
     assert code == 0, report["summary"]
     write(tmp_path / "bad", {"config.json": tiny_config(AUTO_MAP), "configuration_tiny.py": MALICIOUS_CONFIGURATION,
                              "modeling_tiny.py": BENIGN_MODELING})
-    code, report = scan_json(str(tmp_path / "bad"))
+    code, report = scan_json(str(tmp_path / "bad"), "--policy", str(policy))
     assert code == 1 and report["verdict"] == "unsafe"
 
 

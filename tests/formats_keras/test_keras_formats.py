@@ -22,7 +22,8 @@ from modelshield.scanner.engine import scan
 from modelshield.scanner.findings import Artefact, Kind, Severity, Verdict
 from modelshield.scanner.formats import keras as keras_flavour
 from modelshield.scanner.formats.interface import Member
-from modelshield.scanner.analysis.marshal_reader import MarshalError, parse_marshal_code
+from modelshield.scanner.analysis.marshal_reader import parse_marshal_code
+from modelshield.scanner.errors import MarshalError
 from modelshield.scanner.policy import Policy
 
 HERE = Path(__file__).resolve().parent
@@ -169,7 +170,8 @@ def test_get_file_with_extract_adds_archive_traversal_cve(tmp_path):
 
 def test_keras_builtin_functions_and_custom_objects_are_not_threats(tmp_path):
     layers = [
-        {"module": "keras.layers", "class_name": "Dense", "config": {"name": "a", "activation": _fn("builtins", "relu")}},
+        {"module": "keras.layers", "class_name": "Dense",
+         "config": {"name": "a", "activation": _fn("builtins", "relu")}},
         {"module": "my_package.layers", "class_name": "MyLayer", "registered_name": "my_package>MyLayer",
          "config": {"name": "b"}},
     ]
@@ -297,7 +299,7 @@ def _outer(y):
     return inner
 
 
-@pytest.mark.parametrize("fn", [lambda x: x + 1, lambda x, k=3: getattr(x, "shape")[k],
+@pytest.mark.parametrize("fn", [lambda x: x + 1, lambda x, k=3: x.shape[k],
                                 _outer, lambda: {"a": (1, 2.5, 3j, b"x", None, ...)}, _outer(1)])
 def test_marshal_reader_matches_cpython(fn):
     info = parse_marshal_code(marshal.dumps(fn.__code__))

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import scan_json
 from modelshield.scanner.blob import BytesBlob, FileBlob
-from modelshield.scanner.budgets import BudgetExceeded, FormatError
+from modelshield.scanner.errors import BudgetExceeded, FormatError
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.dispatch import identify
 from modelshield.scanner.engine import scan
@@ -24,7 +24,8 @@ from modelshield.scanner.findings import Artefact, Severity, Verdict
 from modelshield.scanner.formats import onnx as onnx_format
 from modelshield.scanner.formats import tensorflow as tf_format
 from modelshield.scanner.policy import Policy
-from modelshield.scanner.protowire import Limits, ProtoError, Reader
+from modelshield.scanner.protowire import Limits, Reader
+from modelshield.scanner.errors import ProtoError
 from protobuf_bytes import integer as _int, length_delimited as _len, varint as _varint
 
 

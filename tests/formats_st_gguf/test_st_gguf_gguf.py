@@ -160,7 +160,10 @@ def test_big_endian_and_alignment(tmp_path):
     w.add_custom_alignment(64)
     w.add_chat_template(LLAMA3)
     w.add_tensor("x", np.zeros(5, np.float32))
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     art = analyse_bytes(FileBlob(tmp_path / "be.gguf", "be.gguf"), "be.gguf")
     assert art.verdict is Verdict.CLEAN, [f.message for f in art.findings]
     assert art.properties["gguf"]["endian"] == "big" and art.properties["gguf"]["alignment"] == 64
@@ -173,7 +176,10 @@ def test_sparse_multi_gb_file_is_not_read_whole(tmp_path):
     w.add_chat_template(LLAMA3)
     n = 3 << 30  # F16 elements -> 6 GiB
     w.add_tensor_info("huge.weight", (n,), np.dtype(np.float16), n * 2)
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_ti_data_to_file(); w.close()
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
     header_end = path.stat().st_size
     data_start = (header_end + 31) // 32 * 32
     with open(path, "r+b") as f:

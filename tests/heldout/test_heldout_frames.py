@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 
 def _vm(data: bytes, flavour: str = "plain") -> Artefact:
     art = Artefact(path="t.pkl")
-    analyse_pickle(BytesBlob(data), ScanContext(artefact=art, policy=Policy.default(), dispatcher=analyse_blob), flavour=flavour)
+    ctx = ScanContext(artefact=art, policy=Policy.default(), dispatcher=analyse_blob)
+    analyse_pickle(BytesBlob(data), ctx, flavour=flavour)
     return art
 
 
@@ -39,8 +40,8 @@ def _c_stream_value(data: bytes):
     """What our C-stream reading returns (folded), or the PickleError reason."""
     art = Artefact(path="t.pkl")
     result = PickleResult()
-    Session(BytesBlob(data), ScanContext(artefact=art, policy=Policy.default(), dispatcher=analyse_blob), "plain", result,
-            c_stream=True).run(0, len(data), 1)
+    ctx = ScanContext(artefact=art, policy=Policy.default(), dispatcher=analyse_blob)
+    Session(BytesBlob(data), ctx, "plain", result, recurse=analyse_pickle, c_stream=True).run(0, len(data), 1)
     return result.values[0] if result.values else "error"
 
 

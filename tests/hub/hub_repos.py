@@ -81,3 +81,26 @@ def all_repos() -> list[Repo]:
         "modeling_x.py": b"import torch\n\n\nclass XModel(torch.nn.Module):\n    pass\n",
     }, config={"model_type": "x", "auto_map": {"AutoModel": "modeling_x.XModel"}}, tags=["custom_code"])
     return [benign, malicious, dataset, gated, tampered, custom]
+
+
+def signed_repos(private_key: str, workdir) -> list[Repo]:
+    """Repos publishing a `model.sig` made with `private_key` (modelshield's signer: interop with
+    model-signing is proven in tests/signatures): one whose files match it, one whose published
+    config changed after signing, one whose weights are excluded from a download."""
+    from pathlib import Path
+
+    from modelshield.scanner.signatures.signing import sign_folder
+
+    def signed(name: str, files: dict[str, bytes]) -> dict[str, bytes]:
+        folder = Path(workdir) / name
+        for path, data in files.items():
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_bytes(data)
+        sign_folder(str(folder), private_key)
+        return {**files, "model.sig": (folder / "model.sig").read_bytes()}
+
+    good = Repo("org/signed", "model", signed("signed", benign_files()))
+    drifted_files = signed("drifted", benign_files())
+    drifted_files["config.json"] = b'{"model_type": "bert", "hidden_size": 16}'
+    drifted = Repo("org/drifted", "model", drifted_files)
+    return [good, drifted]

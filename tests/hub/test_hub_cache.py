@@ -81,6 +81,9 @@ def test_tampered_blob_in_cache_is_critical(cache, tmp_path):
     assert found["README.md"] == []
     sev = {f["rule_id"]: f["severity"] for a in target["artefacts"] for f in a["findings"]}
     assert sev["MS-HUB-001"] == "critical"
+    fix = next(f["recommendation"] for a in target["artefacts"] for f in a["findings"] if f["rule_id"] == "MS-HUB-001")
+    assert "`hf cache rm model/" in fix or "`hf cache delete`" in fix  # the installed client's command
+    assert "huggingface-cli" not in fix
     assert target["verdict"] == "unsafe" and code == 1
 
 

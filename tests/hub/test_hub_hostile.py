@@ -305,7 +305,8 @@ def test_include_patterns_cannot_traverse(hub, tmp_path, pattern):
     code, target = scan(hub, tmp_path, "--include", pattern)
     assert all(f["downloaded"] is False for f in target["provenance"]["files"])
     assert written_outside_cache(tmp_path) == []
-    assert code == 0  # nothing chosen, everything listed as excluded (info)
+    assert code == 2  # nothing chosen, everything listed as excluded: an empty gate never passes
+    assert "nothing scanned" in target["error"]
 
 
 # -- tampered HF cache folders -----------------------------------------------------------------

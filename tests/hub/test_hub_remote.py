@@ -159,7 +159,7 @@ def test_gated_repo_friendly_error_then_token(hub, tmp_path):
     proc = run_cli("scan", "hf://org/gated", env=hub_env(hub, tmp_path))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    line = next(l for l in proc.stderr.splitlines() if "error" in l)
+    line = next(ln for ln in proc.stderr.splitlines() if "error" in ln)
     assert "gated" in line and "HF_TOKEN" in line and "accept" in line
     _, _, target = scan_hub(hub, tmp_path / "t", "hf://org/gated", HF_TOKEN=GRANTED_TOKEN)
     assert target["error"] is None and target["provenance"]["gated"] == "manual"
@@ -177,7 +177,7 @@ def test_errors_are_one_line_exit_2(hub, tmp_path, target, needle):
     proc = run_cli("scan", target, env=hub_env(hub, tmp_path))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("modelshield: error:")]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("modelshield: error:")]
     assert len(errors) == 1 and needle in errors[0], proc.stderr
 
 

@@ -222,12 +222,14 @@ def test_dataset_repo_is_a_data_component_and_the_model_lineage_target(hub, home
     assert entries["org/data"]["contents"]["url"].endswith(f"/datasets/org/data/tree/{repo.commit}")
     parquet = entries["data/train.parquet"]
     assert parquet["type"] == "dataset" and "3 rows" in parquet["description"]
-    assert {"name": "modelshield:file", "value": files["data/train.parquet"]["bom-ref"]} in parquet["contents"]["properties"]
+    assert {"name": "modelshield:file", "value": files["data/train.parquet"]["bom-ref"]} \
+        in parquet["contents"]["properties"]
     model = next(c for c in doc["components"] if c["type"] == "machine-learning-model")
     assert model["modelCard"]["modelParameters"]["datasets"] == [{"ref": dataset["bom-ref"]}]
     deps = {d["ref"]: set(d.get("dependsOn", [])) for d in doc["dependencies"]}
     assert dataset["bom-ref"] in deps[model["bom-ref"]]
-    assert "MS-PY-010" in {v["id"] for v in doc["vulnerabilities"] if v["affects"][0]["ref"] == files["data.py"]["bom-ref"]}
+    assert "MS-PY-010" in {v["id"] for v in doc["vulnerabilities"]
+                           if v["affects"][0]["ref"] == files["data.py"]["bom-ref"]}
 
 
 def test_filtered_files_are_listed_not_scanned_and_gated_writes_no_bom(hub, home, tmp_path) -> None:

@@ -91,7 +91,7 @@ def test_hostile_file_name_is_neutralised(server, tmp_path):
 def test_url_errors_one_line_exit_2(server, tmp_path, path, args, needle):
     proc = run_cli("scan", f"{server}{path}", *args, env={**ENV, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("modelshield: error:")]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("modelshield: error:")]
     assert len(errors) == 1 and needle in errors[0], proc.stderr
     assert os.listdir(tmp_path) == []  # nothing left behind
 

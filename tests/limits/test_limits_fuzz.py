@@ -96,7 +96,6 @@ def _gguf() -> bytes:
 
 
 def _onnx() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
@@ -147,7 +146,8 @@ SEEDS: dict[str, Callable[[], bytes]] = {
                                        "architectures": ["BertModel"]}).encode(),
     "tokenizer_config.json": lambda: json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}"
                                                  "{% endfor %}"}).encode(),
-    "modeling.py": lambda: b"import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x\n",
+    "modeling.py": lambda: (b"import torch\nclass Model(torch.nn.Module):\n"
+                            b"    def forward(self, x):\n        return x\n"),
 }
 
 

@@ -1,5 +1,6 @@
-"""Names that are not UTF-8 never crash an output, and are shown losslessly (`\\xNN`); a missing target
-exits 2; a FIFO named like a model makes the scan inconclusive, from the CLI."""
+"""Names that are not UTF-8 never crash an output, and are shown losslessly (`\\xNN`, through the
+output escaping helper); a missing target exits 2; a FIFO named like a model makes the scan
+inconclusive, from the CLI."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from modelshield.scanner.output.names import printable_name
 
 BAD = b"\xff\xfebad.pkl"
 PICKLE = b"\x80\x04N."
@@ -67,10 +66,3 @@ def test_fifo_named_like_a_model_is_inconclusive_from_the_cli(tmp_path):
     assert [f["rule_id"] for f in arts["pytorch_model.bin"]["findings"]] == ["MS-LIM-004"]
     single = _cli("scan", str(tmp_path / "pytorch_model.bin"))
     assert single.returncode == 2 and b"not a regular file" in single.stderr
-
-
-def test_printable_name():
-    assert printable_name("plain.pkl") == "plain.pkl"
-    assert printable_name("caf\u00e9.pkl") == "caf\u00e9.pkl"
-    assert printable_name(os.fsdecode(BAD)) == "\\xff\\xfebad.pkl"
-    assert printable_name("\ud800x") == "\\ud800x"

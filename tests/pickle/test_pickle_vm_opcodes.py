@@ -9,7 +9,8 @@ import pickle
 import pytest
 from pickle_vm_helpers import binbytes, call, glob, prog, run_vm, s
 
-from modelshield.scanner.budgets import BudgetExceeded, Budgets
+from modelshield.scanner.budgets import Budgets
+from modelshield.scanner.errors import BudgetExceeded
 
 SYSTEM = glob("os", "system")
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pickle_vm_helpers import call, glob, prog, run_vm, s
 
-from modelshield.scanner.budgets import BudgetExceeded, Budgets
+from modelshield.scanner.budgets import Budgets
+from modelshield.scanner.errors import BudgetExceeded
 
 SEEDS = [
     pickle.dumps({"a": [1, 2.5, "x", b"y", None, True], "od": collections.OrderedDict(k=(1, 2))}, protocol=p)

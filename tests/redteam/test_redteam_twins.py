@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import scan_json  # noqa: E402
 
 from modelshield.scanner.formats.numpy import has_object
-from modelshield.scanner.analysis.picklevm.opcodes import PickleError, _float_line, _int_line, _long_line
+from modelshield.scanner.analysis.picklevm.opcodes import _float_line, _int_line, _long_line
+from modelshield.scanner.errors import PickleError
 
 ABOVE_INFO = {"low", "medium", "high", "critical"}
 

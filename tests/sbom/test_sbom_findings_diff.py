@@ -141,6 +141,7 @@ def test_scan_sbom_single_pass(model_dir, tmp_path) -> None:
     doc = json.loads(out.read_text())
     report = json.loads(proc.stdout)
     hashes = {a["path"]: a["sha512"] for a in report["targets"][0]["artefacts"]}
-    files = {c["name"]: {h["alg"]: h["content"] for h in c["hashes"]} for c in doc["metadata"]["component"]["components"]}
+    files = {c["name"]: {h["alg"]: h["content"] for h in c["hashes"]}
+             for c in doc["metadata"]["component"]["components"]}
     assert {k: v["SHA-512"] for k, v in files.items()} == hashes
     assert cli("sbom", "validate", str(out)).returncode == 0

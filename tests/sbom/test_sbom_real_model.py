@@ -137,7 +137,7 @@ def test_lifecycles_tools_and_etsi_boundary(boms) -> None:
     assert meta["lifecycles"][1]["name"] == "etsi-en-304-223:development"
     assert meta["tools"]["components"][0]["name"] == "modelshield"
     props = {p["name"]: p["value"] for p in meta["properties"]}
-    assert props["modelshield:signature:status"] == "not-checked" and props["modelshield:phase"] == "development"
+    assert props["modelshield:signature:status"] == "unsigned" and props["modelshield:phase"] == "development"
     assert doc["definitions"]["standards"][0]["name"] == "ETSI EN 304 223"
     rows = {r["requirement"]: r for r in doc["declarations"]["attestations"][0]["map"]}
     assert rows["req-etsi-5.2.3-2"]["conformance"]["rationale"] == "gap"  # no signature, no pinned commit

@@ -20,7 +20,11 @@ API used by other format modules (keep it stable):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...blob import Blob
+    from ...context import ScanContext
 
 
 @dataclass
@@ -44,7 +48,7 @@ class PickleResult:
 FLAVOURS = ("plain", "torch-zip", "torch-legacy", "torchscript", "joblib", "numpy")
 
 
-def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour: str = "plain",
+def analyse_pickle(blob: Blob, ctx: ScanContext, *, start: int = 0, end: int | None = None, flavour: str = "plain",
                    max_streams: int | None = None) -> PickleResult:
     """Emulate the unpickler over [start, end) of `blob`, reporting through `ctx`; see the module doc.
 
@@ -59,9 +63,10 @@ def analyse_pickle(blob, ctx, *, start: int = 0, end: int | None = None, flavour
         raise ValueError(f"unknown pickle flavour {flavour!r}")
     end = blob.size if end is None else min(end, blob.size)
 
-    def run(run_ctx, run_flavour: str, c_stream: bool = False) -> PickleResult:
+    def run(run_ctx: ScanContext, run_flavour: str, c_stream: bool = False) -> PickleResult:
         result = PickleResult(end=start, flavour=run_flavour)
-        Session(blob, run_ctx, run_flavour, result, c_stream=c_stream).run(start, end, max_streams)
+        Session(blob, run_ctx, run_flavour, result, recurse=analyse_pickle, c_stream=c_stream).run(
+            start, end, max_streams)
         return result
 
     def c_stream_view(primary: PickleResult) -> PickleResult:

@@ -9,12 +9,18 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ...budgets import BudgetExceeded
-from ...policy import Classification
+from ...errors import BudgetExceeded
+from ...policy import Classification, alias_note
 from . import values as V
-from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, PickleError, Reader, StreamReader, read_arg
+from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, Reader, StreamReader, read_arg
+from ...errors import PickleError
+
+if TYPE_CHECKING:
+    from ...blob import Blob
+    from ...context import ScanContext
+    from .report import Reporter
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
@@ -43,7 +49,8 @@ class StreamOutcome:
 class Machine:
     """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads)."""
 
-    def __init__(self, blob, start: int, end: int, *, ctx, reporter, stream: int, flavour: str,
+    def __init__(self, blob: Blob, start: int, end: int, *, ctx: ScanContext, reporter: Reporter, stream: int,
+                 flavour: str,
                  memo: dict | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
                  on_array: Callable[["Machine", V.Call, int], int] | None = None,
                  c_stream: bool = False) -> None:
@@ -161,8 +168,10 @@ class Machine:
         cls = self.classify(module, name)
         g.verdict = cls.verdict
         full = g.canonical
+        named = full  # what the bytes say first, then what it is (`posix.system (os.system on POSIX)`)
         if full != g.full:
             via = f"{via} {g.full}"
+            named = f"{g.full} ({full}{alias_note(module)})"
         dunder = [p for p in name.split(".") if len(p) > 4 and p.startswith("__") and p.endswith("__")]
         if dunder and not (cls.verdict == "allow" and cls.entry == full) and cls.verdict != "deny":
             g.verdict = "deny"
@@ -176,15 +185,16 @@ class Machine:
         if cls.verdict == "deny" and full == "builtins.getattr":
             # Python pickles every bound method as getattr(cls, name) (e.g. ZoneInfo._unpickle in
             # tz-aware pandas frames): judged when called, see call(); reported at stream end if unused.
-            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, **self.site()))
+            self.deferred[id(g)] = (g, dict(group=cls.group, entry=cls.entry, why=cls.why, via=via, named=named,
+                                            **self.site()))
         elif cls.verdict == "deny":
             self.rep.add("MS-PKL-001", callable=full, group=cls.group, entry=cls.entry, why=cls.why, via=via,
-                         **self.site())
+                         named=named, **self.site())
         elif cls.verdict == "unknown":
-            self.rep.add("MS-PKL-002", callable=full, via=via, **self.site())
+            self.rep.add("MS-PKL-002", callable=full, via=via, named=named, **self.site())
         return g
 
-    def classify(self, module: str, name: str):
+    def classify(self, module: str, name: str) -> Classification:
         """Policy classification, hardened for attribute chains.
 
         The name part is an attribute chain on the imported module: a chain may walk through a
@@ -322,16 +332,16 @@ class Machine:
         self.rep.add(rule, callable=name, args=[V.fold(i) for i in items[:5]], opcode=method, **self.site())
 
     # ----------------------------------------------------------------- opcodes
-    def op_MARK(self, _):
+    def op_MARK(self, _: Any) -> None:
         self.marks.append(len(self.stack))
         if len(self.stack) + len(self.marks) > self.max_depth:
             raise BudgetExceeded("max_stack_depth", self.max_depth)
 
-    def op_STOP(self, _):
+    def op_STOP(self, _: Any) -> bool:
         self.out.value = self.pop()
         return True
 
-    def op_POP(self, _):
+    def op_POP(self, _: Any) -> None:
         if len(self.stack) > self.fence:
             self.stack.pop()
         elif self.marks:
@@ -339,13 +349,13 @@ class Machine:
         else:
             raise self.err("unpickling stack underflow")
 
-    def op_POP_MARK(self, _):
+    def op_POP_MARK(self, _: Any) -> None:
         self.pop_mark()
 
-    def op_DUP(self, _):
+    def op_DUP(self, _: Any) -> None:
         self.push(self.top())
 
-    def _const(self, value):
+    def _const(self, value: Any) -> None:
         self.push(value)
 
     op_INT = op_BININT = op_BININT1 = op_BININT2 = op_LONG = op_LONG1 = op_LONG4 = _const
@@ -353,62 +363,62 @@ class Machine:
     op_BINBYTES8 = op_BYTEARRAY8 = op_UNICODE = op_SHORT_BINUNICODE = op_BINUNICODE = _const
     op_BINUNICODE8 = op_FLOAT = op_BINFLOAT = _const
 
-    def op_NONE(self, _):
+    def op_NONE(self, _: Any) -> None:
         self.push(None)
 
-    def op_NEWTRUE(self, _):
+    def op_NEWTRUE(self, _: Any) -> None:
         self.push(True)
 
-    def op_NEWFALSE(self, _):
+    def op_NEWFALSE(self, _: Any) -> None:
         self.push(False)
 
-    def op_NEXT_BUFFER(self, _):
+    def op_NEXT_BUFFER(self, _: Any) -> None:
         raise self.err("pickle stream refers to out-of-band data but no *buffers* argument was given")
 
-    def op_READONLY_BUFFER(self, _):
+    def op_READONLY_BUFFER(self, _: Any) -> None:
         self.top()
 
-    def op_EMPTY_LIST(self, _):
+    def op_EMPTY_LIST(self, _: Any) -> None:
         self.push(V.PList())
 
-    def op_EMPTY_DICT(self, _):
+    def op_EMPTY_DICT(self, _: Any) -> None:
         self.push(V.PDict())
 
-    def op_EMPTY_SET(self, _):
+    def op_EMPTY_SET(self, _: Any) -> None:
         self.push(V.PSet())
 
-    def op_EMPTY_TUPLE(self, _):
+    def op_EMPTY_TUPLE(self, _: Any) -> None:
         self.push(())
 
-    def op_LIST(self, _):
+    def op_LIST(self, _: Any) -> None:
         self.push(V.PList(self.pop_mark()))
 
-    def op_TUPLE(self, _):
+    def op_TUPLE(self, _: Any) -> None:
         self.push(tuple(self.pop_mark()))
 
-    def _tuple_n(self, n):
+    def _tuple_n(self, n: int) -> None:
         if len(self.stack) - n < self.fence:
             raise self.err("unpickling stack underflow")
         items = tuple(self.stack[len(self.stack) - n:])
         del self.stack[len(self.stack) - n:]
         self.push(items)
 
-    def op_TUPLE1(self, _):
+    def op_TUPLE1(self, _: Any) -> None:
         self._tuple_n(1)
 
-    def op_TUPLE2(self, _):
+    def op_TUPLE2(self, _: Any) -> None:
         self._tuple_n(2)
 
-    def op_TUPLE3(self, _):
+    def op_TUPLE3(self, _: Any) -> None:
         self._tuple_n(3)
 
-    def op_DICT(self, _):
+    def op_DICT(self, _: Any) -> None:
         items = self.pop_mark()
         if len(items) % 2:
             raise self.err("odd number of items for DICT")
         self.push(V.PDict(list(zip(items[::2], items[1::2]))))
 
-    def op_FROZENSET(self, _):
+    def op_FROZENSET(self, _: Any) -> None:
         self.push(V.PSet(self.pop_mark(), frozen=True))
 
     def _target_below(self, k: int) -> Any:
@@ -433,43 +443,43 @@ class Machine:
             method = {"list": "extend", "dict": "__setitem__", "set": "add"}[kind]
             self.method_call(target, method, items)
 
-    def op_APPEND(self, _):
+    def op_APPEND(self, _: Any) -> None:
         value = self.pop()
         self._extend(self.top(), [value], "list")
 
-    def op_APPENDS(self, _):
+    def op_APPENDS(self, _: Any) -> None:
         if not self.marks:
             raise self.err("could not find MARK")
         k = self.marks[-1]
         target = self._target_below(k)
         self._extend(target, self.pop_mark(), "list")
 
-    def op_SETITEM(self, _):
+    def op_SETITEM(self, _: Any) -> None:
         value = self.pop()
         key = self.pop()
         self._extend(self.top(), [key, value], "dict")
 
-    def op_SETITEMS(self, _):
+    def op_SETITEMS(self, _: Any) -> None:
         if not self.marks:
             raise self.err("could not find MARK")
         target = self._target_below(self.marks[-1])
         self._extend(target, self.pop_mark(), "dict")
 
-    def op_ADDITEMS(self, _):
+    def op_ADDITEMS(self, _: Any) -> None:
         if not self.marks:
             raise self.err("could not find MARK")
         target = self._target_below(self.marks[-1])
         self._extend(target, self.pop_mark(), "set")
 
     # memo
-    def _get(self, idx):
+    def _get(self, idx: int) -> None:
         if idx not in self.memo:
             raise self.err(f"Memo value not found at index {idx}")
         self.push(self.memo[idx])
 
     op_GET = op_BINGET = op_LONG_BINGET = _get
 
-    def _put(self, idx):
+    def _put(self, idx: int) -> None:
         if idx < 0:
             raise self.err("negative PUT argument")
         value = self.top()
@@ -479,16 +489,16 @@ class Machine:
 
     op_PUT = op_BINPUT = op_LONG_BINPUT = _put
 
-    def op_MEMOIZE(self, _):
+    def op_MEMOIZE(self, _: Any) -> None:
         self._put(len(self.memo))
 
     # framing and protocol
-    def op_PROTO(self, proto):
+    def op_PROTO(self, proto: Any) -> None:
         if proto > HIGHEST_PROTOCOL:
             raise self.err(f"unsupported pickle protocol: {proto}")
         self.proto = proto
 
-    def op_FRAME(self, size):
+    def op_FRAME(self, size: Any) -> None:
         # _pickle.c reads the whole frame first (a short one fails there), then reads opcodes
         # transparently. The pure-Python _Unframer (joblib.load, pickle._load) does NOT check
         # the length: it runs whatever the short frame holds. So a frame running past the end is
@@ -496,7 +506,7 @@ class Machine:
         short = self.r.pos + size > self.end
         if short:
             self.out.short_frame = self.op_offset
-        if self.c_stream:
+        if isinstance(self.r, StreamReader):  # the c_stream reading
             self.r.frame(size)
             return
         if self.flavour == "joblib":  # pure-Python _Unframer semantics (joblib's Unpickler)
@@ -514,11 +524,11 @@ class Machine:
         self.c_frame_end = self.r.pos + size
 
     # imports
-    def op_GLOBAL(self, arg):
+    def op_GLOBAL(self, arg: Any) -> None:
         module, name = arg
         self.push(self.find_class(module, name, "GLOBAL"))
 
-    def op_STACK_GLOBAL(self, _):
+    def op_STACK_GLOBAL(self, _: Any) -> None:
         name = self.pop()
         module = self.pop()
         if isinstance(module, str) and isinstance(name, str):
@@ -533,10 +543,10 @@ class Machine:
         self.rep.add("MS-PKL-013", callable=text, **self.site())
         self.push(g)
 
-    def _ext(self, code):
+    def _ext(self, code: int) -> None:
         if code <= 0:
             raise self.err("EXT specifies code <= 0")
-        key = copyreg._inverted_registry.get(code)
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
         if key is None:
             self.rep.add("MS-PKL-007", callable=f"<extension code {code}>", code=code, **self.site())
             g = V.Global("<extension>", str(code), self.op_offset, "dynamic")
@@ -548,7 +558,7 @@ class Machine:
     op_EXT1 = op_EXT2 = op_EXT4 = _ext
 
     # calls
-    def op_REDUCE(self, _):
+    def op_REDUCE(self, _: Any) -> None:
         args = self.pop()
         func = self.pop()
         self._check_callable(func)
@@ -556,17 +566,17 @@ class Machine:
             raise self.err("argument list must be a tuple")
         self.push(self.call(func, args, None, "REDUCE"))
 
-    def _check_callable(self, func):
+    def _check_callable(self, func: Any) -> None:
         if isinstance(func, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
             raise self.err(f"'{type(func).__name__}' object is not callable")
 
-    def op_INST(self, arg):
+    def op_INST(self, arg: Any) -> None:
         module, name = arg
         args = tuple(self.pop_mark())
         cls = self.find_class(module, name, "INST")
         self.push(self.call(cls, args, None, "INST"))
 
-    def op_OBJ(self, _):
+    def op_OBJ(self, _: Any) -> None:
         items = self.pop_mark()
         if not items:
             raise self.err("unpickling stack underflow")
@@ -574,7 +584,7 @@ class Machine:
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "OBJ"))
 
-    def op_NEWOBJ(self, _):
+    def op_NEWOBJ(self, _: Any) -> None:
         args = self.pop()
         cls = self.pop()
         if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
@@ -582,7 +592,7 @@ class Machine:
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "NEWOBJ"))
 
-    def op_NEWOBJ_EX(self, _):
+    def op_NEWOBJ_EX(self, _: Any) -> None:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
@@ -593,7 +603,7 @@ class Machine:
         self._check_callable(cls)
         self.push(self.call(cls, args, kwargs, "NEWOBJ_EX"))
 
-    def op_BUILD(self, _):
+    def op_BUILD(self, _: Any) -> None:
         state = self.pop()
         inst = self.top()
         if isinstance(inst, V.Call):
@@ -620,12 +630,12 @@ class Machine:
             self.r.pos = pos
 
     # persistent ids
-    def _persid(self, pid):
+    def _persid(self, pid: Any) -> None:
         self.push(V.Persistent(pid, self.op_offset))
         self.out.pids.append((pid, self.op_offset, self.position))
 
-    def op_PERSID(self, pid):
+    def op_PERSID(self, pid: Any) -> None:
         self._persid(pid)
 
-    def op_BINPERSID(self, _):
+    def op_BINPERSID(self, _: Any) -> None:
         self._persid(self.pop())

@@ -13,11 +13,14 @@ import codecs
 import functools
 import lzma
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import values as V
 from .opcodes import BigBytes
 from ... import datafiles
+
+if TYPE_CHECKING:
+    from ...blob import Blob
 
 
 DECODE_CAP = 64 << 20  # largest nested payload we materialise
@@ -81,7 +84,7 @@ def _decode(kind: str, data: bytes, extra: tuple) -> bytes:
     raise ValueError(f"unknown decoder {kind}")  # pragma: no cover
 
 
-def payload_bytes(value: Any, blob, depth: int = 0) -> bytes | None:
+def payload_bytes(value: Any, blob: Blob, depth: int = 0) -> bytes | None:
     """The bytes `value` stands for at run time, when constant folding can tell; else None."""
     if depth > 8:
         return None

@@ -11,6 +11,11 @@ import codecs
 import pickletools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from ...errors import PickleError
+
+if TYPE_CHECKING:
+    from ...blob import Blob
 
 # code byte -> (opcode name, argument descriptor name or None)
 OPCODES: dict[int, tuple[str, str | None]] = {
@@ -21,14 +26,6 @@ OPCODES[ord("I")] = ("INT", "decimalnl_int")
 HIGHEST_PROTOCOL = max(op.proto for op in pickletools.opcodes)
 INLINE_CAP = 1 << 20  # larger byte/str arguments stay on disk as BigBytes spans
 LINE_CAP = 16 << 20  # longest text-opcode line we accept
-
-
-class PickleError(Exception):
-    """The stream is malformed where CPython's unpickler would raise; `offset` is where."""
-
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(reason)
-        self.reason, self.offset = reason, offset
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ class Reader:
     WINDOW = 1 << 20
     FIRST_WINDOW = 1 << 12  # grows to WINDOW: many tiny concatenated streams must not read 1 MiB each
 
-    def __init__(self, blob, pos: int, end: int) -> None:
+    def __init__(self, blob: Blob, pos: int, end: int) -> None:
         self.blob, self.pos, self.end = blob, pos, end
         self.buf = b""
         self.buf_start = pos
@@ -125,7 +122,7 @@ class StreamReader(Reader):
     (gh-154848); older C unpicklers run opcodes a linear reader never sees.
     """
 
-    def __init__(self, blob, pos: int, end: int) -> None:
+    def __init__(self, blob: Blob, pos: int, end: int) -> None:
         super().__init__(blob, pos, end)
         self.file_pos = pos  # the file object's position == end of the C buffer
 
@@ -229,9 +226,9 @@ def _int_line(line: bytes, offset: int) -> int | bool:
         return -value if m.group(1) == b"-" else value
     for candidate in (text, body):
         for base in (0, 10):
-            value = _lenient_int(candidate, base)
-            if value is not None:
-                return value
+            lenient = _lenient_int(candidate, base)
+            if lenient is not None:
+                return lenient
     raise PickleError(f"invalid literal for int(): {body[:40]!r}", offset)
 
 
@@ -285,7 +282,7 @@ def _utf8(raw: bytes, offset: int) -> str:
         raise PickleError(f"invalid UTF-8 in string: {exc.reason}", offset) from None
 
 
-def _sized(r: Reader, n: int, kind: str, offset: int):
+def _sized(r: Reader, n: int, kind: str, offset: int) -> Any:
     if n < 0:
         raise PickleError(f"negative byte count {n}", offset)
     if n > INLINE_CAP:
@@ -302,7 +299,7 @@ def _sized(r: Reader, n: int, kind: str, offset: int):
     return data
 
 
-def read_arg(r: Reader, desc: str, offset: int):
+def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one branch per argument descriptor
     """Read one argument of descriptor `desc` (pickletools name) at the reader position."""
     if desc == "uint1":
         return r.read(1)[0]

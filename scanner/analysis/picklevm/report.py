@@ -6,9 +6,12 @@ with 500 instances of one user class gives one finding per rule, not 500.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...findings import Finding
+
+if TYPE_CHECKING:
+    from ...context import ScanContext
 
 MAX_SITES = 50
 
@@ -16,7 +19,7 @@ MAX_SITES = 50
 class Reporter:
     """Findings sink for one `analyse_pickle` call (shared by all its streams)."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: ScanContext) -> None:
         self.ctx = ctx
         self.seen: dict[tuple, Finding] = {}
 

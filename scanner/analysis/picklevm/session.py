@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...blob import BytesBlob
-from ...budgets import BudgetExceeded
+from ...errors import BudgetExceeded
 from . import nested
 from . import values as V
 from .machine import Machine, StreamOutcome
-from ..marshal_reader import MarshalError, summarise
-from .opcodes import PickleError
+from ..marshal_reader import summarise
+from ...errors import MarshalError
+from ...errors import PickleError
 from .report import Reporter
+
+if TYPE_CHECKING:
+    from ...blob import Blob
+    from ...context import ScanContext
+    from . import PickleResult
 
 TORCH_FLAVOURS = ("torch-zip", "torch-legacy", "torchscript")
 MAX_PIDS = 100_000
@@ -20,8 +26,10 @@ MAX_PIDS = 100_000
 class Session:
     """State shared by the streams of one call (reporter, stream counter, result)."""
 
-    def __init__(self, blob, ctx, flavour: str, result, c_stream: bool = False) -> None:
+    def __init__(self, blob: Blob, ctx: ScanContext, flavour: str, result: PickleResult, *,
+                 recurse: Callable[[Blob, ScanContext], object], c_stream: bool = False) -> None:
         self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
+        self.recurse = recurse  # analyse_pickle, for nested pickles (passed in: no import cycle)
         self.c_stream = c_stream  # the io.BytesIO reading of older _pickle.c (see StreamReader)
         self.rep = Reporter(ctx)
         self.next_stream = 0
@@ -86,6 +94,7 @@ class Session:
 
     def stream_error(self, out: StreamOutcome, first: bool) -> None:
         err = out.error
+        assert err is not None  # called for streams that ended in an error
         index = len(self.result.streams) - 1
         if not first and not out.opcodes:
             self.rep.add("MS-PKL-014", stream=index, offset=out.start, position=0,
@@ -154,8 +163,7 @@ class Session:
             if kind == "marshal":
                 self.marshal(data)
                 return
-            from . import analyse_pickle
-            analyse_pickle(BytesBlob(data, name="nested"), ctx)
+            self.recurse(BytesBlob(data, name="nested"), ctx)
 
     def marshal(self, data: bytes) -> None:
         names_table = nested.tables()["marshal_names"]
@@ -220,7 +228,15 @@ def dtype_info(dtype: Any, depth: int = 0) -> tuple[int, bool] | None:
         return None
     parsed = _numpy_dtype(descr)
     state = dtype.state if isinstance(dtype.state, tuple) else ()
-    hasobject = bool(OBJECT_TEXT.search(descr)) or bool(parsed and parsed[1])
+    from_state = _state_has_objects(state, depth)
+    hasobject = bool(OBJECT_TEXT.search(descr)) or bool(parsed and parsed[1]) or from_state
+    size = _itemsize(descr, parsed, state)
+    return None if size is None else (size, hasobject)
+
+
+def _state_has_objects(state: tuple[Any, ...], depth: int) -> bool:
+    """Whether a dtype's BUILD state says it holds objects: flags bit 0, a sub-array or fields that do."""
+    hasobject = False
     flags = state[7] if len(state) > 7 else None
     if isinstance(flags, int) and flags & 1:
         hasobject = True
@@ -242,15 +258,20 @@ def dtype_info(dtype: Any, depth: int = 0) -> tuple[int, bool] | None:
                     hasobject = True
     elif fields is not None:
         hasobject = True
+    return hasobject
+
+
+def _itemsize(descr: str, parsed: tuple[int, bool] | None, state: tuple[Any, ...]) -> int | None:
+    """The element size: the state's elsize, numpy's parse of the descr, or the descr's digits."""
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     if elsize > 0:
-        return elsize, hasobject
+        return elsize
     if parsed is not None:
-        return parsed[0], hasobject
+        return parsed[0]
     digits = "".join(c for c in descr if c.isdigit())
     if not digits:
-        return (1, hasobject) if descr.lstrip("<>|=") in ("?", "b", "B") else None
-    return int(digits), hasobject
+        return 1 if descr.lstrip("<>|=") in ("?", "b", "B") else None
+    return int(digits)
 
 
 # An object type anywhere in a dtype string ("O", "|O8", "2O", "(2,)O", "i4,O", "object_").

@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any
 
-from ...budgets import BudgetExceeded
+from ...errors import BudgetExceeded
 from ...findings import Artefact, Kind
 from .machine import ARRAY_WRAPPERS
 

@@ -25,7 +25,7 @@ from .folding import public_ip as _public_ip
 from .folding import strings as _strings
 from .folding import walk as _walk
 from .promotion import OBSERVATION
-from .table import Table
+from .table import Entry, Table
 
 if TYPE_CHECKING:
     from ...context import ScanContext
@@ -33,25 +33,18 @@ if TYPE_CHECKING:
 MAX_FINDINGS = 200  # per file; the rest is counted
 MAX_NESTED = 3  # exec of "..." strings analysed recursively
 MAX_LISTED = 100  # imports / urls / classes kept in properties
-_BUILTIN_NAMES = {"exec", "eval", "compile", "__import__", "getattr", "open", "globals", "vars", "chr",
-                  "bytes", "bytearray", "setattr", "locals", "isinstance", "issubclass", "dict", "str", "repr"}
-_DECODERS = {"base64.b64decode", "base64.b32decode", "base64.b16decode", "base64.b85decode",
-             "base64.a85decode", "base64.decodebytes", "base64.decodestring", "base64.urlsafe_b64decode",
-             "base64.standard_b64decode", "binascii.a2b_base64", "binascii.unhexlify", "binascii.a2b_hex",
-             "codecs.decode", "zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress",
-             "bytes.fromhex", "bytearray.fromhex", "builtins.chr", "marshal.loads"}
-_SINKS = {"builtins.exec", "builtins.eval", "builtins.compile", "marshal.loads", "pickle.loads",
-          "types.FunctionType", "types.CodeType", "os.system", "os.popen", "subprocess.run",
-          "subprocess.Popen", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
-          "subprocess.getoutput", "subprocess.getstatusoutput", "builtins.__import__",
-          "importlib.import_module", "dill.loads", "cloudpickle.loads"}
-_DANGEROUS_MODULES = {"os", "subprocess", "builtins", "sys", "socket", "ctypes", "importlib", "pickle",
-                      "marshal", "shutil", "pty", "posix", "nt", "runpy", "code", "types"}
-_IMPORTERS = {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
-_WRITE_PATH_METHODS = {"write_text", "write_bytes", "touch", "symlink_to", "hardlink_to", "rename",
-                       "replace", "chmod", "unlink"}
 _URL_RE = re.compile(r"\b(?:https?|ftp|wss?|tcp)://[^\s'\"<>]+", re.I)
 
+
+@dataclass(frozen=True)
+class _Call:
+    """One call site as the handlers see it: node, resolved name, folded arguments, keywords, line."""
+
+    node: ast.Call
+    name: str | None
+    args: list[Any]
+    kwargs: dict[str, ast.expr]
+    line: int | None
 
 
 @dataclass
@@ -75,6 +68,7 @@ class Analyser:
 
     def __init__(self, table: Table, ctx: "ScanContext", depth: int = 0, line_base: int = 0) -> None:
         self.table, self.ctx, self.depth, self.line_base = table, ctx, depth, line_base
+        self.names = table.names
         self.aliases: dict[str, str] = {}
         self.star: list[str] = []
         self.tainted: set[str] = set()
@@ -175,7 +169,7 @@ class Analyser:
                 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                     self._docstrings.add(id(body[0].value))
 
-    def _alias_and_taint(self, node: ast.AST) -> None:
+    def _alias_and_taint(self, node: ast.Assign | ast.AnnAssign | ast.NamedExpr) -> None:
         value = node.value if not isinstance(node, ast.AnnAssign) else node.value
         if value is None:
             return
@@ -184,7 +178,7 @@ class Analyser:
         if not names:
             return
         resolved = self.resolve(value)
-        if resolved and (resolved.split(".")[0] in _DANGEROUS_MODULES or self.table.match(resolved)):
+        if resolved and (resolved.split(".")[0] in self.names.dangerous_modules or self.table.match(resolved)):
             for n in names:
                 self.aliases.setdefault(n, resolved)
         if self._decoded(value):
@@ -196,17 +190,7 @@ class Analyser:
         if _depth > 50:
             return None
         if isinstance(node, ast.Name):
-            if node.id in self.aliases:
-                return self.aliases[node.id]
-            for mod in self.star:
-                cand = f"{mod}.{node.id}"
-                if self.table.match(cand):
-                    return cand
-            if node.id in _BUILTIN_NAMES and node.id not in self._local:
-                return f"builtins.{node.id}"
-            if node.id == "__builtins__" and node.id not in self._local:
-                return "builtins"
-            return None
+            return self._resolve_name(node)
         if isinstance(node, ast.Attribute):
             if node.attr == "__globals__":
                 return "builtins"  # a function's module namespace: ['__builtins__'], ['exec'] reach builtins
@@ -219,29 +203,50 @@ class Analyser:
         if isinstance(node, ast.BoolOp):
             return next((r for v in node.values if (r := self.resolve(v, _depth + 1))), None)
         if isinstance(node, ast.Call):
-            func = self.resolve(node.func, _depth + 1)
-            if func in _IMPORTERS and node.args:
-                name = _fold(node.args[0])
-                return _norm(name) if isinstance(name, str) else None
-            if func == "builtins.getattr" and len(node.args) >= 2:
-                attr = _fold(node.args[1])
-                base = self.resolve(node.args[0], _depth + 1)
-                return _norm(f"{base}.{attr}") if base and isinstance(attr, str) else None
-            if func in ("builtins.globals", "builtins.locals", "builtins.vars") and not node.args:
-                return "builtins"
-            if func == "builtins.vars" and len(node.args) == 1:
-                return self.resolve(node.args[0], _depth + 1)
-            return None
+            return self._resolve_call(node, _depth)
         if isinstance(node, ast.Subscript):
-            key = _fold(node.slice)
-            base = self.resolve(node.value, _depth + 1)
-            if base == "sys.modules" and isinstance(key, str):
-                return _norm(key)
-            if base in ("builtins", "builtins.__dict__") and isinstance(key, str):
-                return _norm("builtins" if key == "__builtins__" else f"builtins.{key}")
-            if base and isinstance(key, str) and key.isidentifier() and base.split(".")[0] in _DANGEROUS_MODULES:
-                return _norm(f"{base}.{key}")  # vars(os)["system"], os.__dict__["system"]
-            return None
+            return self._resolve_subscript(node, _depth)
+        return None
+
+    def _resolve_name(self, node: ast.Name) -> str | None:
+        if node.id in self.aliases:
+            return self.aliases[node.id]
+        for mod in self.star:
+            cand = f"{mod}.{node.id}"
+            if self.table.match(cand):
+                return cand
+        if node.id in self.names.builtins and node.id not in self._local:
+            return f"builtins.{node.id}"
+        if node.id == "__builtins__" and node.id not in self._local:
+            return "builtins"
+        return None
+
+    def _resolve_call(self, node: ast.Call, _depth: int) -> str | None:
+        """What a call returns when it is a lookup: __import__("os"), getattr(m, "x"), vars()..."""
+        func = self.resolve(node.func, _depth + 1)
+        if func in self.names.importers and node.args:
+            name = _fold(node.args[0])
+            return _norm(name) if isinstance(name, str) else None
+        if func == "builtins.getattr" and len(node.args) >= 2:
+            attr = _fold(node.args[1])
+            base = self.resolve(node.args[0], _depth + 1)
+            return _norm(f"{base}.{attr}") if base and isinstance(attr, str) else None
+        if func in ("builtins.globals", "builtins.locals", "builtins.vars") and not node.args:
+            return "builtins"
+        if func == "builtins.vars" and len(node.args) == 1:
+            return self.resolve(node.args[0], _depth + 1)
+        return None
+
+    def _resolve_subscript(self, node: ast.Subscript, _depth: int) -> str | None:
+        """sys.modules["os"], builtins.__dict__["exec"], vars(os)["system"]."""
+        key = _fold(node.slice)
+        base = self.resolve(node.value, _depth + 1)
+        if base == "sys.modules" and isinstance(key, str):
+            return _norm(key)
+        if base in ("builtins", "builtins.__dict__") and isinstance(key, str):
+            return _norm("builtins" if key == "__builtins__" else f"builtins.{key}")
+        if base and isinstance(key, str) and key.isidentifier() and base.split(".")[0] in self.names.dangerous_modules:
+            return _norm(f"{base}.{key}")  # vars(os)["system"], os.__dict__["system"]
         return None
 
     # -- node handlers -------------------------------------------------------------------------------
@@ -256,84 +261,127 @@ class Analyser:
                 node.func if isinstance(node, ast.Call) else None  # type: ignore[assignment]
 
     def _call(self, node: ast.Call) -> None:
-        name = self.resolve(node.func)
-        args = [_fold(a) for a in node.args][:8]
-        kwargs = {k.arg: k.value for k in node.keywords if k.arg}
-        line = self._line(node)
-        if name in ("builtins.exec", "builtins.eval", "builtins.compile") or name in _SINKS:
-            dec = next((self._decoded(a) for a in node.args if self._decoded(a)), None)
-            if dec:
-                self._cover(node.func)
-                self._add("MS-PY-003", Severity.CRITICAL, None, line, name, "runs decoded data",
-                          "executes obfuscated code", args, extra={"decoder": dec})
-                return
-        if name in ("builtins.exec", "builtins.eval", "builtins.compile") and node.args:
-            src = _fold(node.args[0])
+        call = _Call(node, self.resolve(node.func), [_fold(a) for a in node.args][:8],
+                     {k.arg: k.value for k in node.keywords if k.arg}, self._line(node))
+        if self._decoded_exec(call):
+            return
+        self._nested_exec(call)
+        if self._dynamic_import(call) or self._computed_getattr(call):
+            return
+        if call.name in self.names.openers:
+            self._open(node, call.name, call.line)
+            return
+        self._path_method_write(call)
+        if self._environment(call):
+            return
+        self._table_call(call)
+
+    def _decoded_exec(self, call: _Call) -> bool:
+        """Decoded data (base64, hex, a reversed string...) handed to something that runs it."""
+        name, node = call.name, call.node
+        if name not in self.names.code_runners and name not in self.names.sinks:
+            return False
+        dec = next((self._decoded(a) for a in node.args if self._decoded(a)), None)
+        if not dec:
+            return False
+        self._cover(node.func)
+        self._shape("decoded_exec", call.line, name, "runs decoded data", call.args, extra={"decoder": dec})
+        return True
+
+    def _nested_exec(self, call: _Call) -> None:
+        """A constant string run by exec/eval/compile is analysed as source (MAX_NESTED deep)."""
+        if call.name in self.names.code_runners and call.node.args:
+            src = _fold(call.node.args[0])
             if isinstance(src, (str, bytes)) and self.depth < MAX_NESTED:
-                self._nested(src, line or 0)
-        if name in _IMPORTERS:
-            self._cover(node.func)
-            if node.args and not isinstance(_fold(node.args[0]), str):
-                self._entry_hit("MS-PY-002", "dynamic_code", Severity.HIGH, Severity.LOW, line, name,
-                                "imports a module whose name is computed at run time", args)
-            return
-        if name == "builtins.getattr" and len(node.args) >= 2:
-            base = self.resolve(node.args[0])
-            if base and base.split(".")[0] in _DANGEROUS_MODULES and not isinstance(_fold(node.args[1]), str):
-                self._cover(node.func)
-                self._add("MS-PY-012", Severity.HIGH, Severity.LOW, line, base,
-                          "attribute name computed at run time", "looks up a computed attribute", args)
-                return
-        if name in ("builtins.open", "io.open", "codecs.open", "os.open"):
-            self._open(node, name, line)
-            return
-        if isinstance(node.func, ast.Attribute) and node.func.attr in _WRITE_PATH_METHODS:
-            path = _fold_path(node.func.value, self)
+                self._nested(src, call.line or 0)
+
+    def _dynamic_import(self, call: _Call) -> bool:
+        if call.name not in self.names.importers:
+            return False
+        self._cover(call.node.func)
+        if call.node.args and not isinstance(_fold(call.node.args[0]), str):
+            self._shape("computed_import", call.line, call.name,
+                        "imports a module whose name is computed at run time", call.args)
+        return True
+
+    def _computed_getattr(self, call: _Call) -> bool:
+        """getattr(os, <computed>): an attribute of a dangerous module chosen at run time."""
+        node = call.node
+        if call.name != "builtins.getattr" or len(node.args) < 2:
+            return False
+        base = self.resolve(node.args[0])
+        if not base or base.split(".")[0] not in self.names.dangerous_modules or isinstance(_fold(node.args[1]), str):
+            return False
+        self._cover(node.func)
+        self._shape("computed_attribute", call.line, base, "attribute name computed at run time", call.args)
+        return True
+
+    def _path_method_write(self, call: _Call) -> None:
+        """Path(...).write_text(...) and the other pathlib writes, on a path we can fold."""
+        func = call.node.func
+        if isinstance(func, ast.Attribute) and func.attr in self.names.write_path_methods:
+            path = _fold_path(func.value, self)
             if isinstance(path, str):
-                self._path_write(path, f"Path.{node.func.attr}", line)
-        if name in ("os.getenv", "os.environ.get", "os.getenvb"):
-            self._env_read(node.args[0] if node.args else None, name, line)
-            return
-        if name in ("os.environ.copy", "os.environ.items", "os.environ.values") or (
-                name in ("builtins.dict", "json.dumps", "builtins.str", "builtins.repr") and node.args
-                and self.resolve(node.args[0]) == "os.environ"):
-            self._add("MS-PY-009", Severity.MEDIUM, Severity.INFO, line, "os.environ",
-                      "collects the whole environment, secrets included", "reads credentials", None)
-            return
+                self._path_write(path, f"Path.{func.attr}", call.line)
+
+    def _environment(self, call: _Call) -> bool:
+        """A secret read by name, or the whole environment collected."""
+        name, node = call.name, call.node
+        if name in self.names.env_getters:
+            self._env_read(node.args[0] if node.args else None, name, call.line)
+            return True
+        if name in self.names.env_dumps or (
+                name in self.names.env_wrappers and node.args and self.resolve(node.args[0]) == "os.environ"):
+            self._shape("whole_environment", call.line, "os.environ",
+                        "collects the whole environment, secrets included", None)
+            return True
+        return False
+
+    def _table_call(self, call: _Call) -> None:
+        """A call of a dangerous-table entry (subject to its keyword conditions)."""
+        name, kwargs = call.name, call.kwargs
         entry = self.table.match(name)
-        if entry is None:
+        if entry is None or name is None or not self._entry_applies(entry, kwargs):
             return
+        self._cover(call.node.func)
+        category = self.table.categories[entry.category]
+        detail = ""
+        if entry.category in ("process", "install") or name in ("os.system", "os.popen"):
+            command = _command_text(call.args, kwargs)
+            if command:
+                detail = f" with command {command[:200]!r}"
+                if self._command_shape(command, entry, name, call, detail):
+                    return
+        if entry.category == "network":
+            for value in _strings(call.args) + [s for v in kwargs.values() for s in _strings([_fold(v)])]:
+                self._check_url_text(value, call.line, in_call=name)
+        self._add(category["rule"], entry.severity, entry.standalone, call.line, name, entry.why, category["what"],
+                  call.args, detail)
+
+    def _entry_applies(self, entry: Entry, kwargs: dict[str, ast.expr]) -> bool:
+        """when_kw: only with that constant value; unless_kw: not with one of the safe values."""
         if entry.when_kw is not None:
             value = _fold(kwargs[entry.when_kw]) if entry.when_kw in kwargs else _MISSING
             if value != entry.when_value:
-                return
+                return False
         if entry.unless_kw is not None and entry.unless_kw in kwargs:
             loader = self.resolve(kwargs[entry.unless_kw]) or _dotted(kwargs[entry.unless_kw])
             if loader and any(loader.endswith(s.split(".")[-1]) for s in entry.safe_values):
-                return
-        self._cover(node.func)
-        rule = self.table.categories[entry.category]["rule"]
-        detail = ""
-        if entry.category in ("process", "install") or name in ("os.system", "os.popen"):
-            command = _command_text(args, kwargs)
-            if command:
-                low = command.lower()
-                detail = f" with command {command[:200]!r}"
-                if any(t in low for t in self.table.install_tokens):
-                    self._add("MS-PY-011", Severity.HIGH, Severity.LOW, line, name,
-                              "installs packages from an index at load time",
-                              self.table.categories["install"]["what"], args, detail)
-                    return
-                if any(t in low for t in self.table.command_tokens):
-                    self._add(rule, Severity.CRITICAL, None, line, name, entry.why + "; the command downloads, "
-                              "opens a shell or touches credentials", self.table.categories[entry.category]["what"],
-                              args, detail)
-                    return
-        if entry.category == "network":
-            for value in _strings(args) + [s for v in kwargs.values() for s in _strings([_fold(v)])]:
-                self._check_url_text(value, line, in_call=name)
-        self._add(rule, entry.severity, entry.standalone, line, name, entry.why,
-                  self.table.categories[entry.category]["what"], args, detail)
+                return False
+        return True
+
+    def _command_shape(self, command: str, entry: Entry, name: str, call: _Call, detail: str) -> bool:
+        """A command that installs packages, or downloads / opens a shell / touches credentials."""
+        low = command.lower()
+        if any(t in low for t in self.table.install_tokens):
+            self._shape("install_command", call.line, name, "installs packages from an index at load time",
+                        call.args, detail)
+            return True
+        if any(t in low for t in self.table.command_tokens):
+            self._shape("hostile_command", call.line, name, entry.why + "; the command downloads, "
+                        "opens a shell or touches credentials", call.args, detail, category=entry.category)
+            return True
+        return False
 
     def _reference(self, node: ast.Attribute | ast.Name) -> None:
         if id(node) in self._covered:
@@ -373,13 +421,13 @@ class Analyser:
             self._env_read(node.slice, "os.environ[]", self._line(node))
         elif base == "builtins" and not isinstance(_fold(node.slice), str):
             self._cover(node)
-            self._add("MS-PY-012", Severity.HIGH, Severity.LOW, self._line(node), "builtins",
-                      "builtins looked up by a computed name", "looks up a computed attribute", None)
+            self._shape("computed_attribute", self._line(node), "builtins", "builtins looked up by a computed name",
+                        None)
 
     def _string(self, node: ast.Constant) -> None:
-        if id(node) in self._docstrings:
+        text = node.value
+        if id(node) in self._docstrings or not isinstance(text, str):
             return
-        text: str = node.value
         for url in _URL_RE.findall(text)[:20]:
             if url not in self.urls and len(self.urls) < MAX_LISTED:
                 self.urls.append(url)
@@ -389,9 +437,8 @@ class Analyser:
         if len(node.elts) == 2:
             host, port = _fold(node.elts[0]), _fold(node.elts[1])
             if isinstance(host, str) and isinstance(port, int) and _public_ip(host):
-                self._add("MS-PY-008", Severity.HIGH, None, self._line(node), "socket address",
-                          "hard-coded address", "contains", [host, port],
-                          extra={"kind_of": "the socket address", "value": f"{host}:{port}"})
+                self._shape("socket_address", self._line(node), "socket address", "hard-coded address", [host, port],
+                            extra={"kind_of": "the socket address", "value": f"{host}:{port}"})
 
     def _check_url_text(self, text: str, line: int | None, in_call: str | None) -> None:
         for url in _URL_RE.findall(text)[:20]:
@@ -402,13 +449,11 @@ class Analyser:
                 continue
             where = f" (passed to {in_call})" if in_call else ""
             if _public_ip(host):
-                self._add("MS-PY-008", Severity.HIGH, Severity.MEDIUM if not in_call else None, line, url,
-                          "hard-coded IP address", "contains", [url],
-                          extra={"kind_of": "a URL with a hard-coded IP address", "value": url}, detail=where)
+                self._shape("ip_url_called" if in_call else "ip_url", line, url, "hard-coded IP address", [url],
+                            where, extra={"kind_of": "a URL with a hard-coded IP address", "value": url})
             elif self.table.exfil(host, path):
-                self._add("MS-PY-008", Severity.HIGH, None, line, url, "exfiltration endpoint", "contains", [url],
-                          extra={"kind_of": "a URL of a service used to receive stolen data", "value": url},
-                          detail=where)
+                self._shape("exfiltration_url", line, url, "exfiltration endpoint", [url], where,
+                            extra={"kind_of": "a URL of a service used to receive stolen data", "value": url})
 
     def _open(self, node: ast.Call, name: str, line: int | None) -> None:
         path = _fold_path(node.args[0], self) if node.args else None
@@ -423,16 +468,15 @@ class Analyser:
         if writing:
             self._path_write(path, name, line)
         elif self._sensitive(path):
-            self._add("MS-PY-009", Severity.HIGH, None, line, name, f"reads {path!r}", "reads credentials",
-                      [path])
+            self._shape("credential_read", line, name, f"reads {path!r}", [path])
 
     def _path_write(self, path: str, name: str, line: int | None) -> None:
         if self._sensitive(path):
-            self._add("MS-PY-007", Severity.CRITICAL, None, line, name,
-                      f"writes {path!r}: persistence or credential tampering", "modifies files", [path])
-        elif path.startswith(("/", "~", "\\")) or ".." in path.replace("\\", "/").split("/") or re.match(r"^[A-Za-z]:", path):
-            self._add("MS-PY-007", Severity.HIGH, Severity.LOW, line, name,
-                      f"writes {path!r}, outside the model cache", "modifies files outside the model cache", [path])
+            self._shape("sensitive_write", line, name, f"writes {path!r}: persistence or credential tampering",
+                        [path])
+        elif path.startswith(("/", "~", "\\")) or ".." in path.replace("\\", "/").split("/") \
+                or re.match(r"^[A-Za-z]:", path):
+            self._shape("outside_write", line, name, f"writes {path!r}, outside the model cache", [path])
 
     def _sensitive(self, path: str) -> bool:
         low = path.lower().replace("\\\\", "\\")
@@ -441,15 +485,14 @@ class Analyser:
     def _env_read(self, key_node: ast.AST | None, name: str, line: int | None) -> None:
         key = _fold(key_node) if key_node is not None else None
         if isinstance(key, str) and self.table.is_secret_env(key):
-            self._add("MS-PY-009", Severity.MEDIUM, Severity.INFO, line, name, f"reads the secret {key}",
-                      "reads credentials", [key], extra={"secret": key})
+            self._shape("secret_env", line, name, f"reads the secret {key}", [key], extra={"secret": key})
 
     def _decoded(self, node: ast.AST) -> str | None:
         """The decoder an expression's value comes from (base64.b64decode...), or None."""
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call):
                 name = self.resolve(sub.func)
-                if name in _DECODERS:
+                if name in self.names.decoders:
                     return name
                 if isinstance(sub.func, ast.Attribute) and sub.func.attr in ("fromhex", "decompress", "b64decode"):
                     return f"{_dotted(sub.func) or sub.func.attr}"
@@ -478,13 +521,19 @@ class Analyser:
             return
         other = next((h for h in self.hits if h.rule in ("MS-PY-001", "MS-PY-002", "MS-PY-003")), None)
         if other is not None:
-            self._add("MS-PY-013", Severity.CRITICAL, None, net.line, net.callable, "", "", None,
-                      extra={"network": net.callable, "other": f"{other.what} ({other.callable}, line {other.line})"})
+            self._shape("network_and_exec", net.line, net.callable, "", None,
+                        extra={"network": net.callable, "other": f"{other.what} ({other.callable}, line {other.line})"})
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _entry_hit(self, rule: str, category: str, sev: Severity, standalone: Severity, line: int | None,
-                   name: str, why: str, args: list[Any] | None) -> None:
-        self._add(rule, sev, standalone, line, name, why, self.table.categories[category]["what"], args)
+    def _shape(self, key: str, line: int | None, name: str, why: str, args: list[Any] | None, detail: str = "",
+               extra: dict[str, Any] | None = None, *, category: str | None = None) -> None:
+        """A behaviour of data/python_dangerous.toml [behaviour.<key>] (rule and severities from there)."""
+        shape = self.table.behaviours[key]
+        category = category or shape.category
+        cat = self.table.categories[category] if category else {}
+        rule = shape.rule or cat["rule"]
+        what = shape.what if shape.what is not None else cat["what"]
+        self._add(rule, shape.severity, shape.standalone, line, name, why, what, args, detail, extra)
 
     def _add(self, rule: str, sev: Severity, standalone: Severity | None, line: int | None, name: str,
              why: str, what: str, args: list[Any] | None, detail: str = "", extra: dict | None = None) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 import ast
 import ipaddress
 import re
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
-# Module names that are other spellings of the module the loader imports.
-_ALIASES = {"nt": "os", "posix": "os", "posixpath": "os.path", "ntpath": "os.path", "_pickle": "pickle",
-            "cPickle": "pickle", "__builtin__": "builtins", "__builtins__": "builtins",
-            "commands": "subprocess", "np": "numpy"}
+from ...policy import module_aliases
+
 _IP_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
@@ -23,8 +21,9 @@ MISSING = object()
 
 
 def norm(name: str) -> str:
+    """`name` with its first component as the module it stands for (`np.load` -> `numpy.load`)."""
     head, _, rest = name.partition(".")
-    head = _ALIASES.get(head, head)
+    head = module_aliases(python_source=True).get(head, head)
     return f"{head}.{rest}" if rest else head
 
 
@@ -50,7 +49,9 @@ def fold(node: ast.AST | None, depth: int = 0) -> Any:
         return MISSING if any(v is MISSING for v in vals) else vals
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         a, b = fold(node.left, depth + 1), fold(node.right, depth + 1)
-        if isinstance(a, str) and isinstance(b, str) or isinstance(a, bytes) and isinstance(b, bytes):
+        if isinstance(a, str) and isinstance(b, str):
+            return a + b
+        if isinstance(a, bytes) and isinstance(b, bytes):
             return a + b
         return MISSING
     if isinstance(node, ast.JoinedStr):
@@ -95,8 +96,9 @@ def fold_path(node: ast.AST, an: Resolver, depth: int = 0) -> str | None:
             parts = [fold_path(a, an, depth + 1) for a in node.args]
             if tail == "joinpath" and isinstance(node.func, ast.Attribute):
                 parts = [fold_path(node.func.value, an, depth + 1)] + parts
-            if all(p is not None for p in parts):
-                return "/".join(p.rstrip("/") if i < len(parts) - 1 else p for i, p in enumerate(parts))
+            known = [p for p in parts if p is not None]
+            if len(known) == len(parts):
+                return "/".join(p.rstrip("/") if i < len(known) - 1 else p for i, p in enumerate(known))
     return None
 
 
@@ -110,7 +112,7 @@ def strings(values: Iterable[Any]) -> list[str]:
     return out
 
 
-def command_text(args: list[Any], kwargs: dict[str, ast.AST]) -> str:
+def command_text(args: list[Any], kwargs: Mapping[str, ast.AST]) -> str:
     first: Any = args[0] if args else (fold(kwargs["args"]) if "args" in kwargs else None)
     if isinstance(first, str):
         return first
@@ -133,7 +135,7 @@ def public_ip(host: str) -> bool:
 def jsonable(values: list[Any] | None) -> list[Any] | None:
     if values is None:
         return None
-    out = []
+    out: list[Any] = []
     for v in values:
         if v is MISSING:
             out.append("<expr>")

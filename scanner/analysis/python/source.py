@@ -3,12 +3,12 @@
 Loaders pick code files by name (`modeling_x.py`, `<dataset>.py`); the format module
 (`formats/python_file.py`) hands their bytes here. Nothing is imported or run: `ast` only.
 
-What a behaviour weighs depends on whether a loader runs the file on load:
-- a dataset loading script (a `datasets` builder subclass) runs on `load_dataset()`: its
-  behaviours are threats at their "loaded" severity (data/python_dangerous.toml);
-- any other file runs only if a config references it; that is only known once the whole repo is
-  scanned, so behaviours are recorded as `MS-PY-100` observations and `repo_checks` promotes them
-  (`promotion.promote`) for files that `auto_map` & co. reach;
+What a behaviour weighs depends on whether a loader runs the file on load (auto_map & co., a
+dataset loading script: a `datasets` builder subclass runs on `load_dataset()`); that is only
+known once the whole repo is scanned, so behaviours are recorded as `MS-PY-100` observations and
+`code_review` promotes them (`promotion.promote`) to threats at their "loaded" severity
+(data/python_dangerous.toml) for the files loaders reach, which are unreviewed code (MS-PY-020)
+unless the policy lists their hash;
 - malicious shapes (decode-then-exec, reverse shells, exfiltration hosts, persistence writes,
   credential theft) are threats wherever the file is.
 """
@@ -18,9 +18,8 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
-from ...budgets import FormatError
+from ...errors import FormatError
 from .analyser import MAX_LISTED, Analyser
-from .promotion import mark_dataset_script
 from .folding import dotted
 from .table import load_table
 
@@ -34,7 +33,7 @@ def analyse_source(data: bytes, ctx: "ScanContext") -> dict[str, Any]:
     """Parse `data` with `ast`, report its behaviours into `ctx`, return its description.
 
     Raises FormatError (MS-PY-014) for text that is not Python. A file defining a `datasets`
-    builder is a dataset loading script: its behaviours are reported as loaded, plus MS-PY-010.
+    builder is a dataset loading script (`role`); `code_review` reports it and promotes its behaviours.
     """
     try:
         tree = ast.parse(data, filename=ctx.artefact.path)
@@ -57,9 +56,7 @@ def analyse_source(data: bytes, ctx: "ScanContext") -> dict[str, Any]:
     }
     if builders:
         props["dataset_builders"] = builders
-    analyser.emit(loaded=bool(builders))
-    if builders:
-        mark_dataset_script(ctx.artefact, ctx.rules, ", ".join(builders), line=None)
+    analyser.emit(loaded=False)  # repo_checks promotes what a loader reaches (code_review)
     return props
 
 

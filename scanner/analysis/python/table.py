@@ -26,11 +26,41 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Behaviour:
+    """A behaviour recognised by its shape (decode-then-exec, a write outside the cache...): [behaviour.*]."""
+
+    rule: str | None  # None: the rule of the category the call site gives
+    severity: Severity  # when a loader runs the file
+    standalone: Severity | None  # observation severity otherwise; None: a threat wherever the file is
+    what: str | None  # None: the category's
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class Names:
+    """The name groups the analyser's shapes use ([names]); see data/python_dangerous.toml."""
+
+    builtins: frozenset[str]
+    decoders: frozenset[str]
+    sinks: frozenset[str]
+    code_runners: frozenset[str]
+    dangerous_modules: frozenset[str]
+    importers: frozenset[str]
+    write_path_methods: frozenset[str]
+    openers: frozenset[str]
+    env_getters: frozenset[str]
+    env_dumps: frozenset[str]
+    env_wrappers: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Table:
     """The dangerous-Python table, loaded once."""
 
     entries: dict[str, Entry]
     categories: dict[str, dict[str, str]]
+    behaviours: dict[str, Behaviour]
+    names: Names
     command_tokens: tuple[str, ...]
     install_tokens: tuple[str, ...]
     exfil_hosts: tuple[str, ...]
@@ -69,6 +99,7 @@ class Table:
                 return True
         return False
 
+
 @functools.lru_cache(maxsize=1)
 def load_table() -> Table:
     """Parse data/python_dangerous.toml."""
@@ -80,8 +111,13 @@ def load_table() -> Table:
             standalone=Severity.parse(row.get("standalone", "low")), why=row["why"],
             module=row.get("kind") == "module", when_kw=row.get("when_kw"), when_value=row.get("when_value"),
             unless_kw=row.get("unless_kw"), safe_values=tuple(row.get("safe_values", ())))
+    behaviours = {key: Behaviour(rule=row.get("rule"), severity=Severity.parse(row["severity"]),
+                                 standalone=Severity.parse(row["standalone"]) if "standalone" in row else None,
+                                 what=row.get("what"), category=row.get("category"))
+                  for key, row in raw["behaviour"].items()}
+    names = Names(**{key: frozenset(values) for key, values in raw["names"].items()})
     sus = raw["suspicious"]
-    return Table(entries=entries, categories=raw["category"],
+    return Table(entries=entries, categories=raw["category"], behaviours=behaviours, names=names,
                  command_tokens=tuple(sus["command_tokens"]), install_tokens=tuple(sus["install_tokens"]),
                  exfil_hosts=tuple(sus["exfil_hosts"]), sensitive_paths=tuple(sus["sensitive_paths"]),
                  secret_segments=frozenset(sus["secret_env_segments"]), secret_pairs=tuple(sus["secret_env_pairs"]),
