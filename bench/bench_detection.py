@@ -2,7 +2,9 @@
 
 Builds the malicious techniques (fixtures/pickle_attacks.py) and the benign artefacts from real
 libraries (fixtures/benign_models.py) into a temp folder, scans each file with both tools, and
-prints misses and false alarms.
+prints misses and false alarms. Then the loader-view cases of issue 20 (fixtures/loader_views.py:
+polyglots, sniff classes, names; each proven under its real loader by tests/views) per defect
+class, and the real checkpoints that used to be false alarms (fixtures/benign_checkpoints.py).
 
     python bench/bench_detection.py
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fixtures import benign_models, pickle_attacks  # noqa: E402
+from fixtures import benign_checkpoints, benign_models, loader_views, pickle_attacks  # noqa: E402
 
 from modelshield import Policy, Severity, Verdict, scan  # noqa: E402
 
@@ -64,6 +66,24 @@ def main() -> None:
                          ("picklescan missed", theirs_missed)):
         if items:
             print(f"{label}: {', '.join(items)}")
+    issue20(policy)
+
+
+def issue20(policy: Policy) -> None:
+    """Loader views (classes 1-3: a miss is any verdict but unsafe) and the former false alarms."""
+    with tempfile.TemporaryDirectory() as tmp:
+        views_dir = Path(tmp, "views")
+        cases = loader_views.build_all(views_dir)
+        print("\nissue 20 loader views (missed = not unsafe; inconclusive counted as missed)")
+        for cls in sorted({c.cls for c in cases}):
+            group = [c for c in cases if c.cls == cls]
+            missed = [c.id for c in group if scan(str(views_dir / c.file), policy=policy).verdict is not Verdict.UNSAFE]
+            print(f"  class {cls}: missed {len(missed)}/{len(group)}" + (f" ({', '.join(missed)})" if missed else ""))
+        folders = benign_checkpoints.build_all(Path(tmp, "benign"))
+        flagged = [name for name, folder in folders.items()
+                   if scan(str(folder), policy=policy).verdict is not Verdict.CLEAN]
+        print(f"  real checkpoints that were false alarms: flagged {len(flagged)}/{len(folders)}"
+              + (f" ({', '.join(flagged)})" if flagged else ""))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ Below the engine and above the formats. The engine calls `analyse_blob` once per
 and analysers reach it for members and embedded payloads through `ScanContext.descend` (the
 context holds `analyse_blob` as its dispatcher), so no module below imports this one.
 
-`candidates` yields, in sniffing order, the format modules that recognise the content: each is
-one loader's view of the file. Today the first view is analysed (`identify`).
+`views` lists, in sniffing order, the format modules whose loaders open the content: the first
+names the format, every other one is a loader reading the same bytes its own way (a tar whose
+header is also a pickle, an HDF5 file with a pickle in its user block, a GGUF or safetensors
+header whose first bytes start a stream `pickle.load` runs). All of them are analysed and the
+findings of all views are the file's (the worst decides the verdict). See `formats.EXACT`.
 """
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ from . import formats
 from .errors import BudgetExceeded, FormatError
 from .findings import Status
 from .formats.interface import HEAD_SIZE, FormatModule
-from .suffixes import loader_hint
+from .analysis.picklevm.trial import refusal
+from .suffixes import decided_by_unpickler, loader_hint
 
 if TYPE_CHECKING:
     from .blob import Blob
     from .context import ScanContext
 
-__all__ = ["analyse_blob", "candidates", "identify", "loader_hint"]
+__all__ = ["analyse_blob", "candidates", "identify", "loader_hint", "views"]
 
 
 def candidates(blob: "Blob", name: str) -> Iterator[FormatModule]:
@@ -38,6 +42,28 @@ def identify(blob: "Blob", name: str) -> FormatModule | None:
     return next(candidates(blob, name), None)
 
 
+def views(blob: "Blob", name: str) -> list[FormatModule]:
+    """Every loader's view of the content: the identifying module first, then each further EXACT
+    module that accepts it (one unpickler-at-offset-0 view at most). Empty if nothing does."""
+    head = blob.head(HEAD_SIZE)
+    found: list[FormatModule] = []
+    unpickler = False
+    for module in formats.modules():
+        if found and module.NAME not in formats.EXACT:
+            continue
+        if unpickler and module.NAME in formats.UNPICKLER_AT_0:
+            continue
+        if module.sniff(head, blob, name):
+            found.append(module)
+            unpickler = unpickler or module.NAME in formats.UNPICKLER_AT_0
+    if not found:  # unrecognised content: a loader that is told what it is may still open it
+        for module in formats.modules():
+            fallback = getattr(module, "fallback", None)
+            if fallback is not None and fallback(blob, name):
+                return [module]
+    return found
+
+
 def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
     """Identify `blob` and run its format module, turning errors into inconclusive findings.
 
@@ -47,21 +73,29 @@ def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
     if ctx.dispatcher is None:
         ctx.dispatcher = analyse_blob
     ctx.check_time()
-    module = identify(blob, name)
-    if module is None:
+    found = views(blob, name)
+    if not found:
         return _unrecognised(blob, ctx, name)
-    _run(module, blob, ctx)
-    return module.NAME
+    if len(found) > 1 and ctx.member is None:
+        ctx.artefact.properties["views"] = [m.NAME for m in found]
+    for module in found:
+        _run(module, blob, ctx)
+    return found[0].NAME
 
 
 def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> str:
-    """No format module claims the content: inconclusive if a loader opens such names."""
+    """No format module claims the content: inventoried, unless a loader we cannot follow opens
+    such names (inconclusive). Names of content-decided unpickling loaders get a message only."""
     hint = loader_hint(name)
     if blob.size == 0:
         if hint:
             ctx.add("MS-GEN-006", format="empty file", error=f"0 bytes, but {hint} would open it")
         return "empty"
-    if hint:
+    if hint and decided_by_unpickler(name):
+        ctx.add("MS-PKL-016", hint=hint, reason=refusal(blob))
+        if ctx.member is None:
+            ctx.artefact.status = Status.INVENTORIED
+    elif hint:
         ctx.add("MS-GEN-002", hint=hint)
     elif ctx.member is None:
         ctx.add("MS-GEN-001")

@@ -47,6 +47,7 @@ class Classification:
     entry: str | None = None  # the table entry that matched
     why: str | None = None  # its justification
     group: str | None = None  # its table group (e.g. "processes")
+    only: str | None = None  # an allow entry that covers some uses only (CALL_CONSTRAINTS)
 
 
 @dataclass
@@ -84,17 +85,44 @@ def alias_note(module: str) -> str:
     return ALIAS_NOTES.get(module.partition(".")[0], "")
 
 
+# How a constrained allow entry may be used (allow.toml: `name = { why = "...", only = "<kind>" }`);
+# any other use is an unverified call (analysis.picklevm.machine checks it at each call site).
+CALL_CONSTRAINTS = {
+    "newobj": "created without running __init__ (NEWOBJ, or the class slot of copyreg._reconstructor), "
+              "the way pickle writes it",
+    "none-first": "called with None as its first argument, the way pickle writes it",
+    "torchbind": "created without __init__ and restored from the state of a TorchBind class listed in "
+                 "picklevm.toml [torchbind_states] (torch.ScriptObject)",
+    "apply": "called as (f, args, state[, dict]): analysed as the call f(*args), checked on its own, then "
+             "its BUILD state (dill._create_array)",
+    "dill-type": "called with a type name of picklevm.toml [dill_types]: analysed as an import of that type, "
+                 "checked on its own (dill._load_type)",
+}
+# Constrained entries that stand for another, checked operation: exact entries of this kind beat a
+# deny of their module (dill is denied; these two helpers of it are judged by what they do).
+SEE_THROUGH = ("apply", "dill-type")
+
+
 @functools.lru_cache(maxsize=None)
-def _table(name: str) -> dict[str, tuple[str, str]]:
-    """entry -> (group, justification) from data/policy/<name>.toml (groups are tables)."""
+def _table(name: str) -> dict[str, tuple[str, str, str | None]]:
+    """entry -> (group, justification, constraint) from data/policy/<name>.toml (groups are tables).
+
+    A value is the justification, or (allow entries) an inline table `{why = ..., only = <kind>}`
+    for an entry that covers one use of the global only (see CALL_CONSTRAINTS)."""
     if not datafiles.path("policy", f"{name}.toml").is_file():
         return {}
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str, str | None]] = {}
     for group, entries in datafiles.load("policy", f"{name}.toml").items():
-        for entry, why in entries.items():
-            if not isinstance(why, str) or not why.strip():
+        for entry, value in entries.items():
+            only = None
+            if isinstance(value, dict) and name == "allow":
+                only = value.get("only")
+                value = value.get("why")
+                if only not in CALL_CONSTRAINTS:
+                    raise PolicyError(f"{name}.toml: {entry}: only must be one of {', '.join(CALL_CONSTRAINTS)}")
+            if not isinstance(value, str) or not value.strip():
                 raise PolicyError(f"{name}.toml: {entry} needs a one-line justification")
-            out[entry] = (group, why)
+            out[entry] = (group, value, only)
     return out
 
 
@@ -171,7 +199,7 @@ class Policy:
                     raise PolicyError(f"allow.globals.{name!r} needs a justification string")
                 denied = _denied(name)
                 if denied is not None:
-                    group, why_denied = _table("deny")[denied]
+                    group, why_denied, _ = _table("deny")[denied]
                     raise PolicyError(f"allow.globals.{name!r} cannot be allowed: {denied} is on the built-in deny "
                                       "list "
                                       f"({group}: {why_denied}); a policy never overrides it")
@@ -191,15 +219,19 @@ class Policy:
         return policy
 
     def classify(self, module: str, name: str) -> Classification:
-        """Deny (module prefix or exact global) > allow (exact or `module.*`) > unknown."""
+        """Deny (module prefix or exact global) > allow (exact or `module.*`) > unknown; an exact
+        see-through allow entry (SEE_THROUGH) beats a deny of its module, never an exact deny."""
         module = normalise_module(module)
         full = f"{module}.{name}" if name else module
         deny = _table("deny")
+        allow = _table("allow")
+        exact = allow.get(full)
+        if exact is not None and exact[2] in SEE_THROUGH and full not in deny:
+            return Classification("allow", full, exact[1], exact[0], exact[2])
         for candidate in _prefixes(full):
             if candidate in deny:
-                group, why = deny[candidate]
+                group, why, _ = deny[candidate]
                 return Classification("deny", candidate, why, group)
-        allow = _table("allow")
         # `module.*` covers plain names defined in that module: never attribute chains
         # ("a.b") or dunders (`numpy.__builtins__` reaches eval).
         plain = name.isidentifier() and not (name.startswith("__") and name.endswith("__"))
@@ -207,8 +239,8 @@ class Policy:
             if candidate in self.extra_allow:
                 return Classification("allow", candidate, self.extra_allow[candidate], "policy")
             if candidate in allow:
-                group, why = allow[candidate]
-                return Classification("allow", candidate, why, group)
+                group, why, only = allow[candidate]
+                return Classification("allow", candidate, why, group, only)
         return Classification("unknown")
 
     def apply_suppressions(self, findings: list[Finding], path: str) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 REMOTE_CODE = "MS-HF-001"
-_UNIDENTIFIED = ("MS-GEN-001", "MS-GEN-002")  # content no format module recognised
+_UNIDENTIFIED = ("MS-GEN-001", "MS-GEN-002", "MS-PKL-016")  # content no format module recognised
 MISSING = "MS-HF-003"
 MAX_CARD = 1 << 20
 

@@ -24,3 +24,15 @@ def loader_hint(name: str) -> str | None:
         if lower.endswith(suffix):
             return loader
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def _unpickler_names() -> dict[str, str]:
+    table: dict[str, str] = datafiles.load("loader_extensions.toml")["unpickler_names"]
+    return table
+
+
+def decided_by_unpickler(name: str) -> bool:
+    """True if every loader this name suggests reads by content, ending in an unpickler at offset 0."""
+    lower = name.lower()
+    return any(lower.endswith(suffix) for suffix in _unpickler_names())

@@ -20,6 +20,7 @@ def mixed_folder(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "notes.txt").write_text("hello\n")
     (root / "weights.bin").write_bytes(b"\x00\x01no known format here" * 10)
+    (root / "model.tflite").write_bytes(b"\x00\x01no known format here" * 10)
     (root / "evil.pkl").write_bytes(EVIL)
     (tmp_path / "outside.txt").write_text("x")
     (root / "link.bin").symlink_to(tmp_path / "outside.txt")
@@ -39,7 +40,8 @@ def test_json_report_matches_its_shipped_schema(mixed_folder: Path, tmp_path: Pa
     jsonschema.validate(report, report_schema(), cls=jsonschema.Draft202012Validator)
     arts = {a["path"]: a for a in report["targets"][0]["artefacts"]}
     assert arts["link.bin"]["status"] == "skipped"
-    assert arts["weights.bin"]["verdict"] == "inconclusive"
+    assert arts["model.tflite"]["verdict"] == "inconclusive"  # a loader modelshield cannot follow
+    assert arts["weights.bin"]["status"] == "inventoried"  # torch.load refuses it at offset 0 (issue 20)
     assert arts["notes.txt"]["verdict"] == "clean"
     assert report["summary"]["skipped"] == 1 and report["summary"]["skip_reasons"] == {"symlink outside the target": 1}
 
@@ -67,14 +69,14 @@ def test_sarif_validates_against_the_official_schema(mixed_folder: Path, tmp_pat
     # --fail-on critical: the high symlink finding no longer blocks, but the protocol-0 os.system
     # pickle is critical (1) once the pickle engine lands; before that it is inconclusive (2).
     assert proc.returncode in (1, 2)
-    proc = run_cli("scan", str(mixed_folder / "weights.bin"), str(mixed_folder / "link.bin"), "--fail-on", "critical")
+    proc = run_cli("scan", str(mixed_folder / "model.tflite"), str(mixed_folder / "link.bin"), "--fail-on", "critical")
     assert proc.returncode == 2  # an unanalysable file is never a pass, even beside a non-blocking finding
 
 
 def test_text_output_has_verdict_lines_findings_and_summary(mixed_folder: Path):
     proc = run_cli("scan", str(mixed_folder))
     lines = proc.stdout.splitlines()
-    assert any(line.strip().startswith("inconclusive") and "weights.bin" in line for line in lines)
+    assert any(line.strip().startswith("inconclusive") and "model.tflite" in line for line in lines)
     assert "link.bin:" in proc.stdout and "MS-GEN-004" in proc.stdout
     assert "files:" in proc.stdout and "analysed" in proc.stdout and "skipped" in proc.stdout
     assert proc.stdout.rstrip().splitlines()[-1].startswith("verdict: unsafe")

@@ -83,7 +83,7 @@ def test_bad_policy_is_a_one_line_error_exit_2(repo: Path, body: str, words: str
 
 def test_inconclusive_pass_policy(tmp_path: Path):
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "model.bin").write_bytes(b"\x00unknown content")
+    (tmp_path / "m" / "model.tflite").write_bytes(b"\x00unknown content")  # a loader modelshield cannot follow
     assert run_cli("scan", str(tmp_path / "m"), cwd=tmp_path).returncode == 2
     (tmp_path / "modelshield.toml").write_text('inconclusive = "pass"\n')
     assert run_cli("scan", str(tmp_path / "m"), cwd=tmp_path).returncode == 0

@@ -22,10 +22,19 @@ def test_missing_target_is_one_line_error_exit_2(tmp_path):
 
 
 def test_unrecognised_file_a_loader_opens_is_inconclusive(tmp_path):
-    (tmp_path / "model.bin").write_bytes(b"\x00\x01garbage that no module knows")
+    (tmp_path / "model.tflite").write_bytes(b"\x00\x01garbage that no module knows")
     report = scan(str(tmp_path))
     assert report.verdict is Verdict.INCONCLUSIVE
     assert report.exit_code() == 2
+
+
+def test_unrecognised_content_under_an_unpickler_name_is_inventoried_saying_why(tmp_path):
+    # torch.load reads zip, tar or a pickle at offset 0: none here, and the unpickler stops at byte 0
+    # (issue 20: the name words the message, the content decides).
+    (tmp_path / "model.bin").write_bytes(b"\x00\x01garbage that no module knows")
+    report = scan(str(tmp_path))
+    assert report.verdict is Verdict.CLEAN and report.exit_code() == 0
+    assert [f.rule_id for _, _, f in report.all_findings()] == ["MS-PKL-016"]
 
 
 def test_symlink_outside_target_is_a_finding(tmp_path):
@@ -61,11 +70,14 @@ def test_text_and_json_data_are_inventoried_without_findings(tmp_path):
     assert all(a.status.value == "inventoried" and not a.findings for a in report.artefacts)
 
 
-def test_text_named_for_a_loader_stays_inconclusive(tmp_path):
-    (tmp_path / "pytorch_model.bin").write_text('{"not": "a checkpoint"}')
+def test_text_named_for_a_loader_says_what_the_loader_does(tmp_path):
+    (tmp_path / "pytorch_model.bin").write_text('{"not": "a checkpoint"}')  # torch.load: invalid load key '{'
     report = scan(str(tmp_path))
-    assert report.verdict is Verdict.INCONCLUSIVE
-    assert [f.rule_id for _, _, f in report.all_findings()] == ["MS-GEN-002"]
+    assert report.verdict is Verdict.CLEAN
+    [finding] = [f for _, _, f in report.all_findings()]
+    assert finding.rule_id == "MS-PKL-016" and "'{'" in finding.message
+    (tmp_path / "model.h5").write_text('{"not": "an HDF5 file"}')  # a loader modelshield cannot follow
+    assert scan(str(tmp_path / "model.h5")).verdict is Verdict.INCONCLUSIVE
 
 
 def test_text_output_keeps_info_observations_out_of_the_details(tmp_path):

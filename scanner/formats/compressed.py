@@ -265,8 +265,7 @@ def kind_of(head: bytes) -> str | None:
         return "zstd"
     if head.startswith(LZ4):
         return "lz4"
-    if head.startswith(ZFILE) and len(head) > 2 + ZFILE_LEN and head[2:4] == b"0x" and \
-            _zfile_payload_offset(head) is not None:
+    if head.startswith(ZFILE) and _zfile_payload_offset(head) is not None:
         return "zfile"
     if _lzma_alone_header(head) and _confirms(head, "lzma-alone"):
         return "lzma-alone"
@@ -276,9 +275,16 @@ def kind_of(head: bytes) -> str | None:
 
 
 def _zfile_payload_offset(head: bytes) -> int | None:
+    """Where joblib's `read_zfile` starts decompressing, if it gets that far.
+
+    joblib (numpy_pickle_compat) parses the 19-byte length field with `int(field, 16)` (so
+    whitespace, a sign, `0x`, underscores are all fine) and hands it to `zlib.decompress` as the
+    buffer size (negative fails); the same builtin decides here.
+    """
     field = head[2:2 + ZFILE_LEN]
     try:
-        int(field.strip(), 16)
+        if not 0 <= int(field, 16) < 1 << 63:  # zlib.decompress wants a Py_ssize_t bufsize
+            return None
     except ValueError:
         return None
     off = 2 + ZFILE_LEN

@@ -7,7 +7,11 @@ A format module is a Python module in this package with:
         # True if this module recognises the content. `head` is the first HEAD_SIZE bytes;
         # `blob` allows more positioned reads (e.g. a zip's end record). `name` is the file or
         # member name: a label only, never the reason to accept binary content (text formats
-        # such as Python source may use it, since their loaders choose by name too).
+        # such as Python source may use it, since their loaders choose by name too; so may a
+        # sniff that adds a view a loader chosen by name takes, e.g. zipfile behind prepended data).
+    def fallback(blob: Blob, name: str) -> bool  # optional
+        # For content no sniff recognised: True if a loader directed at it would still read it
+        # this way (dispatch then analyses it with this module instead of inventorying it).
     def analyse(blob: Blob, ctx: ScanContext) -> None
         # Report findings through ctx.add(...); descend into members with ctx.descend(...).
         # Raise errors.FormatError for malformed input (-> inconclusive with the reason) and

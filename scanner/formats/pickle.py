@@ -1,6 +1,7 @@
-"""Binary pickles (protocols 2-5), incl. joblib files and several concatenated streams.
+"""PROTO-led pickles (any protocol 0-5), incl. joblib files and several concatenated streams.
 
-Recognised by content only: a PROTO opcode (0x80) with protocol 2-5. joblib files are pickles
+Recognised by content only: a PROTO opcode (0x80) with a protocol `_pickle.c` accepts (0-5);
+streams without PROTO are `pickle_text`'s (both sniffs are `analysis.picklevm.trial`). joblib files are pickles
 whose NumpyArrayWrapper objects are followed by raw array bytes; they are read with the joblib
 flavour of the VM, chosen from the content (the wrapper's import), not the file name.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..analysis.picklevm import PickleResult, analyse_pickle
+from ..analysis.picklevm.trial import start_of
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -20,8 +22,9 @@ MAX_LISTED = 200
 
 
 def sniff(head: bytes, blob: "Blob", name: str) -> bool:
-    """A PROTO opcode for protocol 2..5 at offset 0."""
-    return len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5
+    """A PROTO opcode for protocol 0..5 at offset 0 (a broken stream is still analysed: inconclusive)."""
+    start = start_of(blob, head)
+    return start is not None and start.proto_led
 
 
 def flavour_of(head: bytes) -> str:
@@ -33,7 +36,13 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Run the pickle VM over every stream of the file and record a summary for the BOM."""
     flavour = flavour_of(blob.head(1 << 16))
     result = analyse_pickle(blob, ctx, flavour=flavour)
-    record(ctx, result, result.flavour or flavour, protocol=blob.head(2)[1])
+    record(ctx, result, result.flavour or flavour, protocol=protocol_of(blob))
+
+
+def protocol_of(blob: "Blob") -> int | None:
+    """The protocol a leading PROTO opcode declares, or None (protocol 0/1 streams have none)."""
+    head = blob.head(2)
+    return head[1] if len(head) == 2 and head[0] == 0x80 else None
 
 
 def record(ctx: "ScanContext", result: PickleResult, flavour: str, protocol: int | None = None) -> None:

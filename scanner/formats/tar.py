@@ -20,6 +20,7 @@ the pre-1.6 `torch.save` tar checkpoint go to `torch_legacy.analyse_tar` (with t
 from __future__ import annotations
 
 import importlib
+import tarfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -73,9 +74,23 @@ def _checksum_ok(header: bytes) -> bool:
     return recorded in (unsigned, signed)
 
 
+def _tarfile_accepts(header: bytes) -> bool:
+    """`tarfile` accepts this header block: its own `TarInfo.frombuf` decides (a pure parse of
+    512 bytes: checksum, unsigned or signed, number fields cut at NUL or base-256 as `nti` reads
+    them; an all-NUL block is the end of the archive)."""
+    if len(header) < BLOCK:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(header[:BLOCK], "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError, OverflowError):
+        return False
+    return True
+
+
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
-    """A first header block whose checksum is right: ustar/GNU/pax (`ustar` at 257) or v7, as `tarfile`."""
-    return bool(head[:100].strip(b"\x00")) and _checksum_ok(head[:BLOCK])
+    """A first header block that `tarfile` or GNU tar reads as a header (ustar/GNU/pax or v7)."""
+    block = head[:BLOCK]
+    return _tarfile_accepts(block) or (bool(block.strip(b"\x00")) and _checksum_ok(block))
 
 
 @dataclass
@@ -159,11 +174,12 @@ class TarArchive:
             last = pos
             zero = not block.strip(b"\x00")
             size = None if zero else _number(block[124:136])
-            if zero or not _checksum_ok(block) or size is None:
+            valid = _checksum_ok(block) if gnu else _tarfile_accepts(block)
+            if zero or not valid or size is None:
                 if not gnu:
                     if zero:
                         out.end = pos
-                    elif pos == 0:
+                    elif pos == 0 and not _checksum_ok(block):
                         raise FormatError("not a readable tar archive: bad checksum in the first header", 0)
                     else:
                         out.error = f"the tar header at offset {pos} is corrupt (bad checksum or size): " \

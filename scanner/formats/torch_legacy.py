@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
+from ..analysis.picklevm.trial import start_of
 
 if TYPE_CHECKING:
     from ..blob import Blob
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 NAME = "torch_legacy"
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-MAGIC_LONG1 = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
 STACKED_PICKLES = 5
 TAR_NAMES = ("sys_info", "pickle", "storages", "tensors")
 ELEMENT_SIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
@@ -35,14 +35,15 @@ ELEMENT_SIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "I
 
 
 def sniff(head: bytes, blob: "Blob", name: str) -> bool:
-    """The magic-number pickle first: PROTO n, LONG1 <magic> (FRAME tolerated for protocol 4+)."""
-    return len(head) >= 14 and head[0] == 0x80 and MAGIC_LONG1 in head[:32]
+    """The first pickle returns the magic number, however it is spelled (torch compares the value)."""
+    start = start_of(blob, head)
+    return start is not None and start.complete and start.value == MAGIC_NUMBER
 
 
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """The five stacked pickles; then the raw storages are sized, not parsed."""
     result = analyse_pickle(blob, ctx, flavour="torch-legacy", max_streams=STACKED_PICKLES)
-    binary.record(ctx, result, "torch-legacy", protocol=blob.head(2)[1])
+    binary.record(ctx, result, "torch-legacy", protocol=binary.protocol_of(blob))
     facts = {"streams": len(result.streams), "storage_bytes": max(0, blob.size - result.end),
              "storages": sum(1 for p in result.persistent_ids if isinstance(p, list) and p[:1] == ["storage"])}
     if ctx.member is None:

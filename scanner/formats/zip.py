@@ -16,6 +16,7 @@ through the sniffer unless a *flavour* (torch zip, Keras) claims the archive by 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import lzma
 import stat
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from .. import datafiles
 from ..blob import Blob, SpoolBlob
 from ..errors import BudgetExceeded, FormatError
 from ..findings import Severity
@@ -81,8 +83,46 @@ class ZipMember(Member):
 
 
 def sniff(head: bytes, blob: Blob, name: str) -> bool:
-    """A local header or empty-archive record at offset 0 (what `torch.load`/`np.load` check)."""
-    return head.startswith((SIG_LOCAL, SIG_EOCD, SIG_DESCRIPTOR + SIG_LOCAL))
+    """A local header or empty-archive record at offset 0 (what `torch.load`/`np.load` check), or,
+    for names a loader opens with Python's `zipfile` (keras, skops, pandas...), an archive that
+    `zipfile` finds behind prepended bytes. Content nothing else recognises is tried the same way
+    (`fallback`)."""
+    if head.startswith((SIG_LOCAL, SIG_EOCD, SIG_DESCRIPTOR + SIG_LOCAL)):
+        return True
+    return name.lower().endswith(zipfile_suffixes()) and zipfile_opens(blob)
+
+
+def fallback(blob: Blob, name: str) -> bool:
+    """Unrecognised content under any name: a loader told to use `zipfile` on it would open it."""
+    return zipfile_opens(blob)
+
+
+@functools.lru_cache(maxsize=1)
+def zipfile_suffixes() -> tuple[str, ...]:
+    """Names whose loaders read zips with Python's zipfile (data/loader_extensions.toml [zipfile])."""
+    return tuple(datafiles.load("loader_extensions.toml")["zipfile"])
+
+
+def zipfile_opens(blob: Blob) -> bool:
+    """`zipfile._EndRecData` finds an end record in the last 64 KiB + 22 bytes (the last one) and
+    its central directory starts where the record says, possibly shifted by prepended data, as
+    `_RealGetContents` reads it. One positioned read of the tail, one of 4 bytes."""
+    size = blob.size
+    if size < _EOCD.size:
+        return False
+    tail_len = min(size, _EOCD.size + 0xFFFF)
+    tail = blob.read_at(size - tail_len, tail_len)
+    i = tail.rfind(SIG_EOCD)
+    if i < 0 or i + _EOCD.size > len(tail):
+        return False
+    _, _, _, _, entries, cd_size, cd_offset, _ = _EOCD.unpack(tail[i:i + _EOCD.size])
+    eocd_at = size - tail_len + i
+    if entries == 0:
+        return False  # an empty archive: nothing any reader could load from it
+    if cd_offset == 0xFFFFFFFF or entries == 0xFFFF:  # ZIP64: its locator sits right before
+        return eocd_at >= _Z64_LOCATOR.size and blob.read_at(eocd_at - _Z64_LOCATOR.size, 4) == SIG_Z64_LOCATOR
+    concat = eocd_at - cd_size - cd_offset
+    return concat >= 0 and blob.read_at(cd_offset + concat, 4) == SIG_CENTRAL
 
 
 # --- findings at a member's location ----------------------------------------------------------

@@ -20,18 +20,10 @@ TOLERATED_RULES = {
 
 # False alarms found by this corpus that an allow entry cannot fix (a scanner change is needed);
 # each is a strict xfail, so the test fails (XPASS) as soon as the scanner is fixed.
-KNOWN_FALSE_ALARMS = {
-    "scipy-discrete-frozen": "builtins.getattr(<poisson_gen instance>, '_entropy'): a bound method of an allowed "
-                             "class's instance (scipy rv_discrete keeps vectorize(self._entropy))",
-    "sk-random-forest-reg-dill": "dill._dill._create_array(f, args, state, npdict) is dill's numpy array "
-                                 "rebuild (f(*args)); the VM should treat it as a call of f, not deny all of dill",
-    "sk-column-transformer-pipeline-dill": "dill._dill._create_array as above, plus dill._dill._load_type('<name>') "
-                                           "then called: the VM should resolve the named type (slice here) and only "
-                                           "flag code/function types",
-    "module-legacy": "legacy torch.save pickles a module class as persistent id ('module', cls, file, source); "
-                     "torch_legacy must resolve it to cls instead of an opaque <persistent object>",
-    "quantized-module": "torch.ScriptObject (TorchBind packed params of quantized Linear): needs a reviewed rule "
-                        "for TorchBind state, not a blanket allow",
+KNOWN_FALSE_ALARMS: dict[str, str] = {
+    # Issue 20 fixed the five listed here before: dill's _create_array/_load_type (judged by what
+    # they do), bound methods of allowed instances (scipy frozen distributions), legacy full-module
+    # persistent ids (resolved to the class) and TorchBind packed parameters (torch.ScriptObject).
 }
 
 

@@ -11,6 +11,7 @@ import copyreg
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from ... import datafiles
 from ...errors import BudgetExceeded
 from ...policy import Classification, alias_note
 from . import values as V
@@ -78,6 +79,7 @@ class Machine:
         self.dispatch = {code: getattr(self, "op_" + name) for code, (name, _) in OPCODES.items()}
         self.deferred: dict[int, tuple[V.Global, dict[str, Any]]] = {}  # getattr imports judged at use
         self.deferred_safe: set[int] = set()
+        self.constrained = False  # a global whose allow entry covers some uses only was imported
 
     # ----------------------------------------------------------------- driver
     def run(self) -> StreamOutcome:
@@ -167,6 +169,9 @@ class Machine:
         self.out.globals.append(g.full)
         cls = self.classify(module, name)
         g.verdict = cls.verdict
+        if cls.only is not None and cls.verdict == "allow":
+            g.only = cls.only
+            self.constrained = True
         full = g.canonical
         named = full  # what the bytes say first, then what it is (`posix.system (os.system on POSIX)`)
         if full != g.full:
@@ -236,10 +241,17 @@ class Machine:
                 self.deferred_safe.add(id(func))
                 return method
             self._report_deferred(func)
+        if self.constrained and isinstance(func, V.Global) and func.only in ("apply", "dill-type"):
+            seen_through = self._see_through(func, args, kwargs, opcode)
+            if seen_through is not None:
+                return seen_through
         result = V.Call(func, args, kwargs, self.op_offset, opcode)
         name = V.callable_name(func)
         self.out.calls.append(func.full if isinstance(func, V.Global) else name)
         verdict = func.verdict if isinstance(func, V.Global) else "computed"
+        outside = self._outside_entry(func, args, kwargs, opcode) if self.constrained and verdict == "allow" else None
+        if outside:
+            verdict = "unknown"
         folded = None
         if verdict != "allow":
             folded = V.fold(args) if isinstance(args, tuple) else [V.fold(args)]
@@ -250,24 +262,98 @@ class Machine:
             self.rep.add("MS-PKL-003", callable=name, args=folded, opcode=opcode, **self.site())
         elif verdict != "allow":
             self.out.risky_calls += 1
-            self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
+            if outside:
+                self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, why=outside, **self.site())
+            else:
+                self.rep.add("MS-PKL-004", callable=name, args=folded, opcode=opcode, **self.site())
         elif isinstance(func, V.Global) and func.canonical in FACTORY_HOLDERS:
             self._factory(func, args)
         if self.on_call is not None and verdict != "allow":
             self.on_call(self, result, self.op_offset)
         return result
 
+    def _outside_entry(self, func: Any, args: Any, kwargs: Any, opcode: str) -> str | None:
+        """Why this call is outside what a constrained allow entry covers, or None.
+
+        "newobj" classes may be created without __init__ only; "none-first" ones called with None
+        first only. A constrained global handed to any other call (bar the class slot of
+        copyreg._reconstructor) leaves our sight: the callee may call it any way it likes.
+        """
+        if isinstance(func, V.Global) and func.only in ("newobj", "torchbind") and opcode in ("REDUCE", "INST", "OBJ"):
+            return f"{func.canonical} is allowed only when created without __init__ (NEWOBJ); this {opcode} runs it"
+        if isinstance(func, V.Global) and func.only in ("apply", "dill-type"):
+            return f"{func.canonical} is allowed only in the shape {func.only} (see policy.CALL_CONSTRAINTS)"
+        if isinstance(func, V.Global) and func.only == "none-first" and \
+                not (isinstance(args, tuple) and args and args[0] is None):
+            return f"{func.canonical} is allowed only with None as its first argument"
+        items = list(args) if isinstance(args, tuple) else []
+        if isinstance(kwargs, V.PDict):
+            items += [v for _, v in kwargs.pairs]
+        reconstructor = isinstance(func, V.Global) and func.canonical == "copyreg._reconstructor"
+        for i, item in enumerate(items):
+            if isinstance(item, V.Global) and item.only is not None and not (reconstructor and i == 0):
+                return (f"{item.canonical} (allowed only {item.only}) is handed to {V.callable_name(func)}, "
+                        "which may call it")
+        return None
+
+    def _see_through(self, func: V.Global, args: Any, kwargs: Any, opcode: str) -> Any:
+        """The operation a "see-through" helper stands for, analysed as itself; None if the call
+        does not have the helper's shape (it is then an unverified call, see _outside_entry)."""
+        if kwargs is not None or not isinstance(args, tuple):
+            return None
+        if func.only == "dill-type":  # dill._load_type(name) -> _reverse_typemap[name]
+            named = len(args) == 1 and isinstance(args[0], str)
+            target = datafiles.load("policy", "picklevm.toml")["dill_types"].get(args[0]) if named else None
+            if target is None:
+                return None
+            module, _, attr = target.rpartition(".")
+            return self.find_class(module, attr, f"{func.canonical}({args[0]!r})")
+        if func.only == "apply" and 3 <= len(args) <= 4 and isinstance(args[1], tuple):
+            f, fargs, state = args[:3]  # dill._create_array: array = f(*args); array.__setstate__(state)
+            self._check_callable(f)
+            result = self.call(f, fargs, None, opcode)
+            self.method_call(result, "__setstate__", [state])
+            if isinstance(result, V.Call):
+                result.state = state
+            return result
+        return None
+
+    def _state_outside_entry(self, cls: V.Global, method: str, items: list[Any]) -> str | None:
+        """"torchbind": the BUILD state is (state, '<TorchBind class>') and torch.ScriptObject's
+        __setstate__ restores that C++ class, so the class must be one whose state is only
+        tensors and numbers (data/policy/picklevm.toml [torchbind_states])."""
+        if cls.only != "torchbind":
+            return None
+        state = items[0] if method == "__setstate__" and len(items) == 1 else None
+        name = state[1] if isinstance(state, tuple) and len(state) == 2 else None
+        if isinstance(name, str) and name in datafiles.load("policy", "picklevm.toml")["torchbind_states"]:
+            return None
+        return f"{cls.canonical} restores a TorchBind class not known to hold data only ({V.fold(name)!r})"
+
     def _bound_method(self, args: Any, kwargs: Any) -> V.Global | None:
-        """getattr(<allowed global>, "<plain name>") whose `global.name` is itself an exact allow entry."""
+        """getattr(<allowed global, or an instance of an allowed class>, "<plain name>") whose
+        `class.name` is itself an exact allow entry (a method of that class).
+
+        For an instance, a state the pickle gave it (BUILD) that sets the attribute would shadow
+        the method, so such a getattr is not taken for the method.
+        """
         if kwargs is not None or not isinstance(args, tuple) or len(args) != 2:
             return None
         owner, attr = args
-        if not (isinstance(owner, V.Global) and owner.verdict == "allow" and isinstance(attr, str)
-                and attr.isidentifier() and not attr.startswith("__")):
+        if not (isinstance(attr, str) and attr.isidentifier() and not attr.startswith("__")):
+            return None
+        if not isinstance(owner, V.Global):
+            made_by = V.class_of(owner)
+            state = owner.state if isinstance(owner, V.Call) else None
+            if made_by is None or state is not None and not (isinstance(state, V.PDict) and
+                                                               all(k != attr for k, _ in state.pairs)):
+                return None
+            owner = made_by
+        if owner.verdict != "allow":
             return None
         method = V.Global(owner.module, f"{owner.name}.{attr}", self.op_offset)
-        cls = self.ctx.policy.classify(owner.module, method.name)
-        if cls.verdict != "allow" or cls.entry != method.canonical:
+        entry = self.ctx.policy.classify(owner.module, method.name)
+        if entry.verdict != "allow" or entry.entry != method.canonical:
             return None
         method.verdict = "allow"
         return method
@@ -316,6 +402,11 @@ class Machine:
             return
         cls = V.class_of(target)
         if cls is not None and cls.verdict == "allow":
+            outside = self._state_outside_entry(cls, method, items) if cls.only is not None else None
+            if outside:
+                self.out.risky_calls += 1
+                self.rep.add("MS-PKL-004", callable=f"{cls.canonical}.{method}", args=[V.fold(i) for i in items[:5]],
+                             opcode=method, why=outside, **self.site())
             return
         if isinstance(target, (V.PList, V.PDict, V.PSet, V.Persistent, V.Opaque)) or target is None:
             return
@@ -631,8 +722,12 @@ class Machine:
 
     # persistent ids
     def _persid(self, pid: Any) -> None:
-        self.push(V.Persistent(pid, self.op_offset))
         self.out.pids.append((pid, self.op_offset, self.position))
+        if self.flavour == "torch-legacy" and isinstance(pid, tuple) and len(pid) > 1 and pid[0] == "module" \
+                and isinstance(pid[1], V.Global):
+            self.push(pid[1])  # torch's legacy persistent_load returns the module class itself
+            return
+        self.push(V.Persistent(pid, self.op_offset))
 
     def op_PERSID(self, pid: Any) -> None:
         self._persid(pid)

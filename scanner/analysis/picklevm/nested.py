@@ -113,7 +113,11 @@ def payload_bytes(value: Any, blob: Blob, depth: int = 0) -> bytes | None:
 
 
 def looks_like_pickle(data: bytes) -> bool:
-    return len(data) >= 4 and data[0] == 0x80 and 2 <= data[1] <= 5
+    """A stream an unpickler would run or complete from the first byte (any protocol, PROTO or not)."""
+    from .trial import start_of_bytes
+
+    start = start_of_bytes(data)
+    return start is not None and start.is_pickle
 
 
 def looks_like_code(data: bytes) -> bool:

@@ -29,6 +29,7 @@ class Global:
     name: str
     offset: int
     verdict: str = "unknown"  # policy classification: allow | deny | unknown | dynamic
+    only: str | None = None  # the allow entry covers this use only (policy.CALL_CONSTRAINTS)
 
     @property
     def full(self) -> str:
