@@ -17,7 +17,8 @@ from .findings import Artefact, Location, Report, Status, TargetResult
 from .policy import Policy
 from .rules import load_rules
 from .sources import SourceOptions, resolve
-from .special import NotRegular, open_regular, special_file
+from .errors import NotRegular
+from .special import open_regular, special_file
 from .worker import Job, WorkerPool
 
 
@@ -42,6 +43,18 @@ def analyse_open_file(fd: int, relpath: str, policy: Policy, abspath: str | None
     except OSError as exc:
         ctx.add("MS-GEN-003", error=exc.strerror or str(exc))
     return artefact
+
+
+def analyse_file(path: str, relpath: str, policy: Policy) -> Artefact:
+    """Analyse one file (no hashes) in a worker process under the policy's hard limits."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with WorkerPool(policy, analyse_open_file) as pool:
+            outcome = pool.wait(pool.submit(fd, relpath, os.path.abspath(path)))
+    finally:
+        os.close(fd)
+    outcome.artefact.absolute_path = path
+    return outcome.artefact
 
 
 BATCH = 16  # small files sent to a worker as one job
@@ -279,8 +292,9 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
                     policy=policy.describe())
     size = default_workers() if workers is None else workers
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(WorkerPool(policy, size)) if size > 0 and worker.available() else None
-        if pool is not None:
+        pool = None
+        if size > 0 and worker.available():
+            pool = stack.enter_context(WorkerPool(policy, analyse_open_file, size))
             pool.start()
         else:
             SPILL.reset(policy.budgets.max_spill)

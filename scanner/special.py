@@ -9,17 +9,10 @@ from __future__ import annotations
 import os
 import stat
 
+from .errors import NotRegular
 from .findings import Artefact, Location, Status
 from .rules import load_rules
 from .suffixes import loader_hint
-
-
-class NotRegular(Exception):
-    """The path is a FIFO, socket, device or folder (`what` says which, in words)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 def open_regular(path: str) -> int:

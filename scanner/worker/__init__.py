@@ -8,13 +8,19 @@ capped (`max_memory`, RLIMIT_AS) and which the parent kills past `max_seconds` (
 killed yields an inconclusive artefact naming the limit (MS-LIM-001 memory, MS-LIM-002 time,
 MS-LIM-003 crash); the scan goes on with a fresh worker.
 
-The API is one small function and the pool behind it::
+The API is the pool and the job function it runs (module-level, sent to the workers by name)::
 
-    artefact = analyse_file("model.pkl", "model.pkl", policy)   # one file, one-off pool
+    from modelshield.scanner.engine import analyse_open_file   # the engine's job: fd -> Artefact
 
-    with WorkerPool(policy, size=2) as pool:                    # many files
-        job = pool.submit(fd, "model.pkl")                      # fd: an open regular file
-        outcome = pool.wait(job)                                # Outcome(artefact, peak_rss, ...)
+    with WorkerPool(policy, analyse_open_file, size=2) as pool:
+        job = pool.submit(fd, "model.pkl", "/abs/model.pkl")      # fd: an open regular file
+        outcome = pool.wait(job)                                # Outcome(artefact, peak_rss, limit, ...)
+        jobs = pool.submit_many([(fd1, "a.json", None), ...])   # small files, one job (<= 16)
+        outcomes = pool.wait_many(jobs)
+
+`engine.analyse_file(path, relpath, policy)` is the one-file shorthand; `engine.scan(...,
+workers=N)` runs a whole scan on N workers. The workers are shared by every pool of the process
+(one zygote forks them), so pools are cheap to open and close.
 
 The worker reads the file through the descriptor the parent opened (passed over a Unix socket),
 by positioned reads from the page cache while the parent streams the same file into the hashers:
@@ -23,16 +29,11 @@ each byte still comes from disk once. Results come back as tagged JSON (`codec.p
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from .native import native_call
-from .pool import Job, Outcome, WorkerPool
+from .pool import Analyse, Job, Outcome, WorkerPool
 
-if TYPE_CHECKING:
-    from ..findings import Artefact
-    from ..policy import Policy
-
-__all__ = ["analyse_file", "native_call", "available", "Job", "Outcome", "WorkerPool"]
+__all__ = ["Analyse", "Job", "Outcome", "WorkerPool", "available", "native_call"]
 
 
 def available() -> bool:
@@ -40,15 +41,3 @@ def available() -> bool:
     import socket
 
     return hasattr(os, "fork") and hasattr(socket, "AF_UNIX") and hasattr(socket.socket, "sendmsg")
-
-
-def analyse_file(path: str, relpath: str, policy: "Policy") -> "Artefact":
-    """Analyse one file in a worker under the policy's limits (no hashes); the artefact it yields."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        with WorkerPool(policy) as pool:
-            outcome = pool.wait(pool.submit(fd, relpath, os.path.abspath(path)))
-    finally:
-        os.close(fd)
-    outcome.artefact.absolute_path = path
-    return outcome.artefact

@@ -15,17 +15,11 @@ import socket
 import struct
 import time
 
+from ..errors import ChannelClosed, MessageTooLarge
+
 _HEAD = struct.Struct(">I")
 RECV_SIZE = 1 << 20
 MAX_FDS = 64  # descriptors one message may carry (the kernel allows 253)
-
-
-class Closed(Exception):
-    """The other end went away (process exited or was killed)."""
-
-
-class TooLarge(Exception):
-    """A message longer than the receiver accepts."""
 
 
 class Channel:
@@ -58,7 +52,7 @@ class Channel:
     def recv(self, timeout: float | None = None) -> tuple[bytes, bytes, list[int]] | None:
         """(kind, payload, fds) of the next message; None when `timeout` seconds passed first.
 
-        Raises Closed at end of file and TooLarge past `max_message` bytes.
+        Raises ChannelClosed at end of file and MessageTooLarge past `max_message` bytes.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -76,7 +70,7 @@ class Channel:
             return None
         (n,) = _HEAD.unpack_from(self._buf)
         if n < 1 or n > self.max_message:
-            raise TooLarge(f"message of {n} bytes")
+            raise MessageTooLarge(f"message of {n} bytes")
         if len(self._buf) < _HEAD.size + n:
             return None
         kind = bytes(self._buf[4:5])
@@ -96,7 +90,7 @@ class Channel:
         except InterruptedError:
             return
         except (ConnectionResetError, BrokenPipeError) as exc:
-            raise Closed(str(exc)) from None
+            raise ChannelClosed(str(exc)) from None
         for level, kind, body in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds = array.array("i")
@@ -106,7 +100,7 @@ class Channel:
             for fd in self._fds:
                 os.close(fd)
             self._fds.clear()
-            raise Closed("end of file")
+            raise ChannelClosed("end of file")
         self._buf += self._view[:n]
 
     def close(self) -> None:

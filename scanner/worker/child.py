@@ -10,6 +10,7 @@ Everything here ends in `os._exit`: a forked process never returns into the call
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -19,7 +20,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .channel import Channel, Closed
+from ..errors import ChannelClosed
+from .channel import Channel
 
 if TYPE_CHECKING:
     from ..policy import Policy  # noqa: F401
@@ -64,7 +66,7 @@ def zygote_main(ctl: socket.socket) -> NoReturn:
                         peak = usage.ru_maxrss * 1024
                     workers.discard(pid)
                     chan.send(b"X", json.dumps({"pid": pid, "status": status, "peak_rss": peak}).encode())
-        except Closed:
+        except ChannelClosed:
             for pid in workers:
                 _kill(pid)
             for pid in workers:
@@ -105,7 +107,6 @@ def _serve(chan: Channel) -> int:
     """Policies (C) and jobs (J, one or more open files each) arrive in order; each job is answered
     (R). The memory cap and the native-call limit follow the job's policy."""
     from ..blob import SPILL
-    from ..engine import analyse_open_file
     from . import native
     from .codec import decode_policy, encode_artefact
 
@@ -118,7 +119,7 @@ def _serve(chan: Channel) -> int:
     while True:
         try:
             kind, payload, fds = _recv(chan)
-        except Closed:
+        except ChannelClosed:
             return 0
         if kind == b"C":
             name, _, raw = payload.partition(b"\n")
@@ -127,7 +128,8 @@ def _serve(chan: Channel) -> int:
         job = json.loads(payload) if kind == b"J" else {}
         paths = job.get("paths") or []
         policy = policies.get(job.get("policy", ""))
-        if len(fds) != len(paths) or not paths or policy is None:
+        analyse = _job_function(job.get("analyse", ""))
+        if len(fds) != len(paths) or not paths or policy is None or analyse is None:
             for fd in fds:
                 os.close(fd)
             if kind == b"J":
@@ -145,7 +147,7 @@ def _serve(chan: Channel) -> int:
         bodies = []
         try:
             for fd, (path, abspath) in zip(fds, paths):
-                bodies.append(encode_artefact(analyse_open_file(fd, path, policy, abspath)))
+                bodies.append(encode_artefact(analyse(fd, path, policy, abspath)))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -158,6 +160,17 @@ def _serve(chan: Channel) -> int:
         chan.send(b"R", b"\n".join([json.dumps(envelope).encode(), *bodies]))
         if retire:
             return 0
+
+
+def _job_function(name: str) -> Any:
+    """The job function `module:function` (pool.job_name); None if it is not one of ours."""
+    module, _, function = name.partition(":")
+    if not module.startswith(__name__.partition(".")[0] + ".") or not function:
+        return None
+    try:
+        return getattr(importlib.import_module(module), function, None)
+    except ImportError:
+        return None
 
 
 def _recv(chan: Channel) -> tuple[bytes, bytes, list[int]]:
@@ -184,7 +197,7 @@ def _detach(keep: int) -> None:
 
 def _preload() -> None:
     """Import what every job needs once, before forking workers (they share it copy-on-write)."""
-    from .. import engine, formats  # noqa: F401 - imported to be shared by the workers
+    from .. import formats  # the job's own module is already imported by the process that forked us
     from ..rules import load_rules
     from ..suffixes import loader_suffixes
 

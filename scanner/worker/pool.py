@@ -22,11 +22,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..findings import Artefact, Location
 from ..rules import load_rules
-from .channel import Channel, Closed, TooLarge
+from ..errors import ChannelClosed, MessageTooLarge
+from .channel import Channel
 from .codec import decode_artefact, encode_policy
 
 if TYPE_CHECKING:
@@ -36,6 +37,18 @@ GRACE = 2.0  # seconds past the artefact's own max_seconds check before the pare
 MAX_RESULT = 256 << 20  # bytes of one encoded result (aggregated findings stay far below)
 NEAR_CAP = 0.75  # a worker killed by a signal past this share of max_memory ran out of memory
 _EXIT_MEMORY = 86  # child.EXIT_MEMORY (not imported: the parent never needs the child module)
+
+Analyse = Callable[[int, str, "Policy", "str | None"], Artefact]
+"""The job a worker runs: (open regular file, reported path, policy, path on disk) -> Artefact."""
+
+
+def job_name(analyse: Analyse) -> str:
+    """`module:function` of a module-level job function: what a worker imports and calls (the
+    workers are shared by every pool, so the function travels by name, like the policy by value)."""
+    name = f"{analyse.__module__}:{analyse.__qualname__}"
+    if "<" in name or "." in analyse.__qualname__:
+        raise ValueError(f"a worker job must be a module-level function, not {name}")
+    return name
 
 
 @dataclass
@@ -83,8 +96,9 @@ class WorkerPool:
     threads are.
     """
 
-    def __init__(self, policy: "Policy", size: int = 1) -> None:
+    def __init__(self, policy: "Policy", analyse: "Analyse", size: int = 1) -> None:
         self.policy, self.size = policy, max(1, size)
+        self._analyse = job_name(analyse)
         self.budgets = policy.budgets
         self.spill_used = 0
         self._policy_json = encode_policy(policy)
@@ -140,7 +154,7 @@ class WorkerPool:
         job.started = job.sent if not worker.queue else None
         worker.queue.append(job)
         payload = json.dumps({"paths": [[path, abspath] for _, path, abspath in job.files],
-                              "policy": self._policy_id,
+                              "policy": self._policy_id, "analyse": self._analyse,
                               "spill": max(0, self.budgets.max_spill - self.spill_used)},
                              ensure_ascii=False).encode("utf-8", "surrogatepass")
         try:
@@ -158,7 +172,7 @@ class WorkerPool:
         until = deadline if head.native is None else min(deadline, head.native[1])
         try:
             message = worker.chan.recv(timeout=max(0.0, until - time.monotonic()))
-        except (Closed, TooLarge, OSError) as exc:
+        except (ChannelClosed, MessageTooLarge, OSError) as exc:
             self._lost(worker, None, str(exc))
             return
         if message is None:
@@ -333,7 +347,7 @@ class _Shared:
                 kind, payload, _ = self._reply(self.ctl)
                 answer = json.loads(payload) if kind == b"X" else {}
                 return answer.get("status"), int(answer.get("peak_rss") or 0)
-            except (Closed, OSError, RuntimeError, ValueError):
+            except (ChannelClosed, OSError, RuntimeError, ValueError):
                 self._lost_zygote()
                 return None, 0
 
@@ -355,7 +369,7 @@ class _Shared:
     def _reply(self, ctl: Channel) -> tuple[bytes, bytes, list[int]]:
         try:
             message = ctl.recv(timeout=60)
-        except (Closed, OSError) as exc:
+        except (ChannelClosed, OSError) as exc:
             self._lost_zygote()
             raise RuntimeError(f"the worker zygote is gone: {exc}") from None
         if message is None:

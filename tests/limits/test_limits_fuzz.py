@@ -26,6 +26,7 @@ import pytest
 from limits_helpers import hostile
 
 from modelshield import Policy
+from modelshield.scanner.engine import analyse_open_file
 from modelshield.scanner.worker import WorkerPool
 
 CASES = 200  # per reader
@@ -201,7 +202,7 @@ def outcomes(mutants):
     policy.budgets.max_native_seconds = 2
     results: dict[str, list] = {}
     started = time.monotonic()
-    with WorkerPool(policy, size=2) as pool:
+    with WorkerPool(policy, analyse_open_file, size=2) as pool:
         for name, paths in mutants.items():
             jobs = []
             for i in range(0, len(paths), 16):

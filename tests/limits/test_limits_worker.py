@@ -14,7 +14,8 @@ from limits_helpers import ROOT, assert_bounded, hostile, policy, scan_measured
 from modelshield import Policy, scan
 from modelshield.scanner.findings import Kind
 from modelshield.scanner.output import json as json_out
-from modelshield.scanner.worker import WorkerPool, analyse_file
+from modelshield.scanner.engine import analyse_file, analyse_open_file
+from modelshield.scanner.worker import WorkerPool
 
 BENIGN = pickle.dumps({"weights": [1.0, 2.0, 3.0]}, protocol=4)
 
@@ -48,7 +49,7 @@ def test_peak_rss_is_measured_in_the_worker_and_stays_under_the_cap(tmp_path):
     pol = _low(max_memory=32 << 20)
     fd = os.open(path, os.O_RDONLY)
     try:
-        with WorkerPool(pol) as pool:
+        with WorkerPool(pol, analyse_open_file) as pool:
             outcome = pool.wait(pool.submit(fd, "memo.pkl"))
             assert outcome.limit == "memory" or outcome.artefact.findings[0].rule_id == "MS-LIM-001"
             small = tmp_path / "small.pkl"
