@@ -1,7 +1,7 @@
 """A seeded mutation loop per format reader: a few hundred mutants of a valid seed each, analysed in
 the worker processes. Every mutant ends without an internal error (a traceback in the parser),
 within its time, and with the memory the worker measured staying under the cap. One CLI run over
-all the mutants checks the end-to-end contract (exit 0/1/2, no traceback, valid JSON)."""
+some of the mutants checks the end-to-end contract (exit 0/1/2, no traceback, valid JSON)."""
 from __future__ import annotations
 
 import bz2
@@ -30,6 +30,7 @@ from modelshield.scanner.engine import analyse_open_file
 from modelshield.scanner.worker import WorkerPool
 
 CASES = 200  # per reader
+CLI_CASES = 25  # per reader, through the CLI
 SEED = 20_260_101
 MAX_MEMORY = 160 << 20
 # Third-party native parsers with known hangs and crashes on crafted input: contained, not ours.
@@ -241,11 +242,11 @@ def test_fuzzing_stays_fast(outcomes):
     assert outcomes["__seconds__"][0] < 60
 
 
-def test_cli_contract_over_all_mutants(mutants, tmp_path):
-    folders = sorted({str(p.parent) for paths in mutants.values() for p in paths})
-    proc = subprocess.run([sys.executable, "-m", "modelshield", "scan", "--format", "json", *folders],
-                          capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+def test_cli_contract_over_mutants(mutants, tmp_path):
+    """The first CLI_CASES mutants of every reader in one CLI run (the pool run above saw them all)."""
+    files = [str(p) for paths in mutants.values() for p in paths[:CLI_CASES]]
+    proc = subprocess.run([sys.executable, "-m", "modelshield", "scan", "--format", "json", *files],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode in (0, 1, 2) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
-    assert sum(len(t["artefacts"]) for t in report["targets"]) == CASES * len(SEEDS)
+    assert sum(len(t["artefacts"]) for t in report["targets"]) == CLI_CASES * len(SEEDS)

@@ -9,15 +9,17 @@ import signal
 import time
 
 import pytest
-from limits_helpers import ROOT, assert_bounded, hostile, policy, scan_measured
+from limits_helpers import ROOT, hostile, policy
 
 from modelshield import Policy, scan
+from modelshield.scanner.engine import analyse_file, analyse_open_file
 from modelshield.scanner.findings import Kind
 from modelshield.scanner.output import json as json_out
-from modelshield.scanner.engine import analyse_file, analyse_open_file
 from modelshield.scanner.worker import WorkerPool
 
 BENIGN = pickle.dumps({"weights": [1.0, 2.0, 3.0]}, protocol=4)
+MEMO_SCALE = 0.05  # 245,000 memoized lists: far more than STRICT, well within the default cap
+STRICT = 16 << 20
 
 
 def _low(**budgets) -> Policy:
@@ -32,21 +34,21 @@ def _by_path(report) -> dict:
 
 
 def test_memory_cap_ends_the_worker_and_the_scan_goes_on(tmp_path):
-    hostile.pickle_memo(tmp_path, scale=0.15)  # 735,000 memoized lists: far more than 32 MiB
+    hostile.pickle_memo(tmp_path, scale=MEMO_SCALE)
     (tmp_path / "after.pkl").write_bytes(BENIGN)
-    report = scan(str(tmp_path), _low(max_memory=32 << 20))
+    report = scan(str(tmp_path), _low(max_memory=STRICT))
     arts = _by_path(report)
     memo = arts["memo.pkl"]
     assert [f.rule_id for f in memo.findings] == ["MS-LIM-001"], memo.findings
-    assert memo.findings[0].kind is Kind.INCONCLUSIVE and "32 MiB" in memo.findings[0].message
+    assert memo.findings[0].kind is Kind.INCONCLUSIVE and "16 MiB" in memo.findings[0].message
     assert memo.sha256 is not None  # hashed by the scanning process all the same
     assert arts["after.pkl"].findings == [] and arts["after.pkl"].format == "pickle"
     assert report.exit_code() == 2
 
 
 def test_peak_rss_is_measured_in_the_worker_and_stays_under_the_cap(tmp_path):
-    path = hostile.pickle_memo(tmp_path, scale=0.15)
-    pol = _low(max_memory=32 << 20)
+    path = hostile.pickle_memo(tmp_path, scale=MEMO_SCALE)
+    pol = _low(max_memory=STRICT)
     fd = os.open(path, os.O_RDONLY)
     try:
         with WorkerPool(pol, analyse_open_file) as pool:
@@ -60,7 +62,7 @@ def test_peak_rss_is_measured_in_the_worker_and_stays_under_the_cap(tmp_path):
     finally:
         os.close(fd)
     # A fresh worker replaced the dead one; what the analysis added stays under the cap.
-    assert 0 < after.baseline_rss < after.peak_rss <= after.baseline_rss + (32 << 20), after
+    assert 0 < after.baseline_rss < after.peak_rss <= after.baseline_rss + STRICT, after
     assert after.limit is None and after.artefact.format == "pickle"
 
 
@@ -151,29 +153,11 @@ def test_no_process_outlives_the_scanning_process(tmp_path):
 
 def test_workers_serve_successive_policies(tmp_path):
     """One idle worker, two scans with different budgets: each scan gets its own limits."""
-    hostile.pickle_memo(tmp_path, scale=0.15)
-    strict, loose = _low(max_memory=32 << 20), _low(max_memory=400 << 20)
+    hostile.pickle_memo(tmp_path, scale=MEMO_SCALE)
+    strict, loose = _low(max_memory=STRICT), Policy.default()
     assert [f.rule_id for f in scan(str(tmp_path), strict).artefacts[0].findings] == ["MS-LIM-001"]
     assert scan(str(tmp_path), loose).artefacts[0].findings == []
     assert [f.rule_id for f in scan(str(tmp_path), strict).artefacts[0].findings] == ["MS-LIM-001"]
-
-
-def test_cli_hard_limit_end_to_end(tmp_path):
-    """From the CLI: a hostile h5 among others, exit 2, the report complete, memory bounded."""
-    folder = tmp_path / "repo"
-    folder.mkdir()
-    shutil.copy(hostile.h5_mutants()["h5py-hang-attribute"], folder / "model.h5")
-    shutil.copy(hostile.h5_mutants()["h5py-balloon"], folder / "balloon.h5")
-    (folder / "weights.pkl").write_bytes(BENIGN)
-    run = scan_measured(str(folder), "--policy", str(policy(tmp_path, max_native_seconds=1)))
-    assert_bounded(run, seconds=60)
-    arts = {a["path"]: a for a in run.artefacts()}
-    assert run.code == 2 and arts["model.h5"]["verdict"] == "inconclusive"
-    assert [f["rule_id"] for f in arts["model.h5"]["findings"]] == ["MS-LIM-002"]
-    # The HDF5 library asks for ~270 MB on the balloon; under the worker's cap the allocation fails
-    # and it reads on: analysed, within the bound.
-    assert arts["balloon.h5"]["format"] in ("hdf5", "unknown")
-    assert arts["weights.pkl"]["verdict"] == "clean"
 
 
 def test_sigint_reaches_only_the_parent(tmp_path):
@@ -187,7 +171,10 @@ def test_sigint_reaches_only_the_parent(tmp_path):
     shutil.copy(hostile.h5_mutants()["h5py-hang-attribute"], tmp_path / "zz.h5")
     proc = subprocess.Popen([sys.executable, "-m", "modelshield", "scan", str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(3)
+    deadline = time.monotonic() + 30
+    while len(_group(proc.pid)) < 3 and time.monotonic() < deadline:  # the CLI, the zygote, a worker
+        time.sleep(0.05)
+    time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and b"Traceback" not in err, err[-2000:]
@@ -217,3 +204,18 @@ def test_special_files_are_never_opened(tmp_path, workers):
     assert [f.rule_id for f in arts["model.pkl"].findings] == ["MS-LIM-004"]
     assert [f.rule_id for f in arts["notes"].findings] == ["MS-GEN-008"]
     assert report.exit_code() == 2
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes of a process group (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                found.append(int(entry))
+    return found
