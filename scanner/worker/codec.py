@@ -146,9 +146,16 @@ def _finding(data: dict[str, Any]) -> Finding:
 # Generic over dataclass fields (typed by their annotations), so fields added to Policy travel
 # without a change here; a field of a type this cannot rebuild fails loudly, never silently.
 
+# Policy fields only the scanning process reads (signatures are verified there, never in a worker):
+# a worker gets their defaults. The trust policy holds key objects JSON cannot carry.
+PARENT_ONLY = frozenset({"trust"})
+
+
 def encode_policy(policy: Any) -> bytes:
-    """A Policy (or any dataclass of JSON values, enums, dates and dataclasses) as JSON."""
-    return json.dumps(_dc_plain(policy), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """A Policy (or any dataclass of JSON values, enums, dates and dataclasses) as JSON, without
+    the PARENT_ONLY fields."""
+    plain = _dc_plain(policy, skip=PARENT_ONLY)
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def decode_policy(raw: bytes) -> Any:
@@ -157,9 +164,9 @@ def decode_policy(raw: bytes) -> Any:
     return _dc_build(Policy, json.loads(raw))
 
 
-def _dc_plain(value: Any) -> Any:
+def _dc_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _dc_plain(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _dc_plain(getattr(value, f.name)) for f in fields(value) if f.name not in skip}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (_dt.date, _dt.datetime)):

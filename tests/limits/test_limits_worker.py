@@ -219,3 +219,13 @@ def _group(pgid: int) -> list[int]:
             if int(fields[2]) == pgid:
                 found.append(int(entry))
     return found
+
+
+def test_policy_travels_to_workers_without_the_trust_policy():
+    """Signatures are verified in the scanning process: the trust policy (key objects) stays there."""
+    from modelshield.scanner.worker.codec import decode_policy, encode_policy
+
+    pol = _low(max_streams=7)
+    pol.trust = object()  # stands for a TrustPolicy holding public keys
+    sent = decode_policy(encode_policy(pol))
+    assert sent.trust is None and sent.budgets.max_streams == 7
