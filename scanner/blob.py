@@ -95,7 +95,7 @@ class SliceBlob(Blob):
 class BytesBlob(Blob):
     """Bytes already in memory (small decompressed members, nested payloads)."""
 
-    def __init__(self, data: bytes, name: str = "") -> None:
+    def __init__(self, data: bytes | memoryview, name: str = "") -> None:
         self.data = memoryview(data)
         self.size = len(data)
         self.name = name

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from . import env, repo_checks
-from .blob import SPILL, FileBlob
+from .blob import SPILL, Blob, BytesBlob, FileBlob
 from .context import ScanContext
 from .dispatch import analyse_blob
-from .filepass import INLINE_MAX, Digests, hash_inline, hash_while
+from .filepass import INLINE_MAX, Digests, hash_inline, hash_while, read_inline
 from .findings import Artefact, Location, Report, Status, TargetResult
 from .policy import Policy
 from .rules import load_rules
@@ -25,17 +25,20 @@ from .worker import Job, WorkerPool
 Progress = Callable[[str, str, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
 
-def analyse_open_file(fd: int, relpath: str, policy: Policy, abspath: str | None = None) -> Artefact:
-    """Identify and analyse the open regular file `fd` (no hashing): the job a worker runs.
+def analyse_open_file(source: int | bytes | memoryview, relpath: str, policy: Policy,
+                      abspath: str | None = None) -> Artefact:
+    """Identify and analyse the open regular file `source` (a descriptor), or a small file's
+    content already read (bytes), without hashing: the job a worker runs.
 
     `abspath`: where the file is on disk, for formats that resolve references next to it (ONNX
-    external data); the content is read from `fd` only.
+    external data); the content is read from `source` only.
     """
     artefact = Artefact(path=relpath, absolute_path=abspath)
     ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets, dispatcher=analyse_blob)
     name = os.path.basename(relpath)
     try:
-        blob = FileBlob(relpath, name=name, fd=fd)
+        blob: Blob = (FileBlob(relpath, name=name, fd=source) if isinstance(source, int)
+                      else BytesBlob(source, name=name))
         artefact.size = blob.size
         found = analyse_blob(blob, ctx, name)
         if artefact.format == "unknown":  # a module may have named a flavour ("torch-zip")
@@ -59,6 +62,7 @@ def analyse_file(path: str, relpath: str, policy: Policy) -> Artefact:
 
 BATCH = 16  # small files sent to a worker as one job
 IN_FLIGHT = 4  # jobs of small files queued ahead per worker
+CONTENT_MAX = 64 << 10  # files up to this size travel to the worker as content, not as a descriptor
 
 
 @dataclass
@@ -67,8 +71,8 @@ class _Small:
 
     relpath: str
     abspath: str
-    fd: int
     size: int
+    source: int | bytes  # the open file, or its whole content (up to CONTENT_MAX) read once here
     digests: Digests | None = None
     error: OSError | None = None
 
@@ -99,7 +103,8 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
     def flush() -> None:
         if batch:
             assert pool is not None
-            sent.append((pool.submit_many([(item.fd, item.relpath, item.abspath) for item in batch]), list(batch)))
+            sent.append((pool.submit_many([(item.source, item.relpath, item.abspath) for item in batch]),
+                         list(batch)))
             batch.clear()
 
     def settle(job: Job, items: list[_Small]) -> Iterator[Artefact]:
@@ -107,8 +112,7 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
         try:
             outcomes = pool.wait_many(job)
         finally:
-            for item in items:
-                os.close(item.fd)
+            _close(items)
         for item, outcome in zip(items, outcomes):
             yield _finished(outcome.artefact, item.relpath, item.abspath, item.size, item.digests, item.error,
                             policy)
@@ -142,10 +146,14 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
             on_bytes = (lambda n, rel=relpath: progress("advance", rel, n)) if progress else None
             size = os.fstat(fd).st_size
             if pool is not None and size <= INLINE_MAX:
-                item = _Small(relpath, abspath, fd, size)
+                item = _Small(relpath, abspath, size, fd)
                 batch.append(item)
                 try:
-                    item.digests = hash_inline(fd, on_bytes)
+                    if size <= CONTENT_MAX:
+                        item.source, item.digests = read_inline(fd, on_bytes)
+                        os.close(fd)
+                    else:
+                        item.digests = hash_inline(fd, on_bytes)
                 except OSError as exc:
                     item.error = exc
                 if len(batch) >= BATCH:
@@ -161,10 +169,15 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
         yield from drain()
     finally:
         for _job, items in sent:
-            for item in items:
-                os.close(item.fd)
-        for item in batch:
-            os.close(item.fd)
+            _close(items)
+        _close(batch)
+
+
+def _close(items: list[_Small]) -> None:
+    for item in items:
+        if isinstance(item.source, int):
+            os.close(item.source)
+            item.source = b""
 
 
 def _scan_open(fd: int, size: int, relpath: str, abspath: str, policy: Policy,

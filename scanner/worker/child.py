@@ -125,11 +125,13 @@ def _serve(chan: Channel) -> int:
             name, _, raw = payload.partition(b"\n")
             policies[name.decode()] = decode_policy(raw)
             continue
-        job = json.loads(payload) if kind == b"J" else {}
+        header, _, contents = payload.partition(b"\n")
+        job = json.loads(header) if kind == b"J" else {}
         paths = job.get("paths") or []
         policy = policies.get(job.get("policy", ""))
         analyse = _job_function(job.get("analyse", ""))
-        if len(fds) != len(paths) or not paths or policy is None or analyse is None:
+        sources = _sources(paths, fds, memoryview(contents))
+        if sources is None or not paths or policy is None or analyse is None:
             for fd in fds:
                 os.close(fd)
             if kind == b"J":
@@ -146,8 +148,8 @@ def _serve(chan: Channel) -> int:
         SPILL.reset(job.get("spill"))
         bodies = []
         try:
-            for fd, (path, abspath) in zip(fds, paths):
-                bodies.append(encode_artefact(analyse(fd, path, policy, abspath)))
+            for source, (path, abspath, _) in zip(sources, paths):
+                bodies.append(encode_artefact(analyse(source, path, policy, abspath)))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -160,6 +162,25 @@ def _serve(chan: Channel) -> int:
         chan.send(b"R", b"\n".join([json.dumps(envelope).encode(), *bodies]))
         if retire:
             return 0
+
+
+def _sources(paths: list[list[Any]], fds: list[int], contents: memoryview) -> list[Any] | None:
+    """Each file's descriptor (length -1) or content (a slice of the message); None if they do
+    not add up."""
+    out: list[Any] = []
+    fd_iter, offset = iter(fds), 0
+    for _, _, length in paths:
+        if length < 0:
+            fd = next(fd_iter, None)
+            if fd is None:
+                return None
+            out.append(fd)
+        else:
+            out.append(contents[offset:offset + length])
+            offset += length
+    if offset != len(contents) or next(fd_iter, None) is not None:
+        return None
+    return out
 
 
 def _job_function(name: str) -> Any:

@@ -38,8 +38,9 @@ MAX_RESULT = 256 << 20  # bytes of one encoded result (aggregated findings stay 
 NEAR_CAP = 0.75  # a worker killed by a signal past this share of max_memory ran out of memory
 _EXIT_MEMORY = 86  # child.EXIT_MEMORY (not imported: the parent never needs the child module)
 
-Analyse = Callable[[int, str, "Policy", "str | None"], Artefact]
-"""The job a worker runs: (open regular file, reported path, policy, path on disk) -> Artefact."""
+Analyse = Callable[[Any, str, "Policy", "str | None"], Artefact]
+"""The job a worker runs: (source, reported path, policy, path on disk) -> Artefact, where the
+source is an open regular file (int) or a small file's content (bytes)."""
 
 
 def job_name(analyse: Analyse) -> str:
@@ -67,7 +68,7 @@ class Outcome:
 class Job:
     """A submitted job (one or more files); pass it to `WorkerPool.wait`."""
 
-    files: list[tuple[int, str, str | None]]  # (open descriptor, reported path, path on disk)
+    files: list[tuple[int | bytes, str, str | None]]  # (open descriptor or content, reported path, path on disk)
     worker: "_Worker | None" = None
     sent: float = 0.0
     started: float | None = None  # when the worker began it: sent to an idle worker, or its predecessor answered
@@ -117,13 +118,15 @@ class WorkerPool:
         self.close()
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, fd: int, path: str, abspath: str | None = None) -> Job:
-        """Queue the analysis of the open regular file `fd` (reported as `path`; `abspath`: where it
-        is on disk, for formats that look next to it)."""
-        return self.submit_many([(fd, path, abspath)])
+    def submit(self, source: int | bytes, path: str, abspath: str | None = None) -> Job:
+        """Queue the analysis of the open regular file `source` (a descriptor, passed to the worker)
+        or of the content `source` (bytes: a small file the caller has read whole), reported as
+        `path`; `abspath`: where it is on disk, for formats that look next to it."""
+        return self.submit_many([(source, path, abspath)])
 
-    def submit_many(self, files: list[tuple[int, str, str | None]]) -> Job:
-        """Queue several small files as one job (at most channel.MAX_FDS)."""
+    def submit_many(self, files: list[tuple[int | bytes, str, str | None]]) -> Job:
+        """Queue several files as one job (at most channel.MAX_FDS descriptors; contents travel in
+        the message itself, which costs less than passing a descriptor)."""
         job = Job(list(files))
         self._send(job)
         return job
@@ -153,15 +156,17 @@ class WorkerPool:
         job.worker, job.sent, job.native = worker, time.monotonic(), None
         job.started = job.sent if not worker.queue else None
         worker.queue.append(job)
-        payload = json.dumps({"paths": [[path, abspath] for _, path, abspath in job.files],
-                              "policy": self._policy_id, "analyse": self._analyse,
-                              "spill": max(0, self.budgets.max_spill - self.spill_used)},
-                             ensure_ascii=False).encode("utf-8", "surrogatepass")
+        header = json.dumps({"paths": [[path, abspath, len(src) if isinstance(src, bytes) else -1]
+                                       for src, path, abspath in job.files],
+                             "policy": self._policy_id, "analyse": self._analyse,
+                             "spill": max(0, self.budgets.max_spill - self.spill_used)},
+                            ensure_ascii=False).encode("utf-8", "surrogatepass")
+        payload = b"".join([header, b"\n", *(src for src, _, _ in job.files if isinstance(src, bytes))])
         try:
             if self._policy_id not in worker.policies:
                 worker.chan.send(b"C", self._policy_id.encode() + b"\n" + self._policy_json)
                 worker.policies.add(self._policy_id)
-            worker.chan.send(b"J", payload, fds=[fd for fd, _, _ in job.files])
+            worker.chan.send(b"J", payload, fds=[src for src, _, _ in job.files if isinstance(src, int)])
         except OSError:
             pass  # it died; the next read of its socket says so
 
@@ -227,7 +232,7 @@ class WorkerPool:
         if head is None:
             return
         if len(head.files) > 1:
-            head.singles = [self.submit(fd, path, abspath) for fd, path, abspath in head.files]
+            head.singles = [self.submit(src, path, abspath) for src, path, abspath in head.files]
         else:
             head.outcomes = [self._limit_outcome(head, limit, died, error)]
 
