@@ -15,16 +15,17 @@ The API is the pool and the job function it runs (module-level, sent to the work
     with WorkerPool(policy, analyse_open_file, size=2) as pool:
         job = pool.submit(fd, "model.pkl", "/abs/model.pkl")      # fd: an open regular file
         outcome = pool.wait(job)                                # Outcome(artefact, peak_rss, limit, ...)
-        jobs = pool.submit_many([(fd1, "a.json", None), ...])   # small files, one job (<= 16)
+        jobs = pool.submit_many([(data, "a.json", None), ...])  # small files, one job; data: their bytes
         outcomes = pool.wait_many(jobs)
 
 `engine.analyse_file(path, relpath, policy)` is the one-file shorthand; `engine.scan(...,
 workers=N)` runs a whole scan on N workers. The workers are shared by every pool of the process
 (one zygote forks them), so pools are cheap to open and close.
 
-The worker reads the file through the descriptor the parent opened (passed over a Unix socket),
+The worker reads a file through the descriptor the parent opened (passed over a Unix socket),
 by positioned reads from the page cache while the parent streams the same file into the hashers:
-each byte still comes from disk once. Results come back as tagged JSON (`codec.py`), never pickles.
+each byte still comes from disk once. A small file the parent has read whole for its hashes
+travels as content in the job message instead (cheaper than passing a descriptor). Results come back as tagged JSON (`codec.py`), never pickles.
 """
 from __future__ import annotations
 
