@@ -25,7 +25,8 @@ workers=N)` runs a whole scan on N workers. The workers are shared by every pool
 The worker reads a file through the descriptor the parent opened (passed over a Unix socket),
 by positioned reads from the page cache while the parent streams the same file into the hashers:
 each byte still comes from disk once. A small file the parent has read whole for its hashes
-travels as content in the job message instead (cheaper than passing a descriptor). Results come back as tagged JSON (`codec.py`), never pickles.
+travels as content in the job message instead (cheaper than passing a descriptor). Results come
+back as tagged JSON (`codec.py`), never pickles.
 """
 from __future__ import annotations
 
