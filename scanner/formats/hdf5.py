@@ -8,6 +8,7 @@ Without h5py the file is inconclusive, never clean. Dataset contents are never r
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
@@ -53,9 +54,14 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
     """
     try:
         import h5py
-    except ImportError:
-        ctx.add("MS-KERAS-008")
-        return
+    except ImportError as exc:
+        if importlib.util.find_spec("h5py") is None:
+            ctx.add("MS-KERAS-008")
+            return
+        # Installed but not loadable: in a worker, its shared libraries may not fit under a low
+        # max_memory (below ~100 MiB); say so rather than "not installed".
+        raise FormatError(f"h5py is installed but could not be loaded ({type(exc).__name__}); a low "
+                          "[budgets] max_memory leaves the HDF5 library no room", 0) from None
     props: dict = {"superblock_offset": superblock_offset(blob, blob.head(4096))}
     with native_call("h5py"):
         try:

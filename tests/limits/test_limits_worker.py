@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from limits_helpers import ROOT, hostile, policy
+from limits_helpers import ROOT, hostile, policy, scan_measured
 
 from modelshield import Policy, scan
 from modelshield.scanner.engine import analyse_file, analyse_open_file
@@ -229,3 +229,17 @@ def test_policy_travels_to_workers_without_the_trust_policy():
     pol.trust = object()  # stands for a TrustPolicy holding public keys
     sent = decode_policy(encode_policy(pol))
     assert sent.trust is None and sent.budgets.max_streams == 7
+
+
+def test_h5py_that_does_not_fit_under_the_cap_is_not_called_missing(tmp_path):
+    """Under a very low max_memory the HDF5 library cannot even be loaded in the worker: the file
+    is inconclusive saying why, not "h5py is not installed"."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copy(hostile.HERE / "h5-seed.h5", folder / "model.h5")
+    # From the CLI: a process that imported h5py before its workers started passes it on to them.
+    run = scan_measured(str(folder), "--policy", str(policy(tmp_path, max_memory=STRICT)))
+    [art] = run.artefacts()
+    ids = [f["rule_id"] for f in art["findings"]]
+    assert "MS-KERAS-008" not in ids and art["verdict"] == "inconclusive" and run.code == 2, art
+    assert ids != ["MS-GEN-006"] or "max_memory" in art["findings"][0]["message"]
