@@ -14,12 +14,12 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from packaging.utils import canonicalize_name
 
-from modelshield.scanner.findings import (Artefact, Finding, Kind, Location, Report, RuntimePackage, Severity, Status,
-                                Suppression, TargetResult)
+from modelshield.scanner.findings import (Artefact, ArtefactProperties, Finding, FormatName, Kind, Location, Report,
+                                          RuntimePackage, Severity, Status, Suppression, TargetResult)
 from . import severity as sev
 from .audit import RULE_AFFECTED, RULE_DISPUTED, RULE_INFO, RULE_KNOWN_BAD, AuditResult, check_report
 from .interface import AdvisoryDatabase, Runtime, as_dict, pypi_purl
@@ -76,8 +76,11 @@ def _artefact(comp: dict[str, Any]) -> Artefact:
     implied = SUFFIX_FORMATS.get(suffix, [])
     if posixpath.basename(path.lower()) == "saved_model.pb":
         implied = ["tensorflow"]
-    artefact = Artefact(path=path, sha256=_sha256(comp), format=fmt or (implied[0] if implied else "unknown"),
-                        status=Status.INVENTORIED, properties={f: {"from": "file name"} for f in implied})
+    artefact = Artefact(path=path, sha256=_sha256(comp),
+                        format=FormatName.parse(fmt or (implied[0] if implied else "unknown")),
+                        status=Status.INVENTORIED,
+                        # formats implied by the name only (the BOM holds no facts): keys from formats.toml
+                        properties=cast(ArtefactProperties, {f: {"from": "file name"} for f in implied}))
     size = props.get("modelshield:size")
     artefact.size = int(size) if size and size.isdigit() else 0
     return artefact

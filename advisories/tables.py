@@ -7,7 +7,7 @@ import json
 import posixpath
 import sys
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from packaging.utils import canonicalize_name
 
@@ -46,7 +46,7 @@ def is_ml_package(name: str) -> bool:
     return canonicalize_name(name) in ml_packages()
 
 
-def artefact_formats(fmt: str, properties: dict[str, Any]) -> set[str]:
+def artefact_formats(fmt: str, properties: Mapping[str, object]) -> set[str]:
     """Format ids present in one artefact: its format and the format facts its modules recorded."""
     aliases = load_toml("formats.toml")["property_alias"]
     found = {fmt} if fmt else set()

@@ -190,6 +190,9 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     app.add_typer(sbom_app, name="sbom")
+    from modelshield.report_cli import EXAMPLES as REPORT_EXAMPLES, report
+
+    app.command("report", epilog=REPORT_EXAMPLES)(report)
     from modelshield.advisories_cli import app as advisories_app
 
     app.add_typer(advisories_app, name="advisories")

@@ -15,7 +15,8 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from modelshield.cli_common import FailOn, Phase, SpecVersion, error, load_policy, read_bom_json, source_options, write_output
+from modelshield.cli_common import (FailOn, SpecVersion, error, fail, load_policy, read_bom_json, source_options,
+                                      write_output)
 from modelshield.scanner.findings import Report
 from modelshield.scanner.output import escape
 
@@ -30,8 +31,21 @@ class _DefaultCreate(TyperGroup):
 
 
 app = typer.Typer(cls=_DefaultCreate, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="CycloneDX 1.6/1.7 ML-BOMs: create (default), diff, validate.",
+                  help="ML-BOMs (CycloneDX 1.6/1.7, SPDX 3.0.1): create (default), diff, validate, check, audit.",
                   epilog="\b\nExamples:\n  modelshield sbom ./model -o model.dev.cdx.json\n  modelshield sbom validate model.cdx.json")
+
+
+class Phase(str, enum.Enum):
+    """The BOM's phase; `sbom` adds end-of-life to the phases `scan --sbom` offers."""
+
+    development = "development"
+    deployment = "deployment"
+    end_of_life = "end-of-life"
+
+
+class BomFormat(str, enum.Enum):
+    cyclonedx = "cyclonedx"
+    spdx3 = "spdx3"
 
 
 class DiffFormat(str, enum.Enum):
@@ -45,32 +59,58 @@ def attribution(supplier: Optional[str], manufacturer: Optional[str], author: Op
 
     if manufacturer is not None and not manufacturer.startswith(("https://", "http://")):
         error(f"--manufacturer takes a URL (https://...), not {manufacturer!r}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     name, email = Attribution.parse_author(author)
     return Attribution(supplier=(supplier or "").strip() or None, manufacturer=manufacturer,
                        author_name=name, author_email=email)
 
 
-def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
-               from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
-               who: Any = None, decision: Optional[str] = None) -> str:
-    """The BOM text; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
-    from modelshield.sbom import BomInvalid, build, dumps
+def make_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+             from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False, who: Any = None,
+             decision: Optional[str] = None, declarations: bool = False,
+             etsi: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The validated BOM dict; typer.Exit(2) with the schema errors when it would be invalid (a bug)."""
+    from modelshield.sbom import BomInvalid, build
+    from modelshield.sbom.evidence import EvidenceInputError
 
     try:
         built = build(report, phase=phase, spec_version=spec_version, from_bom=from_bom,
-                      reproducible=reproducible, attribution=who, decision=decision)
+                      reproducible=reproducible, attribution=who, decision=decision, declarations=declarations,
+                      etsi_policy=etsi)
     except BomInvalid as exc:
         error(f"the generated BOM is not valid CycloneDX {spec_version} (a modelshield bug):")
         for line in exc.errors[:50]:
             typer.echo(f"  {escape.text(line)}", err=True)
         raise typer.Exit(2) from None
-    except ValueError as exc:
+    except (ValueError, EvidenceInputError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
     for note in built.notes:
         typer.echo(f"modelshield: {escape.text(note)}", err=True)
-    return dumps(built.document)
+    return built.document
+
+
+def render_bom(report: Report, *, phase: str = "development", spec_version: str = "1.6",
+               from_bom: Optional[dict[str, Any]] = None, reproducible: bool = False,
+               who: Any = None, decision: Optional[str] = None, declarations: bool = False,
+               fmt: str = "cyclonedx", etsi: Optional[dict[str, Any]] = None) -> str:
+    """The BOM text in `fmt` (cyclonedx | spdx3)."""
+    from modelshield.sbom import dumps
+
+    doc = make_bom(report, phase=phase, spec_version=spec_version, from_bom=from_bom, reproducible=reproducible,
+                   who=who, decision=decision, declarations=declarations, etsi=etsi)
+    if fmt != "spdx3":
+        return dumps(doc)
+    try:
+        from modelshield.sbom import spdx3
+    except ImportError:
+        error("SPDX 3 output needs spdx-python-model: pip install 'modelshield[spdx]'")
+        raise typer.Exit(2) from None
+    try:
+        return spdx3.dumps(spdx3.build(doc))
+    except spdx3.SpdxUnavailable as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
 
 
 def write_bom_from_report(report: Report, path: Path, *, phase: str = "development", spec_version: str = "1.6",
@@ -78,7 +118,7 @@ def write_bom_from_report(report: Report, path: Path, *, phase: str = "developme
     """Write the BOM of an existing scan (used by `modelshield scan --sbom`)."""
     if phase not in ("development", "deployment", "end-of-life"):
         error(f"unknown phase {phase!r} (development, deployment or end-of-life)")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if any(t.error for t in report.targets):
         # The scan's own error lines follow; its exit code (2) stands.
         typer.echo(f"modelshield: no BOM written to {path}: a target could not be obtained", err=True)
@@ -95,6 +135,7 @@ def create(
     targets: list[str] = typer.Argument(..., help="Folders, files, hf://org/name[@rev], hf://datasets/..."),
     phase: Phase = typer.Option(Phase.development, "--phase", help="ETSI EN 304 223 phase the BOM describes."),
     spec_version: SpecVersion = typer.Option(SpecVersion.v1_6, "--spec-version", help="CycloneDX version."),
+    format: BomFormat = typer.Option(BomFormat.cyclonedx, "--format", "-f", help="cyclonedx (JSON) or spdx3 (SPDX 3.0.1 JSON-LD, AI and Dataset profiles)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the BOM here (default: stdout)."),
     from_bom: Optional[Path] = typer.Option(None, "--from-bom", help="Development BOM to link (BOM-Link) and diff file hashes against."),
     reproducible: bool = typer.Option(False, "--reproducible", help="Byte-identical output for the same input (also on with SOURCE_DATE_EPOCH)."),
@@ -108,6 +149,11 @@ def create(
     offline: bool = typer.Option(False, "--offline", help="Hub targets: use only the local HF cache (like HF_HUB_OFFLINE=1)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Hub targets: HF cache folder (default: the standard cache, HF_HOME)."),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Severity recorded as the BOM's blocking threshold (modelshield:fail-on) [default: high, or the policy's]."),
+    declarations: bool = typer.Option(False, "--declarations", help="Add ETSI EN 304 223 evidence (definitions.standards + declarations)."),
+    decision: Optional[str] = typer.Option(None, "--decision", help="End of life: the decommissioning decision to record (required with --phase end-of-life)."),
+    requirements: list[Path] = typer.Option([], "--requirements", "-r", help="The deployment's runtime: requirements.txt, pyproject.toml, uv.lock, poetry.lock, pylock.toml (repeatable); listed with versions, licences and lock hashes, checked for advisories."),
+    python: Optional[Path] = typer.Option(None, "--python", help="The deployment's runtime: this interpreter's installed packages."),
+    ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
     trust: Optional[Path] = typer.Option(None, "--trust", help="Trust policy for model signatures (the outcome is recorded per model)."),
 ) -> None:
     """Scan TARGETS and write their ML-BOM. Exit 0 written, 2 error (the findings are in the BOM).
@@ -123,6 +169,8 @@ def create(
     apply_trust(pol, trust, False)
     options = source_options(include, exclude, max_download, offline, cache_dir)
     who = attribution(supplier, manufacturer, author)
+    if phase is Phase.end_of_life and not (decision or "").strip():
+        fail('--phase end-of-life needs --decision "what was decided" (e.g. "retired, weights destroyed")')
     if from_bom is not None and phase is Phase.development:
         typer.echo("modelshield: note: --from-bom links a development BOM from a deployment BOM", err=True)
     previous = read_bom_json(from_bom) if from_bom is not None else None
@@ -132,15 +180,20 @@ def create(
         error(message)
     if errors:
         error("no BOM written" + (f" to {output}" if output and str(output) != "-" else ""))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
+    if requirements or python is not None:  # the deployment's runtime, never this process's environment
+        from modelshield.advisories_cli import attach_advisories
+
+        attach_advisories(report, pol, requirements, python, ignore_vuln, quiet=True)
     text = render_bom(report, phase=phase.value, spec_version=spec_version.value, from_bom=previous,
-                      reproducible=reproducible, who=who)
+                      reproducible=reproducible, who=who, decision=decision, declarations=declarations,
+                      fmt=format.value, etsi=pol.etsi)
     write_output(text, output)
-    doc = json.loads(text)
     files = sum(1 for t in report.targets for _ in t.artefacts)
-    typer.echo(f"modelshield: {phase.value} BOM (CycloneDX {spec_version.value}): {files} files, "
-               f"{len(doc.get('vulnerabilities', []))} vulnerabilities, verdict {report.verdict.value}"
-               + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
+    findings = sum(1 for _, _, f in report.all_findings() if f.kind.value != "info")
+    kind = "SPDX 3.0.1" if format is BomFormat.spdx3 else f"CycloneDX {spec_version.value}"
+    typer.echo(f"modelshield: {phase.value} BOM ({kind}): {files} files, {findings} findings, "
+               f"verdict {report.verdict.value}" + (f" -> {output}" if output and str(output) != "-" else ""), err=True)
 
 
 @app.command("diff", epilog="\b\nExamples:\n  modelshield sbom diff model.dev.cdx.json model.cdx.json\n"
@@ -186,6 +239,34 @@ def validate_cmd(
         typer.echo(f"{path}: invalid CycloneDX {version} ({len(errors)} error(s))")
         raise typer.Exit(1)
     typer.echo(f"{path}: valid CycloneDX {version}")
+
+
+class Profile(str, enum.Enum):
+    ntia = "ntia"
+    cisa_2025 = "cisa-2025"
+    bsi = "bsi-tr-03183-2"
+
+
+@app.command("check", epilog="\b\nExamples:\n  modelshield sbom check model.cdx.json --profile ntia\n"
+                              "  modelshield sbom check model.cdx.json -p bsi-tr-03183-2 -p cisa-2025 --format json")
+def check_cmd(
+    path: Path = typer.Argument(..., help="A CycloneDX JSON BOM (any tool's)."),
+    profile: list[Profile] = typer.Option(..., "--profile", "-p", help="ntia, cisa-2025 or bsi-tr-03183-2 (repeatable)."),
+    format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f", help="Output format."),
+) -> None:
+    """Score a BOM against minimum-element profiles, per element pass / warn / fail.
+    Exit 0 no element fails, 1 an element fails, 2 unreadable."""
+    from modelshield.sbom import profiles
+
+    doc = read_bom_json(path)
+    results = [profiles.check(doc, p.value) for p in profile]
+    if format is DiffFormat.json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for result in results:  # component names come from artefacts: one escaped line each
+            for line in profiles.text(result).splitlines():
+                typer.echo(escape.text(line))
+    raise typer.Exit(1 if any(r.failed for r in results) else 0)
 
 
 def _register_audit() -> None:

@@ -40,6 +40,9 @@ def _record_gaps(ctx: BomContext, entry: ModelEntry) -> None:
         ctx.gap(f"version of {label}: no commit or version is stated; the bom-ref carries the SHA-256 of its content")
     if entry.kind != "folder" and not len(comp.licenses):
         ctx.gap(f"licence of {label}: no model card states one")
+    elif entry.kind != "folder":
+        ctx.gap(f"concluded licence of {label}: not stated (the BOM records the licence the card declares; "
+                "concluding the distribution licence is the BOM creator's decision)")
 
 
 def bom_authors(ctx: BomContext) -> list[OrganizationalContact] | None:

@@ -28,17 +28,20 @@ from cyclonedx.output.json import JsonV1Dot6, JsonV1Dot7
 from modelshield.scanner import __version__ as SCANNER_VERSION
 from modelshield.scanner.env import source_date_epoch
 from modelshield.scanner.findings import Report
-from . import authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, validate, vex
+from . import (ancestry, authorship, etsi, inventory, lineage, merge, modelcard, phases, provenance, runtime, training,
+               validate, vex)
 from .context import PHASES, SPEC_VERSIONS, Attribution, BomContext
 
 Provider = Callable[[BomContext], None]
 
-# Order matters: identity and files first, lineage before the modelCard (dataset refs),
-# findings before the ETSI mapping that reads what the others recorded.
+# Order matters: identity and files first, lineage before the modelCard (dataset refs), the
+# runtime before the findings (advisories affect its libraries). The ETSI declarations are
+# derived afterwards from the serialised BOM (`etsi.declare`), as the evidence report does.
 PROVIDERS: list[Provider] = [
     inventory.provider,
     lineage.datasets_provider,
-    lineage.base_models_provider,
+    training.provider,
+    ancestry.provider,
     modelcard.provider,
     runtime.provider,
     provenance.signature_provider,
@@ -47,7 +50,6 @@ PROVIDERS: list[Provider] = [
     provenance.compositions_provider,
     authorship.provider,
 ]
-FINAL_PROVIDERS: list[Provider] = [etsi.provider]  # after every evidence provider
 
 _NAMESPACE = uuid.UUID("8f5a3c2e-1f0b-4c53-9a57-6d6f64656c73")  # fixed: reproducible serial numbers
 
@@ -85,11 +87,14 @@ def build_bom(report: Report, **options: Any) -> dict[str, Any]:
 def build(report: Report, *, phase: str = "development", spec_version: str = "1.6",
           from_bom: dict[str, Any] | None = None, reproducible: bool = False,
           author: str | None = None, attribution: Attribution | None = None,
-          decision: str | None = None) -> BuiltBom:
+          decision: str | None = None, declarations: bool = False,
+          etsi_policy: dict[str, Any] | None = None) -> BuiltBom:
     """The BOM, strictly validated (raises BomInvalid otherwise), with the build's notes.
 
     `author` ("Name <email>") is shorthand for `attribution.author_*`; `decision` is the
-    decommissioning decision of an end-of-life BOM.
+    decommissioning decision of an end-of-life BOM; `declarations` adds the ETSI EN 304 223
+    evidence (`definitions.standards` and `declarations`), derived from this BOM as the evidence
+    report derives it, with the policy's `[etsi]` justifications and attestations (`etsi_policy`).
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r} ({', '.join(PHASES)})")
@@ -105,10 +110,14 @@ def build(report: Report, *, phase: str = "development", spec_version: str = "1.
         ctx.notes.append("--reproducible without SOURCE_DATE_EPOCH: the BOM has no timestamp "
                          "(set SOURCE_DATE_EPOCH to record one)")
         ctx.gap("timestamp: not recorded (reproducible build without SOURCE_DATE_EPOCH)")
-    for provider in PROVIDERS + FINAL_PROVIDERS:
+    if phase == "end-of-life" and not (decision or "").strip():
+        raise ValueError("an end-of-life BOM records a decommissioning decision: pass decision=...")
+    for provider in PROVIDERS:
         provider(ctx)
     doc = _serialise(ctx)
     merge.apply(doc, ctx)
+    if declarations:
+        etsi.declare(doc, etsi_policy, ctx.timestamp_text())
     doc["serialNumber"] = _serial(doc, reproducible)
     ordered = _ordered(doc)
     validate.check(ordered, spec_version)
@@ -137,7 +146,7 @@ def _serialise(ctx: BomContext) -> dict[str, Any]:
     )
     components = ctx.components + (ctx.tops if len(ctx.tops) != 1 else [])
     bom = Bom(components=components, metadata=metadata, vulnerabilities=ctx.vulnerabilities,
-              external_references=ctx.external_references, definitions=etsi.definitions(ctx),
+              external_references=ctx.external_references,
               serial_number=uuid.UUID(int=0))
     for ref, on in sorted(ctx.dependencies.items()):
         bom.dependencies.add(Dependency(ref=BomRef(ref), dependencies=[Dependency(ref=BomRef(r)) for r in sorted(on)]))
@@ -169,7 +178,14 @@ def _metadata_properties(ctx: BomContext) -> list[Property]:
             props.append(Property(name=f"modelshield:policy:{key}", value=str(value)))
     statuses = sorted(set(ctx.facts.get("signature_statuses", []))) or ["not-checked"]
     props.append(Property(name="modelshield:signature:status", value=",".join(statuses)))
-    props += [Property(name="modelshield:note", value=gap) for gap in ctx.gaps]
+    if ctx.decision:
+        props.append(Property(name="modelshield:decommission:decision", value=ctx.decision.strip()))
+    gaps = list(ctx.gaps)
+    if ctx.unseen_datasets:
+        many = len(ctx.unseen_datasets) > 1
+        gaps.append(f"BSI flags of {len(ctx.unseen_datasets)} dataset{'s' if many else ''} named by a model card only: "
+                    f"{'their' if many else 'its'} files were not seen ({'; '.join(ctx.unseen_datasets)})")
+    props += [Property(name="modelshield:note", value=gap) for gap in gaps]
     return props + ctx.properties
 
 

@@ -100,7 +100,6 @@ class JsonPatches:
     component_data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ref -> data[]
     citations: list[Citation] = field(default_factory=list)
     compositions: list[dict[str, Any]] = field(default_factory=list)
-    declarations: dict[str, Any] | None = None
     tool_services: list[dict[str, Any]] = field(default_factory=list)
     # Edges to components the library cannot see (pedigree ancestors): ref -> refs.
     dependencies: dict[str, list[str]] = field(default_factory=dict)
@@ -129,6 +128,7 @@ class BomContext:
     facts: dict[str, Any] = field(default_factory=dict)  # provider results the ETSI mapping reads
     notes: list[str] = field(default_factory=list)  # one-line remarks for the CLI (e.g. drift)
     gaps: list[str] = field(default_factory=list)  # what cannot be known: `modelshield:note` in the BOM
+    unseen_datasets: list[str] = field(default_factory=list)  # named by a card only: one note for all
 
     @property
     def entries(self) -> list[ModelEntry]:
@@ -155,3 +155,8 @@ class BomContext:
         """Record something the evidence cannot give (listed in the BOM's notes, never invented)."""
         if text not in self.gaps:
             self.gaps.append(text)
+
+    def unseen_dataset(self, name: str) -> None:
+        """A dataset named by a card whose files were not seen: its BSI flags cannot be known."""
+        if name not in self.unseen_datasets:
+            self.unseen_datasets.append(name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
+from .bomfacts import well_typed
+
 
 @dataclass
 class BomDiff:
@@ -102,7 +104,8 @@ def _libraries(doc: dict[str, Any]) -> dict[str, str]:
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> BomDiff:
-    """What changed from `old` to `new`."""
+    """What changed from `old` to `new` (either may be another tool's BOM: wrong-typed fields read as absent)."""
+    old, new = well_typed(old), well_typed(new)
     result = BomDiff()
     serial = str(old.get("serialNumber") or "")
     if serial.startswith("urn:uuid:"):

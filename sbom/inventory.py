@@ -15,7 +15,8 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.contact import OrganizationalEntity
 from packageurl import PackageURL
 
-from modelshield.scanner.findings import Artefact, Finding, Status, TargetResult, Verdict, combine
+from modelshield.scanner.findings import (Artefact, FileRecord, Finding, Provenance, Status, TargetResult, Verdict,
+                                          combine)
 from . import licenses, roots, tables
 from .context import BomContext, Citation, ModelEntry, ref_of
 
@@ -234,7 +235,7 @@ def target_properties(target: TargetResult) -> list[Property]:
     return props
 
 
-def _hub_properties(prov: dict[str, Any]) -> list[Property]:
+def _hub_properties(prov: Provenance) -> list[Property]:
     props = []
     for key in ("revision", "library_name", "pipeline_tag", "gated", "disabled", "private",
                 "created_at", "last_modified", "security_status", "offline"):
@@ -343,7 +344,7 @@ def _card_file_ref(entry: ModelEntry) -> str | None:
     return None
 
 
-def hub_tool_ref(ctx: BomContext, prov: dict[str, Any]) -> str:
+def hub_tool_ref(ctx: BomContext, prov: Provenance) -> str:
     """bom-ref of the Hub API as a metadata tool service (added once)."""
     ref = "tool:huggingface-hub-api"
     if not any(s["bom-ref"] == ref for s in ctx.patches.tool_services):
@@ -364,14 +365,14 @@ def cite(ctx: BomContext, entry: ModelEntry, field: str, source_ref: str | None,
 
 # --- files -----------------------------------------------------------------------------------
 
-def _hub_files(entry: ModelEntry, root_paths: list[str]) -> dict[str, dict[str, Any]]:
+def _hub_files(entry: ModelEntry, root_paths: list[str]) -> dict[str, FileRecord]:
     """The Hub's file records that belong to this entry (the deepest root above each)."""
     prov = entry.target.provenance or {}
     records = {str(f.get("path")): f for f in prov.get("files") or [] if isinstance(f, dict) and f.get("path")}
     return {p: r for p, r in records.items() if roots.owner(p, root_paths) == entry.root}
 
 
-def _add_files(ctx: BomContext, entry: ModelEntry, hub_files: dict[str, dict[str, Any]]) -> None:
+def _add_files(ctx: BomContext, entry: ModelEntry, hub_files: dict[str, FileRecord]) -> None:
     for a in sorted(entry.artefacts.values(), key=lambda a: a.path):
         comp = file_component(entry.ref, a)
         hub = hub_files.get(a.path)
@@ -390,7 +391,7 @@ def _add_files(ctx: BomContext, entry: ModelEntry, hub_files: dict[str, dict[str
             _add_listed_file(ctx, entry, path, hub)
 
 
-def _add_listed_file(ctx: BomContext, entry: ModelEntry, path: str, hub: dict[str, Any]) -> None:
+def _add_listed_file(ctx: BomContext, entry: ModelEntry, path: str, hub: FileRecord) -> None:
     """A file the Hub lists but that was not downloaded: named, with only the published LFS hash."""
     comp = Component(type=ComponentType.FILE, name=path, bom_ref=f"{entry.ref}#file:{path}")
     if hub.get("lfs_sha256"):
@@ -450,7 +451,7 @@ def aggregate_flags(entry: ModelEntry) -> dict[str, bool]:
     return flags
 
 
-def _hub_file_properties(comp: Component, hub: dict[str, Any], sha256: str | None) -> None:
+def _hub_file_properties(comp: Component, hub: FileRecord, sha256: str | None) -> None:
     lfs = hub.get("lfs_sha256")
     if lfs and sha256:
         comp.properties.add(Property(name="modelshield:hub:lfs-sha256",

@@ -1,6 +1,6 @@
 """The one place where JSON the library cannot model is merged into its serialised BOM.
 
-cyclonedx-python-lib 11 has no `modelCard`, component `data`, `compositions`, `declarations`,
+cyclonedx-python-lib 11 has no `modelCard`, component `data`, `compositions`,
 `citations` or tool services; `apply` adds them to the dict produced by the library's JSON
 writer. The dict stays the source of truth afterwards: it is never read back through the library
 (which would drop `modelCard`).
@@ -66,8 +66,6 @@ def apply(doc: dict[str, Any], ctx: BomContext) -> dict[str, Any]:
             tools.setdefault("services", []).extend(patches.tool_services)
     if patches.compositions:
         doc["compositions"] = patches.compositions
-    if patches.declarations:
-        doc["declarations"] = patches.declarations
     if patches.citations and ctx.spec_version != "1.6":
         citations = []
         for n, c in enumerate(patches.citations):

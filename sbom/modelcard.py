@@ -10,7 +10,7 @@ from typing import Any
 
 from cyclonedx.model import Property
 
-from . import tables
+from . import settings, tables
 from .context import BomContext, ModelEntry
 from .inventory import cite
 
@@ -54,9 +54,17 @@ def build(ctx: BomContext, entry: ModelEntry) -> dict[str, Any]:
         params["datasets"] = [{"ref": ref} for ref in dataset_refs]
         cite(ctx, entry, "/modelCard/modelParameters/datasets", entry.card_source,
              f"{entry.card_note}: datasets")
+    stated = settings.collect(ctx, entry)
+    if stated.inputs:
+        params["inputs"] = stated.inputs
+    if stated.outputs:
+        params["outputs"] = stated.outputs
     card: dict[str, Any] = {}
     if params:
         card["modelParameters"] = params
+    if stated.properties:
+        card["properties"] = stated.properties
+    entry.component.properties.update(Property(name="cdx:ai-ml:model:modality", value=m) for m in stated.modalities)
     metrics = performance_metrics(entry.card)
     if metrics:
         card["quantitativeAnalysis"] = {"performanceMetrics": metrics}

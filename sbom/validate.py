@@ -1,14 +1,53 @@
 """Strict schema validation of a BOM dict against CycloneDX 1.6 or 1.7 (offline, bundled schemas)."""
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from typing import Any, Callable
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from jsonschema import Draft7Validator, FormatChecker
+
 from .errors import BomInvalid
 
 VERSIONS = {"1.6": SchemaVersion.V1_6, "1.7": SchemaVersion.V1_7}
+
+
+def _ascii_fast(iri_check: Callable[[object], bool], uri_check: Callable[[object], bool]) -> Callable[[object], bool]:
+    """An IRI check that takes the URI grammar for pure-ASCII strings.
+
+    jsonschema checks `iri`/`iri-reference` with rfc3987-syntax, an Earley parser that costs about
+    0.1 s per value: 100 dataset URLs made every `sbom` run 20 s slower. RFC 3987's grammar differs
+    from RFC 3986's only by `ucschar`/`iprivate`, which are all non-ASCII, so for an ASCII string the
+    two grammars accept exactly the same set; non-ASCII values still go through the IRI parser.
+    (rfc3987-syntax also rejects IPv6 literals such as `http://[::1]/`, which RFC 3987 allows;
+    this check follows the RFC there.)"""
+    def check(value: object) -> bool:
+        if isinstance(value, str) and value.isascii():
+            return uri_check(value)
+        return iri_check(value)
+    return check
+
+
+@functools.lru_cache(maxsize=None)
+def _format_checker() -> FormatChecker:
+    base = Draft7Validator.FORMAT_CHECKER
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(base.checkers)
+    for iri, uri in (("iri", "uri"), ("iri-reference", "uri-reference")):
+        if iri in base.checkers and uri in base.checkers:
+            (iri_func, iri_raises), (uri_func, _) = base.checkers[iri], base.checkers[uri]
+            checker.checkers[iri] = (_ascii_fast(iri_func, uri_func), iri_raises)
+    return checker
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(version: str) -> Any:
+    """The library's strict validator (its schemas and registry) with the faster IRI check."""
+    # `_validator` is the jsonschema validator the library builds for validate_str; evolve() keeps
+    # its schema and registry and swaps only the format checker.
+    return JsonStrictValidator(VERSIONS[version])._validator.evolve(format_checker=_format_checker())
 
 
 def schema_errors(doc: dict[str, Any], spec_version: str | None = None) -> list[str]:
@@ -16,14 +55,10 @@ def schema_errors(doc: dict[str, Any], spec_version: str | None = None) -> list[
     version = spec_version or str(doc.get("specVersion", ""))
     if version not in VERSIONS:
         return [f"specVersion {version!r} is not supported (1.6 or 1.7)"]
-    errors = JsonStrictValidator(VERSIONS[version]).validate_str(json.dumps(doc), all_errors=True)
-    if errors is None:
-        return []
     out = []
-    for err in errors:
-        data = getattr(err, "data", None)
-        where = "/" + "/".join(str(p) for p in getattr(data, "absolute_path", [])) if data is not None else ""
-        out.append(f"{where or '/'}: {getattr(data, 'message', str(err))}")
+    for err in _validator(version).iter_errors(json.loads(json.dumps(doc))):
+        where = "/" + "/".join(str(p) for p in err.absolute_path)
+        out.append(f"{where}: {err.message}")
     return out
 
 

@@ -50,7 +50,7 @@ def entry_points(by_path: dict[str, Artefact]) -> dict[str, str]:
             if not (path == want or path.endswith("/" + want)):
                 continue
             need = spec.get("when_imports")
-            imports = (art.properties.get(python_source.NAME) or {}).get("imports", [])
+            imports = art.properties.get("python_source", {}).get("imports", [])
             if need and art.format == python_source.NAME and need not in imports:
                 continue
             out[path] = spec["loader"]
@@ -68,7 +68,7 @@ def review(art: Artefact, reached_by: list[str], rules: "RuleTable", policy: "Po
     """Judge one file a loader imports on load (see the module docstring)."""
     if art.status is Status.SKIPPED:
         return
-    props = art.properties.setdefault(python_source.NAME, {})
+    props = art.properties.setdefault("python_source", {})
     props["reached_by"] = list(dict.fromkeys([*props.get("reached_by", []), *reached_by]))
     reached = "; ".join(props["reached_by"][:3]) + (" ..." if len(props["reached_by"]) > 3 else "")
     loc = Location(path=art.path)
@@ -117,7 +117,7 @@ def relative_closure(start: str, by_path: dict[str, Artefact]) -> list[tuple[str
         art = by_path.get(path)
         if art is None:
             continue
-        for mod in (art.properties.get(python_source.NAME) or {}).get("relative_imports", []):
+        for mod in art.properties.get("python_source", {}).get("relative_imports", []):
             nxt = posixpath.normpath(posixpath.join(folder, mod + ".py"))
             if nxt not in by_path:  # transformers keeps dots; a package layout uses slashes
                 alt = posixpath.normpath(posixpath.join(folder, mod.replace(".", "/") + ".py"))

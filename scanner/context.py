@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 from .budgets import Budgets
 from .errors import BudgetExceeded
-from .findings import Artefact, Finding, Location
+from .findings import Artefact, Finding, FormatName, Location
 from .rules import RuleTable, load_rules
 
 MAX_PER_RULE = 100  # findings of one rule listed one by one per artefact; later ones are folded
@@ -26,7 +26,7 @@ class Dispatcher(Protocol):
     that formats and analysers recurse without importing the layer above them.
     """
 
-    def __call__(self, blob: "Blob", ctx: "ScanContext", name: str) -> str: ...
+    def __call__(self, blob: "Blob", ctx: "ScanContext", name: str) -> FormatName: ...
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from . import formats
 from .errors import BudgetExceeded, FormatError
-from .findings import Status
+from .findings import FormatName, Status
 from .formats.interface import HEAD_SIZE, FormatModule
 from .analysis.picklevm.trial import refusal
 from .suffixes import decided_by_unpickler, loader_hint
@@ -64,7 +64,7 @@ def views(blob: "Blob", name: str) -> list[FormatModule]:
     return found
 
 
-def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
+def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> FormatName:
     """Identify `blob` and run its format module, turning errors into inconclusive findings.
 
     Returns the format name ("unknown" if nothing recognised it, "empty" for an empty file).
@@ -83,14 +83,14 @@ def analyse_blob(blob: "Blob", ctx: "ScanContext", name: str) -> str:
     return found[0].NAME
 
 
-def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> str:
+def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> FormatName:
     """No format module claims the content: inventoried, unless a loader we cannot follow opens
     such names (inconclusive). Names of content-decided unpickling loaders get a message only."""
     hint = loader_hint(name)
     if blob.size == 0:
         if hint:
             ctx.add("MS-GEN-006", format="empty file", error=f"0 bytes, but {hint} would open it")
-        return "empty"
+        return FormatName.EMPTY
     if hint and decided_by_unpickler(name):
         ctx.add("MS-PKL-016", hint=hint, reason=refusal(blob))
         if ctx.member is None:
@@ -100,7 +100,7 @@ def _unrecognised(blob: "Blob", ctx: "ScanContext", name: str) -> str:
     elif ctx.member is None:
         ctx.add("MS-GEN-001")
         ctx.artefact.status = Status.INVENTORIED
-    return "unknown"
+    return FormatName.UNKNOWN
 
 
 def _run(module: FormatModule, blob: "Blob", ctx: "ScanContext") -> None:

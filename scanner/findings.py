@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -117,6 +117,117 @@ class Finding:
         return self.suppressed is None
 
 
+class FormatName(str, enum.Enum):
+    """What the scan found a file to be (`Artefact.format`): a format module's name, a flavour one
+    of them recognised, or a state. Compares equal to its value (`FormatName.ZIP == "zip"`)."""
+
+    # format modules (formats/ORDER)
+    ZIP = "zip"
+    SEVENZIP = "sevenzip"
+    COMPRESSED = "compressed"
+    TAR = "tar"
+    NUMPY = "numpy"
+    HDF5 = "hdf5"
+    GGUF = "gguf"
+    SAFETENSORS = "safetensors"
+    TORCH_LEGACY = "torch_legacy"
+    PICKLE = "pickle"
+    CHAT_TEMPLATE = "chat_template"
+    MODEL_CARD = "model_card"
+    HF_CONFIG = "hf_config"
+    PYTHON_SOURCE = "python_source"
+    KERAS_CONFIG = "keras_config"
+    ONNX = "onnx"
+    TENSORFLOW = "tensorflow"
+    DATASET_FILES = "dataset_files"
+    SENTENCEPIECE = "sentencepiece"
+    TIKTOKEN = "tiktoken"
+    GIT_LFS_POINTER = "git-lfs-pointer"
+    PICKLE_TEXT = "pickle_text"
+    TEXT = "text"
+    # flavours a module names more precisely
+    KERAS = "keras"
+    TORCH_ZIP = "torch-zip"
+    TORCHSCRIPT = "torchscript"
+    JSON = "json"
+    ONNX_EXTERNAL_DATA = "onnx-external-data"
+    # states
+    UNKNOWN = "unknown"  # nothing recognised the content
+    EMPTY = "empty"  # 0 bytes
+    NOT_READ = "-"  # skipped before reading (special file, link outside the target, not downloaded)
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def parse(cls, text: str) -> "FormatName":
+        """The member with this value; UNKNOWN for a name this version does not know (e.g. in a BOM)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class TemplateSummary(TypedDict, total=False):
+    """A chat template found in an artefact (`ArtefactProperties.chat_templates` items)."""
+
+    field: str  # where it was (`tokenizer.chat_template`, `chat_template[tool_use]`...)
+    chars: int
+    sha256: str
+    analysed: bool  # False: over the budget or not parseable (a finding says which)
+
+
+class PythonSourceFacts(TypedDict, total=False):
+    """What the Python analyser records about a code file (`ArtefactProperties.python_source`)."""
+
+    role: str  # module | dataset_script
+    lines: int
+    imports: list[str]  # top-level modules
+    relative_imports: list[str]  # as transformers finds them (fetched with the file)
+    classes: list[str]
+    urls: list[str]
+    dataset_builders: list[str]
+    reached_by: list[str]  # the loader paths that import the file (repo checks)
+    review: dict[str, Any]  # the allowlist-first review (code_review)
+
+
+# Facts format modules record about an artefact for the BOM and the cross-file checks, by key (the
+# contents of the format-specific tables are documented by the module that writes them; members of
+# containers are kept per member path).
+ArtefactProperties = TypedDict("ArtefactProperties", {
+    "python_source": PythonSourceFacts,
+    "chat_templates": list[TemplateSummary],
+    "hf_config": dict[str, Any],  # formats/hf_config.py (code_refs, stated settings...)
+    "model_card": dict[str, Any],  # formats/model_card.py (card_data, sections, title)
+    "model_card:members": dict[str, dict[str, Any]],
+    "dataset_file": dict[str, Any],  # formats/dataset_files.py (kind, schema, rows)
+    "gguf": dict[str, Any],
+    "safetensors": dict[str, Any],
+    "onnx": dict[str, Any],
+    "onnx_external_data": dict[str, Any],  # which ONNX models claim this file as external data
+    "tensorflow": dict[str, Any],
+    "keras": dict[str, Any],
+    "hdf5": dict[str, Any],
+    "numpy": dict[str, Any],
+    "pickle": dict[str, Any],
+    "pickle_members": dict[str, dict[str, Any]],
+    "torch_zip": dict[str, Any],
+    "torch_legacy": dict[str, Any],
+    "torchscript": dict[str, Any],
+    "zip": dict[str, Any],
+    "tar": dict[str, Any],
+    "sevenzip": dict[str, Any],
+    "compressed": dict[str, Any],
+    "text": dict[str, Any],
+    "sentencepiece": dict[str, Any],
+    "tiktoken": dict[str, Any],
+    "views": list[FormatName],  # dispatch: every loader's view of the file, when more than one
+}, total=False)
+
+
 @dataclass
 class Artefact:
     """One file of a target, with its identity (size, hashes), format and findings."""
@@ -125,12 +236,12 @@ class Artefact:
     size: int = 0
     sha256: str | None = None
     sha512: str | None = None
-    format: str = "unknown"  # the format module that took it ("pickle", "zip", "torch-zip"...)
+    format: FormatName = FormatName.UNKNOWN  # the format module that took it, or a flavour it named
     status: Status = Status.ANALYSED
     reason: str | None = None  # why skipped / inventoried
     findings: list[Finding] = field(default_factory=list)
     members: list[str] = field(default_factory=list)  # container members seen
-    properties: dict[str, Any] = field(default_factory=dict)  # format facts for the BOM (dtype counts, metadata...)
+    properties: ArtefactProperties = field(default_factory=lambda: ArtefactProperties())  # facts for the BOM
     absolute_path: str | None = None  # where it was read from on disk (not rendered in JSON by default)
 
     @property
@@ -181,6 +292,54 @@ class SignatureResult:
     trust: str | None = None  # the trust policy source that applied
 
 
+class FileRecord(TypedDict, total=False):
+    """A file a Hub repo publishes (an item of `Provenance.files`), and what became of it."""
+
+    path: str
+    size: int | None  # bytes, as the Hub lists it
+    blob_id: str | None  # git blob id (SHA-1) the Hub lists
+    lfs_sha256: str | None  # SHA-256 of the LFS content the Hub lists
+    hub_scan: dict[str, Any] | None  # the Hub's own scanners' verdicts on the file
+    downloaded: bool
+    verified: str  # not-downloaded | unverifiable | verified-sha256 | verified-git-blob | mismatch...
+    _malformed: str  # transient: why a published hash is unusable (consumed by the verification)
+    _reported: bool  # transient: a finding already says why the file was not scanned
+
+
+class Provenance(TypedDict, total=False):
+    """Where a target came from (`TargetResult.provenance`); a key is absent when its source does not
+    tell. Hub repos and HF cache folders have `source` "huggingface", URLs "url"; local targets none."""
+
+    source: str
+    # Hugging Face Hub (hf://) and HF cache folders
+    endpoint: str | None  # the Hub endpoint (the configured one for cache and offline targets)
+    repo_id: str
+    repo_type: str  # model | dataset
+    revision: str | None  # as asked (branch, tag or commit)
+    commit: str  # what the revision resolved to
+    author: str | None
+    private: bool | None
+    gated: Any  # False or the gating mode ("auto", "manual")
+    disabled: bool | None
+    pipeline_tag: str | None
+    library_name: str | None
+    tags: list[str]
+    card_data: Any  # the Hub API's model-card metadata (JSON-able)
+    config: Any  # the Hub API's config summary (JSON-able)
+    created_at: str | None  # ISO 8601
+    last_modified: str | None
+    security_status: Any  # the Hub's repo scan status (JSON-able)
+    safetensors_total: int | None  # parameter count the Hub computed
+    url: str | None  # the repo tree at the commit; for URL targets, the URL as given
+    files: list[FileRecord]
+    offline: bool  # read from the HF cache without asking the Hub
+    cached_listing: bool  # the cache kept a listing of the revision's files
+    # URL targets
+    final_url: str  # after redirects
+    status: int  # HTTP status
+    content_type: str | None
+
+
 @dataclass
 class TargetResult:
     """A scanned target: where it came from (provenance) and the artefacts it holds."""
@@ -190,7 +349,7 @@ class TargetResult:
     root: str | None = None  # local folder the artefact paths are relative to
     artefacts: list[Artefact] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # target-level (e.g. hash mismatch vs Hub, error)
-    provenance: dict[str, Any] = field(default_factory=dict)  # repo id, commit, published hashes, card data...
+    provenance: Provenance = field(default_factory=lambda: Provenance())  # repo id, commit, published files...
     error: str | None = None  # one-line reason when the target could not be scanned at all
     signature: SignatureResult = field(default_factory=SignatureResult)
 

@@ -138,6 +138,8 @@ class Policy:
     suppressions: list[SuppressionRule] = field(default_factory=list)
     # the raw [advisories] table (modelshield.advisories validates it)
     advisories: dict[str, Any] = field(default_factory=dict)
+    # the raw [etsi] table: justifications and attestations (modelshield.sbom.evidence validates it)
+    etsi: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
     digest: str | None = None
     trust: Any = None  # signatures.trust.TrustPolicy from `[trust]` or --trust (None: no trusted signer)
@@ -176,7 +178,7 @@ class Policy:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<mapping>") -> "Policy":
         """Validate and build a policy from parsed TOML."""
-        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "trust"}
+        known = {"fail_on", "inconclusive", "allow", "suppress", "budgets", "advisories", "etsi", "trust"}
         unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -210,6 +212,9 @@ class Policy:
             if not isinstance(data.get("advisories", {}), dict):
                 raise PolicyError("[advisories] must be a table")
             policy.advisories = dict(data.get("advisories", {}))
+            if not isinstance(data.get("etsi", {}), dict):
+                raise PolicyError("[etsi] must be a table")
+            policy.etsi = dict(data.get("etsi", {}))
             if "trust" in data:
                 from .signatures.trust import TrustPolicy
 

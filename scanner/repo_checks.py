@@ -21,7 +21,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from . import code_review
-from .findings import Artefact, Kind, Location, Severity, Status, TargetResult
+from .findings import Artefact, FormatName, Kind, Location, Severity, Status, TargetResult
 from .analysis import python as python_code
 from .formats import python_file as python_source
 from .rules import RuleTable
@@ -123,7 +123,7 @@ def _check_dataset_scripts(target: TargetResult, by_path: dict[str, Artefact],
     for path, art in by_path.items():
         if art.format != python_source.NAME:
             continue
-        props = art.properties.get(python_source.NAME) or {}
+        props = art.properties.get("python_source", {})
         is_script = props.get("role") == "dataset_script"
         named = "/" not in path and path[:-3] in names
         if not (is_script or named):
@@ -157,7 +157,7 @@ def _onnx_external_data(by_path: dict[str, Artefact], rules: RuleTable) -> None:
             if not unidentified:
                 continue
             data.findings[:] = [f for f in data.findings if f.rule_id not in _UNIDENTIFIED]
-            data.format = "onnx-external-data"
+            data.format = FormatName.ONNX_EXTERNAL_DATA
             data.status = Status.INVENTORIED
             data.findings.append(rules.finding("MS-ONNX-007", Location(path=data.path), model=model.path,
                                                tensors=claims["tensors"]))
@@ -166,9 +166,9 @@ def _onnx_external_data(by_path: dict[str, Artefact], rules: RuleTable) -> None:
 def _repo_names(target: TargetResult) -> set[str]:
     out: set[str] = set()
     prov = target.provenance or {}
-    for key in ("repo_id", "repo", "id"):
-        if isinstance(prov.get(key), str):
-            out.add(prov[key].rstrip("/").rsplit("/", 1)[-1])
+    repo_id = prov.get("repo_id")
+    if isinstance(repo_id, str):
+        out.add(repo_id.rstrip("/").rsplit("/", 1)[-1])
     for value in (target.root, target.target):
         if isinstance(value, str) and value:
             v = value.split("@", 1)[0].rstrip("/\\")
@@ -190,9 +190,9 @@ def _card_tags(target: TargetResult) -> set[str]:
             tags.update(t for t in value if isinstance(t, str))
 
     prov = target.provenance or {}
-    for key in ("card_data", "cardData", "card"):
-        if isinstance(prov.get(key), dict):
-            take(prov[key].get("tags"))
+    card_data = prov.get("card_data")
+    if isinstance(card_data, dict):
+        take(card_data.get("tags"))
     take(prov.get("tags"))
     for art in target.artefacts:
         if posixpath.basename(_norm(art.path)).lower() != "readme.md":

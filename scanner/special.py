@@ -10,7 +10,7 @@ import os
 import stat
 
 from .errors import NotRegular
-from .findings import Artefact, Location, Status
+from .findings import Artefact, FormatName, Location, Status
 from .rules import load_rules
 from .suffixes import loader_hint
 
@@ -52,7 +52,7 @@ def kind_of(path: str) -> str:
 def special_file(relpath: str, what: str, abspath: str | None = None) -> Artefact:
     """The skipped artefact for a non-regular file, with its finding."""
     artefact = Artefact(path=relpath, absolute_path=abspath, status=Status.SKIPPED, reason="special file",
-                        format="-")
+                        format=FormatName.NOT_READ)
     name = os.path.basename(relpath)
     hint = loader_hint(name)
     loc = Location(path=relpath)

@@ -22,6 +22,7 @@ from jinja2 import nodes
 from jinja2.ext import Extension
 
 from .. import datafiles
+from ..findings import TemplateSummary
 
 if TYPE_CHECKING:
     from ..context import ScanContext
@@ -498,7 +499,7 @@ def analyse_template(source: str, ctx: "ScanContext", *, field: str, offset: int
     "chat_template"), `offset` is its byte offset in the artefact when known. A summary (field,
     length, sha256) is appended to `ctx.artefact.properties["chat_templates"]` for the BOM.
     """
-    summary: dict[str, Any] = {"field": field, "chars": len(source),
+    summary: TemplateSummary = {"field": field, "chars": len(source),
                                "sha256": hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()}
     ctx.artefact.properties.setdefault("chat_templates", []).append(summary)
     if len(source) > MAX_TEMPLATE_CHARS:

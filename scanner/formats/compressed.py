@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..blob import Blob, SpoolBlob
 from ..errors import BudgetExceeded, FormatError
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..context import ScanContext
 
-NAME = "compressed"
+NAME = FormatName.COMPRESSED
 
 IN_CHUNK = 64 * 1024  # compressed bytes fed per step (bounds the ratio-check granularity)
 OUT_STEP = 1 << 20  # decompressed bytes produced per step

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..blob import BytesBlob
 from ..errors import FormatError
-from ..findings import Status
+from ..findings import FormatName, Status
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "dataset_files"
+NAME = FormatName.DATASET_FILES
 PY_EXTENSION = b"arrow.py_extension_type"
 MAX_FOOTER = 64 << 20
 MAX_FIELDS = 200

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BudgetExceeded, FormatError
 from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyse_template
 from .. import datafiles
+from ..findings import FormatName
 
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "gguf"
+NAME = FormatName.GGUF
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32

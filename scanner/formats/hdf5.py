@@ -16,9 +16,10 @@ from ..blob import Blob
 from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
+from ..findings import FormatName
 from ..worker.native import native_call
 
-NAME = "hdf5"
+NAME = FormatName.HDF5
 MAGIC = b"\x89HDF\r\n\x1a\n"
 MAX_CONFIG_BYTES = 256 << 20
 MAX_OBJECTS = 200_000

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 from ..analysis.jinja_template import analyse_template
 from ..errors import FormatError
 from . import hf_facts
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "hf_config"
+NAME = FormatName.HF_CONFIG
 MAX_CONFIG = 64 << 20  # tokenizer_config.json with a large added_tokens_decoder is a few MB
 AUTO_MAP_FILES = {"config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
                   "feature_extractor_config.json", "image_processor_config.json",
@@ -90,7 +91,7 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         ref["folder"] = folder
     if refs:
         props["code_refs"] = refs
-    ctx.artefact.properties[NAME] = props
+    ctx.artefact.properties["hf_config"] = props
     _report_refs(refs, base, ctx)
 
 

@@ -2,7 +2,7 @@
 
 A format module is a Python module in this package with:
 
-    NAME: str                                   # e.g. "pickle", "zip", "safetensors"
+    NAME: FormatName                            # e.g. FormatName.PICKLE, FormatName.ZIP
     def sniff(head: bytes, blob: Blob, name: str) -> bool
         # True if this module recognises the content. `head` is the first HEAD_SIZE bytes;
         # `blob` allows more positioned reads (e.g. a zip's end record). `name` is the file or
@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ..findings import FormatName
+
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
@@ -34,7 +36,7 @@ HEAD_SIZE = 64 * 1024
 
 
 class FormatModule(Protocol):
-    NAME: str
+    NAME: FormatName
 
     def sniff(self, head: bytes, blob: "Blob", name: str) -> bool: ...
 

@@ -16,8 +16,9 @@ from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
 from .interface import Archive, Member
 from .keras_config import MAX_BYTES
+from ..findings import FormatName
 
-NAME = "keras"
+NAME = FormatName.KERAS
 CONFIG, METADATA = "config.json", "metadata.json"
 _WEIGHTS = ("model.weights.h5", "model.weights.json", "model.weights.npz")
 

@@ -13,8 +13,9 @@ from ..blob import Blob
 from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
+from ..findings import FormatName
 
-NAME = "keras_config"
+NAME = FormatName.KERAS_CONFIG
 MAX_BYTES = 256 << 20
 _KEY = re.compile(rb'^\s*\{\s*(?:"[A-Za-z_]+"\s*:\s*(?:"[^"\\]{0,200}"|null)\s*,\s*)*"class_name"\s*:\s*"')
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from ..findings import FormatName
+
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "git-lfs-pointer"
+NAME = FormatName.GIT_LFS_POINTER
 MAX_POINTER = 1024
 _VERSIONS = (b"version https://git-lfs.github.com/spec/v1\n", b"version https://hawser.github.com/spec/v1\n")
 _OID = re.compile(rb"^oid sha256:([0-9a-f]{64})$", re.M)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from typing import TYPE_CHECKING, Any
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "model_card"
+NAME = FormatName.MODEL_CARD
 
 MAX_CARD_BYTES = 4 << 20  # cards beyond this are read up to here (sections truncated)
 MAX_FRONT_MATTER = 512 << 10
@@ -62,9 +63,9 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
     info = parse_card(text)
     info["truncated"] = blob.size > MAX_CARD_BYTES
     if ctx.member is None:
-        ctx.artefact.properties[NAME] = info
+        ctx.artefact.properties["model_card"] = info
     else:  # a card inside an archive: keep it per member
-        ctx.artefact.properties.setdefault(f"{NAME}:members", {})[ctx.member] = info
+        ctx.artefact.properties.setdefault("model_card:members", {})[ctx.member] = info
 
 
 def parse_card(text: str) -> dict[str, Any]:

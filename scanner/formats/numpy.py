@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "numpy"
+NAME = FormatName.NUMPY
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 20
 # An object type anywhere in a dtype string ("O", "|O8", "2O", "(2,)O", "i4,O", "object_").

@@ -18,8 +18,9 @@ from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..protowire import LEN, VARINT, Limits, Reader, signed64
 from ..errors import ProtoError
+from ..findings import FormatName
 
-NAME = "onnx"
+NAME = FormatName.ONNX
 
 # ModelProto top-level fields and the wire type each must have (onnx/onnx.proto3).
 _MODEL_FIELDS = {1: VARINT, 2: LEN, 3: LEN, 4: LEN, 5: VARINT, 6: LEN, 7: LEN, 8: LEN, 14: LEN, 20: LEN,

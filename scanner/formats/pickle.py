@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 from ..analysis.picklevm import PickleResult, analyse_pickle
 from ..analysis.picklevm.trial import start_of
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "pickle"
+NAME = FormatName.PICKLE
 JOBLIB_MARK = b"joblib.numpy_pickle"
 MAX_LISTED = 200
 

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 from ..analysis.picklevm.trial import start_of
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "pickle_text"
+NAME = FormatName.PICKLE_TEXT
 
 
 def sniff(head: bytes, blob: "Blob", name: str) -> bool:

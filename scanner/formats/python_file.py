@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from ..analysis.python import analyse_source
 from ..errors import FormatError
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "python_source"
+NAME = FormatName.PYTHON_SOURCE
 MAX_SOURCE = 8 << 20  # bytes; real modeling files are < 1 MB
 
 
@@ -35,4 +36,4 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     if blob.size > MAX_SOURCE:
         raise FormatError(f"{blob.size} bytes is over the {MAX_SOURCE}-byte cap for Python source",
                           rule_id="MS-PY-015")
-    ctx.artefact.properties[NAME] = analyse_source(blob.read_at(0, blob.size), ctx)
+    ctx.artefact.properties["python_source"] = analyse_source(blob.read_at(0, blob.size), ctx)

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BudgetExceeded, FormatError
 from .. import datafiles
 from ..errors import DuplicateKey
+from ..findings import FormatName
 
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "safetensors"
+NAME = FormatName.SAFETENSORS
 
 LIBRARY_MAX_HEADER = 100_000_000  # safetensors::tensor::MAX_HEADER_SIZE
 _U64_MAX = (1 << 64) - 1

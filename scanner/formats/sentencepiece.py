@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FormatError
 from ..protowire import I32, LEN, VARINT, Limits, Reader
 from ..errors import ProtoError
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "sentencepiece"
+NAME = FormatName.SENTENCEPIECE
 _TOP = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN}
 _PIECE = {1: LEN, 2: I32, 3: VARINT}
 _TYPES = {1: "normal", 2: "unknown", 3: "control", 4: "user_defined", 5: "unused", 6: "byte"}
@@ -94,7 +95,7 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     props.update(pieces=pieces, piece_types=dict(sorted(counts.items())))
     if not ctx.members:
         ctx.artefact.format = NAME
-    ctx.artefact.properties[NAME] = props
+    ctx.artefact.properties["sentencepiece"] = props
 
 
 def _trainer(reader: Reader) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..blob import Blob, SpoolBlob
 from ..errors import BudgetExceeded
-from ..findings import Severity
+from ..findings import FormatName, Severity
 from .zip import add_at, link_hazard, path_hazard
 from ..errors import ArchiveBomb
 
 if TYPE_CHECKING:
     from ..context import ScanContext
 
-NAME = "sevenzip"
+NAME = FormatName.SEVENZIP
 SEVENZIP = b"7z\xbc\xaf\x27\x1c"
 RAR = b"Rar!\x1a\x07"
 

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 
 from ..blob import Blob
 from ..errors import BudgetExceeded, FormatError
-from ..findings import Severity
+from ..findings import FormatName, Severity
 from .interface import Member
 from .zip import add_at, dispatch_member, link_hazard, path_hazard
 
 if TYPE_CHECKING:
     from ..context import ScanContext
 
-NAME = "tar"
+NAME = FormatName.TAR
 BLOCK = 512
 TORCH_LEGACY_NAMES = {"sys_info", "pickle", "storages", "tensors"}
 MAX_NAME = 64 << 10  # bytes of a long name / pax value kept (PATH_MAX is 4096)

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyse_template
 from ..errors import FormatError
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "chat_template"
+NAME = FormatName.CHAT_TEMPLATE
 
 SUFFIXES = (".jinja", ".jinja2", ".j2")
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from ..blob import Blob
 from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
-from ..findings import Severity
+from ..findings import FormatName, Severity
 from ..protowire import LEN, VARINT, Field, Limits, Reader
 from ..errors import ProtoError
 from .. import datafiles
 
 
-NAME = "tensorflow"
+NAME = FormatName.TENSORFLOW
 
 _GRAPHDEF_FIELDS = {1: LEN, 2: LEN, 3: VARINT, 4: LEN}
 _NODEDEF_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}

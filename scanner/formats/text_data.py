@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..findings import Status
+from ..findings import FormatName, Status
 from ..suffixes import loader_hint
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "text"
+NAME = FormatName.TEXT
 SAMPLE = 8192
 
 
@@ -33,11 +33,11 @@ def sniff(head: bytes, blob: "Blob", name: str) -> bool:
 
 
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:
-    kind = "json" if _looks_like_json(blob.head(SAMPLE)) else "text"
+    kind = FormatName.JSON if _looks_like_json(blob.head(SAMPLE)) else FormatName.TEXT
     if not ctx.members:
         ctx.artefact.status = Status.INVENTORIED
         ctx.artefact.format = kind
-        ctx.artefact.properties["text"] = {"kind": kind}
+        ctx.artefact.properties["text"] = {"kind": kind.value}
 
 
 def _looks_like_json(head: bytes) -> bool:

@@ -14,12 +14,13 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import FormatError
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
 
-NAME = "tiktoken"
+NAME = FormatName.TIKTOKEN
 _LINE = re.compile(rb"[A-Za-z0-9+/]+={0,2} [0-9]{1,10}")
 _SNIFF_LINES = 16
 _CHUNK = 1 << 20
@@ -76,4 +77,4 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
         raise FormatError("no token lines")
     if not ctx.members:
         ctx.artefact.format = NAME
-    ctx.artefact.properties[NAME] = {"tokens": tokens, "max_rank": max_rank, "duplicate_ranks": duplicate_ranks}
+    ctx.artefact.properties["tiktoken"] = {"tokens": tokens, "max_rank": max_rank, "duplicate_ranks": duplicate_ranks}

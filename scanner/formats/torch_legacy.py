@@ -19,13 +19,14 @@ from ..errors import FormatError
 from ..analysis.picklevm import analyse_pickle
 from . import pickle as binary
 from ..analysis.picklevm.trial import start_of
+from ..findings import FormatName
 
 if TYPE_CHECKING:
     from ..blob import Blob
     from ..context import ScanContext
     from .interface import Archive
 
-NAME = "torch_legacy"
+NAME = FormatName.TORCH_LEGACY
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 STACKED_PICKLES = 5
 TAR_NAMES = ("sys_info", "pickle", "storages", "tensors")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, FormatError
+from ..findings import FormatName
 from .zip import CRC_CHECK_MAX, add_at, dispatch_member, opened_member
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
     if code_files:
         ctx.add("MS-ARC-016", code_files=code_files)
     if not ctx.members:
-        ctx.artefact.format = "torchscript" if torchscript else "torch-zip"
+        ctx.artefact.format = FormatName.TORCHSCRIPT if torchscript else FormatName.TORCH_ZIP
         ctx.artefact.properties["torch_zip"] = {
             "archive_name": prefixes[0] if prefixes else "", "pickles": pickles, "storages": storages,
             "storage_bytes": storage_bytes, "torchscript": torchscript, "code_files": code_files,

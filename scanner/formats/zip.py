@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from .. import datafiles
 from ..blob import Blob, SpoolBlob
 from ..errors import BudgetExceeded, FormatError
-from ..findings import Severity
+from ..findings import FormatName, Severity
 from .compressed import Decoded, decompress_stream
 from .interface import Member
 
 if TYPE_CHECKING:
     from ..context import ScanContext
 
-NAME = "zip"
+NAME = FormatName.ZIP
 
 SIG_LOCAL = b"PK\x03\x04"
 SIG_CENTRAL = b"PK\x01\x02"

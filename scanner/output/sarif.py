@@ -70,8 +70,9 @@ def _uri(target: TargetResult, path: str) -> str:
         prefix = "datasets/" if prov.get("repo_type") == "dataset" else ""
         base = f"{prov['endpoint']}/{prefix}{escape.uri_path(prov['repo_id'])}"
         return base if path == "." else f"{base}/blob/{prov['commit']}/{escape.uri_path(path)}"
-    if target.kind == "url" and prov.get("url"):
-        return prov["url"]
+    url = prov.get("url")
+    if target.kind == "url" and url:
+        return url
     if target.root is None:
         return escape.uri_path(path)
     full = os.path.normpath(os.path.join(target.root, path))

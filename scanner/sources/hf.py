@@ -21,7 +21,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..findings import TargetResult
+from ..findings import FileRecord, FormatName, Provenance, TargetResult
 from ..rules import load_rules
 from ..errors import HostileAnswer
 from . import hf_cache, hub_errors, hub_guard, hub_verify
@@ -176,11 +176,11 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
     return Resolved(result, files(), total_bytes=total, finish=finish)
 
 
-def _records(siblings: Any) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+def _records(siblings: Any) -> tuple[dict[str, FileRecord], list[tuple[str, str]]]:
     """Published-file records from the siblings, and (name, reason) of names no download may use.
 
     Sizes and hashes are kept only when well formed (an int >= 0, 40/64 lower-case hex)."""
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, FileRecord] = {}
     refused: list[tuple[str, str]] = []
     for s in siblings:
         name = getattr(s, "rfilename", None)
@@ -193,7 +193,7 @@ def _records(siblings: Any) -> tuple[dict[str, dict[str, Any]], list[tuple[str, 
                                           _hex(lfs.get("sha256"), hub_verify.SHA256_RE))
         if lfs.get("sha256") is not None and records[name]["lfs_sha256"] is None:
             # an LFS file whose hash is unusable: its blob id is the pointer's, never the content's
-            records[name].update(blob_id=None, _malformed="its published LFS SHA-256 is malformed")
+            records[name].update({"blob_id": None, "_malformed": "its published LFS SHA-256 is malformed"})
     return records, refused
 
 
@@ -241,7 +241,7 @@ def _refused(result: TargetResult, path: str, reason: str, size: int | None = No
     """MS-HUB-008: the endpoint's answer about this file was refused; nothing of it was scanned."""
     from ..findings import Artefact, Location, Status
 
-    artefact = Artefact(path=path, size=size or 0, status=Status.SKIPPED, reason=reason, format="-")
+    artefact = Artefact(path=path, size=size or 0, status=Status.SKIPPED, reason=reason, format=FormatName.NOT_READ)
     artefact.findings.append(load_rules().finding("MS-HUB-008", Location(path=path), reason=reason))
     result.artefacts.append(artefact)
 
@@ -280,8 +280,8 @@ def _download(repo_id: str, repo_type: str, commit: str, path: str, cache_dir: s
         raise
 
 
-def _select(records: list[dict[str, Any]], options: SourceOptions, repo_id: str, repo_type: str, commit: str,
-            cache_dir: str) -> tuple[list[dict[str, Any]], set[str], set[str]]:
+def _select(records: list[FileRecord], options: SourceOptions, repo_id: str, repo_type: str, commit: str,
+            cache_dir: str) -> tuple[list[FileRecord], set[str], set[str]]:
     """(files to fetch in path order, paths excluded by the filters, paths over the size cap).
 
     Under a cap, files a loader opens (pickles, code, configs) are fetched first, then smaller
@@ -316,7 +316,7 @@ def _select(records: list[dict[str, Any]], options: SourceOptions, repo_id: str,
 
 
 def _hub_scans(api: Any, repo_id: str, repo_type: str, commit: str, paths: list[str],
-               records: dict[str, dict[str, Any]]) -> None:
+               records: dict[str, FileRecord]) -> None:
     """The Hub's own per-file scan status (paths-info with expand), best effort: shown, never trusted."""
     for start in range(0, len(paths), _PATHS_INFO_BATCH):
         try:
@@ -351,7 +351,7 @@ def _resolve_offline(result: TargetResult, repo_id: str, repo_type: str, revisio
 
 
 def _provenance(info: Any, endpoint: str, repo_id: str, repo_type: str, revision: str | None,
-                commit: str) -> dict[str, Any]:
+                commit: str) -> Provenance:
     card = getattr(info, "card_data", None)
     safetensors = getattr(info, "safetensors", None)
     prefix = "datasets/" if repo_type == "dataset" else ""

@@ -14,7 +14,7 @@ import re
 import stat
 from typing import Any
 
-from ..findings import TargetResult
+from ..findings import FileRecord, Provenance, TargetResult
 from ..rules import load_rules
 from . import hub_verify, local
 from .interface import Resolved, SourceOptions
@@ -100,7 +100,7 @@ def resolve_snapshot(result: TargetResult, repo_dir: str, commit: str, revision:
         return Resolved(result)
     listing = _tree_listing(repo_dir, commit)
     files: list[tuple[str, str, int]] = []
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, FileRecord] = {}
     _walk(snapshot, repo_dir, result, files, records)
     files.sort()
     extra: list[str] = []
@@ -111,8 +111,8 @@ def resolve_snapshot(result: TargetResult, repo_dir: str, commit: str, revision:
                 records[path] = hub_verify.record(path, info.get("size"), info.get("blob_id"), info.get("lfs_sha256"))
                 continue
             # the listing is what the Hub published; the blob name must agree with it (checked below too)
-            rec.update(size=info.get("size"), blob_id=info.get("blob_id") or rec["blob_id"],
-                       lfs_sha256=info.get("lfs_sha256") or rec["lfs_sha256"])
+            rec.update({"size": info.get("size"), "blob_id": info.get("blob_id") or rec["blob_id"],
+                        "lfs_sha256": info.get("lfs_sha256") or rec["lfs_sha256"]})
 
         extra = [p for p in records if p not in listing]
     result.provenance = cache_provenance(repo_id, repo_type, revision, commit, records, listing is not None)
@@ -135,7 +135,7 @@ def resolve_snapshot(result: TargetResult, repo_dir: str, commit: str, revision:
 
 
 def cache_provenance(repo_id: str, repo_type: str, revision: str, commit: str,
-                     records: dict[str, dict[str, Any]], listed: bool) -> dict[str, Any]:
+                     records: dict[str, FileRecord], listed: bool) -> Provenance:
     """The provenance contract, as far as a cache folder tells (Hub metadata fields None)."""
     return {"source": "huggingface", "endpoint": None, "repo_id": repo_id, "repo_type": repo_type,
             "revision": revision, "commit": commit, "author": repo_id.split("/")[0] if "/" in repo_id else None,
@@ -216,7 +216,7 @@ def _read_small(path: str, limit: int) -> str | None:
 
 
 def _walk(snapshot: str, repo_dir: str, result: TargetResult, files: list[tuple[str, str, int]],
-          records: dict[str, dict[str, Any]]) -> None:
+          records: dict[str, FileRecord]) -> None:
     """Files of a snapshot; blob links stay inside the repo folder, their names are the published ids."""
     for entry in local.walk(snapshot, os.path.realpath(repo_dir), result, "the cache repo folder"):
         files.append((entry.rel, entry.path, entry.size))

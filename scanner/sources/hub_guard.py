@@ -32,7 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
 from ..errors import HostileAnswer
+from ..findings import FileRecord
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 ETAG_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -48,7 +50,7 @@ class Guard:
     endpoint: str
     timeout: float
     commit: str | None = None
-    published: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> record
+    published: dict[str, FileRecord] = field(default_factory=dict)  # path -> record
     body_limit: int = MAX_API_BODY
     published_size: int | None = None  # of the file being downloaded: more is a lie
     current: str | None = None  # the file being downloaded

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Iterable
 
-from ..findings import Artefact, Location, Status, TargetResult
+from ..findings import Artefact, FileRecord, FormatName, Location, Status, TargetResult
 from ..rules import load_rules
 
 # Non-LFS files on the Hub are at most 10 MB; above this we do not re-read a file for a git id.
@@ -25,7 +25,7 @@ SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 def record(path: str, size: int | None = None, blob_id: str | None = None, lfs_sha256: str | None = None,
-           hub_scan: dict[str, Any] | None = None) -> dict[str, Any]:
+           hub_scan: dict[str, Any] | None = None) -> FileRecord:
     """A published-file record, not downloaded and not verified yet."""
     return {"path": path, "size": size, "blob_id": blob_id, "lfs_sha256": lfs_sha256,
             "downloaded": False, "hub_scan": hub_scan, "verified": "not-downloaded"}
@@ -40,7 +40,7 @@ def git_blob_sha1(path: str, size: int) -> str:
     return digest.hexdigest()
 
 
-def verify(result: TargetResult, records: Iterable[dict[str, Any]], commit: str | None, strict: bool = False) -> None:
+def verify(result: TargetResult, records: Iterable[FileRecord], commit: str | None, strict: bool = False) -> None:
     """Set each downloaded record's `verified` and add MS-HUB-001/002/003 to mismatching artefacts.
 
     `strict` (files fetched from an endpoint, which must publish a hash for every file): a file
@@ -75,7 +75,7 @@ def cache_delete_command(repo_id: str | None, repo_type: str = "model") -> str:
     return "hf cache delete"
 
 
-def _check(artefact: Artefact, rec: dict[str, Any], commit: str, strict: bool = False,
+def _check(artefact: Artefact, rec: FileRecord, commit: str, strict: bool = False,
            malformed: str | None = None, cache_cmd: str = "hf cache rm <type>/<repo>") -> str:
     rules = load_rules()
     size = rec.get("size")
@@ -111,7 +111,7 @@ def _check(artefact: Artefact, rec: dict[str, Any], commit: str, strict: bool = 
     return "unverifiable"
 
 
-def hub_scan_findings(result: TargetResult, records: Iterable[dict[str, Any]]) -> None:
+def hub_scan_findings(result: TargetResult, records: Iterable[FileRecord]) -> None:
     """MS-HUB-004 beside our own findings when the Hub's scanner flags a file we scanned."""
     by_path = {a.path: a for a in result.artefacts}
     rules = load_rules()
@@ -129,7 +129,7 @@ def hub_scan_findings(result: TargetResult, records: Iterable[dict[str, Any]]) -
 def not_scanned(result: TargetResult, path: str, reason: str, rule_id: str = "MS-GEN-007",
                 size: int | None = None) -> Artefact:
     """A SKIPPED artefact for a published file that was not downloaded (filters, size cap, error)."""
-    artefact = Artefact(path=path, size=size or 0, status=Status.SKIPPED, reason=reason, format="-")
+    artefact = Artefact(path=path, size=size or 0, status=Status.SKIPPED, reason=reason, format=FormatName.NOT_READ)
     artefact.findings.append(load_rules().finding(rule_id, _loc(artefact), reason=reason))
     result.artefacts.append(artefact)
     return artefact

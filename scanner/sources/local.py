@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from ..findings import Artefact, Status, TargetResult
+from ..findings import Artefact, FormatName, Status, TargetResult
 from ..rules import load_rules
 from ..special import kind_of, special_file
 from .interface import Resolved, SourceOptions
@@ -62,7 +62,7 @@ def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
         for e in entries:
             if e.rel not in kept:
                 result.artefacts.append(Artefact(path=e.rel, size=e.size, status=Status.SKIPPED,
-                                                 reason=FILTER_REASON, format="-"))
+                                                 reason=FILTER_REASON, format=FormatName.NOT_READ))
         entries = [e for e in entries if e.rel in kept]
     return Resolved(result, sorted((e.rel, e.path, e.size) for e in entries))
 
@@ -90,7 +90,8 @@ def _walk(root: str, folder: str, prefix: str, boundary: str, result: TargetResu
     for entry in entries:
         rel = prefix + entry.name  # os.path.relpath per entry costs more than the scan of an empty file
         if skip_vcs and entry.name in VCS_NAMES:
-            result.artefacts.append(Artefact(path=rel, status=Status.SKIPPED, reason=VCS_REASON, format="-"))
+            result.artefacts.append(Artefact(path=rel, status=Status.SKIPPED, reason=VCS_REASON,
+                                             format=FormatName.NOT_READ))
             continue
         try:
             if entry.is_symlink():
@@ -121,7 +122,7 @@ def skipped(result: TargetResult, rel: str, reason: str, rule_id: str, **evidenc
     """Record a file that was not read, with the finding that says why."""
     from ..findings import Location
 
-    artefact = Artefact(path=rel, status=Status.SKIPPED, reason=reason, format="-")
+    artefact = Artefact(path=rel, status=Status.SKIPPED, reason=reason, format=FormatName.NOT_READ)
     artefact.findings.append(load_rules().finding(rule_id, Location(path=rel), **evidence))
     result.artefacts.append(artefact)
     return artefact

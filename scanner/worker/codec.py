@@ -16,7 +16,7 @@ import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from ..findings import Artefact, Finding, Kind, Location, Severity, Status
+from ..findings import Artefact, ArtefactProperties, Finding, FormatName, Kind, Location, Severity, Status
 
 MAX_DEPTH = 64  # deeper values are sent as their repr
 _TAG = "\x00t"  # key marking a tagged value (no JSON the scanner builds uses it)
@@ -127,7 +127,9 @@ def decode_artefact(raw: bytes) -> Artefact:
     try:
         data = json.loads(raw.decode("utf-8", "surrogatepass"), object_hook=_untag)
         findings = [_finding(f) for f in data.pop("findings")]
-        artefact = Artefact(**{k: data[k] for k in _PLAIN_ARTEFACT}, properties=dict(data["properties"]),
+        plain = {k: data[k] for k in _PLAIN_ARTEFACT}
+        plain["format"] = FormatName(plain["format"])
+        artefact = Artefact(**plain, properties=ArtefactProperties(**data["properties"]),
                             status=Status(data["status"]))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ValueError(f"malformed worker result: {type(exc).__name__}: {exc}"[:300]) from None

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..findings import Artefact, Location
+from ..findings import Artefact, FormatName, Location
 from ..rules import load_rules
 from ..errors import ChannelClosed, MessageTooLarge
 from .channel import Channel
@@ -255,7 +255,7 @@ class WorkerPool:
         if limit is None:
             limit, how = _classify(*died, self.budgets.max_memory)
         path = job.files[0][1]
-        artefact = Artefact(path=path, format="unknown")
+        artefact = Artefact(path=path, format=FormatName.UNKNOWN)
         rules = load_rules()
         loc = Location(path=path)
         during = f"in {job.parser}" if job.parser else "in the analysis"

@@ -128,7 +128,7 @@ def test_every_command_has_h_version_examples_and_plain_choices():
     scan_help = run_cli("scan", "-h").stdout  # and once as a user runs it
     assert "--format <text|columns|json|sarif|markdown|github|gitlab>" in scan_help
     assert "--phase <development|deployment>" in scan_help and "-h, --help" in scan_help
-    assert "--phase <development|deployment>" in _invoke("sbom", "create", "-h").stdout
+    assert "--phase <development|deployment|end-of-life>" in _invoke("sbom", "create", "-h").stdout
 
 
 def test_fail_on_is_case_insensitive_and_the_same_set_as_the_policy(tmp_path: Path):

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...errors import FormatError
+from ...findings import PythonSourceFacts
 from .analyser import MAX_LISTED, Analyser
 from .folding import dotted
 from .table import load_table
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 BUILDER_BASES = ("GeneratorBasedBuilder", "ArrowBasedBuilder", "DatasetBuilder", "BeamBasedBuilder")
 
 
-def analyse_source(data: bytes, ctx: "ScanContext") -> dict[str, Any]:
+def analyse_source(data: bytes, ctx: "ScanContext") -> PythonSourceFacts:
     """Parse `data` with `ast`, report its behaviours into `ctx`, return its description.
 
     Raises FormatError (MS-PY-014) for text that is not Python. A file defining a `datasets`
@@ -46,7 +47,7 @@ def analyse_source(data: bytes, ctx: "ScanContext") -> dict[str, Any]:
     analyser.run(tree)
     builders = _builder_classes(analyser.nodes)
     role = "dataset_script" if builders else "module"
-    props: dict[str, Any] = {
+    props: PythonSourceFacts = {
         "role": role,
         "lines": data.count(b"\n") + 1,
         "imports": sorted(analyser.imports)[:MAX_LISTED],
