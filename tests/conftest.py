@@ -1,33 +1,19 @@
-"""Shared test helpers: run the real CLI in a subprocess, scan with the public API."""
+"""Session-wide test settings; the helper functions live in the `helpers` package (tests/helpers)."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-from pathlib import Path
+import tempfile
 
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-
-def run_cli(*args: str, cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`modelshield ARGS...` as a user runs it (python -m, same interpreter)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "modelshield", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def scan_json(*args: str, **kw) -> tuple[int, dict]:
-    """Run `modelshield scan --format json ARGS` and parse the report."""
-    proc = run_cli("scan", "--format", "json", *args, **kw)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-@pytest.fixture
-def cli():
-    return run_cli
+# The suite starts a few hundred Python subprocesses (the CLI as users run it, loader proofs,
+# fixture builders). With PYTHONDONTWRITEBYTECODE set (as in many containers) each one recompiles
+# every module it imports from source. Keep the bytecode outside the source tree instead: one cache
+# for this process and its children, validated by source mtime and size as usual, written
+# atomically (safe with several workers), so the tree stays free of __pycache__ either way.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    prefix = os.path.join(tempfile.gettempdir(), "modelshield-test-pycache")
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", prefix)
+    sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+    sys.dont_write_bytecode = False

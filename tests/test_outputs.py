@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import run_cli
+from helpers.cli import invoke, run_cli
 
 SCHEMAS = Path(__file__).parent / "schemas"
 EVIL = b"cos\nsystem\n(S'echo MODELSHIELD'\ntR."  # protocol 0: os.system("echo ...")
@@ -34,7 +34,7 @@ def report_schema() -> dict:
 
 def test_json_report_matches_its_shipped_schema(mixed_folder: Path, tmp_path: Path):
     out = tmp_path / "report.json"
-    proc = run_cli("scan", str(mixed_folder), "--format", "json", "-o", str(out))
+    proc = invoke("scan", str(mixed_folder), "--format", "json", "-o", str(out))
     assert proc.returncode == 1, proc.stderr
     report = json.loads(out.read_text())
     jsonschema.validate(report, report_schema(), cls=jsonschema.Draft202012Validator)
@@ -47,7 +47,7 @@ def test_json_report_matches_its_shipped_schema(mixed_folder: Path, tmp_path: Pa
 
 
 def test_schema_rejects_a_report_missing_hashes(mixed_folder: Path):
-    proc = run_cli("scan", str(mixed_folder), "--format", "json")
+    proc = invoke("scan", str(mixed_folder), "--format", "json")
     report = json.loads(proc.stdout)
     del report["targets"][0]["artefacts"][0]["sha512"]
     with pytest.raises(jsonschema.ValidationError):
@@ -56,7 +56,7 @@ def test_schema_rejects_a_report_missing_hashes(mixed_folder: Path):
 
 def test_sarif_validates_against_the_official_schema(mixed_folder: Path, tmp_path: Path):
     out = tmp_path / "scan.sarif"
-    proc = run_cli("scan", str(mixed_folder), "--format", "sarif", "-o", str(out), "--fail-on", "critical")
+    proc = invoke("scan", str(mixed_folder), "--format", "sarif", "-o", str(out), "--fail-on", "critical")
     sarif = json.loads(out.read_text())
     schema = json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text())
     jsonschema.validate(sarif, schema, cls=jsonschema.Draft4Validator)
@@ -69,7 +69,7 @@ def test_sarif_validates_against_the_official_schema(mixed_folder: Path, tmp_pat
     # --fail-on critical: the high symlink finding no longer blocks, but the protocol-0 os.system
     # pickle is critical (1) once the pickle engine lands; before that it is inconclusive (2).
     assert proc.returncode in (1, 2)
-    proc = run_cli("scan", str(mixed_folder / "model.tflite"), str(mixed_folder / "link.bin"), "--fail-on", "critical")
+    proc = invoke("scan", str(mixed_folder / "model.tflite"), str(mixed_folder / "link.bin"), "--fail-on", "critical")
     assert proc.returncode == 2  # an unanalysable file is never a pass, even beside a non-blocking finding
 
 
@@ -84,24 +84,24 @@ def test_text_output_has_verdict_lines_findings_and_summary(mixed_folder: Path):
 
 
 def test_quiet_shows_only_blocking_findings(mixed_folder: Path):
-    proc = run_cli("scan", str(mixed_folder), "--quiet")
+    proc = invoke("scan", str(mixed_folder), "--quiet")
     assert "MS-GEN-004" in proc.stdout
     assert "MS-GEN-001" not in proc.stdout  # info finding hidden
     assert "notes.txt" not in proc.stdout
 
 
 def test_unwritable_output_path_is_one_line_error(mixed_folder: Path, tmp_path: Path):
-    proc = run_cli("scan", str(mixed_folder), "-o", str(tmp_path / "missing-dir" / "r.json"))
+    proc = invoke("scan", str(mixed_folder), "-o", str(tmp_path / "missing-dir" / "r.json"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr
 
 
 def test_sarif_uris_are_relative_to_the_working_folder_and_fingerprinted(mixed_folder: Path):
-    proc = run_cli("scan", "repo", "--format", "sarif", cwd=mixed_folder.parent)
+    proc = invoke("scan", "repo", "--format", "sarif", cwd=mixed_folder.parent)
     run = json.loads(proc.stdout)["runs"][0]
     uris = {a["location"]["uri"] for a in run["artifacts"]}
     assert "repo/evil.pkl" in uris and "repo/link.bin" in uris, uris
     prints = [r["partialFingerprints"]["modelshieldFinding/v1"] for r in run["results"]]
     assert len(prints) == len(set(prints))  # one per distinct problem
-    again = json.loads(run_cli("scan", "repo", "--format", "sarif", cwd=mixed_folder.parent).stdout)["runs"][0]
+    again = json.loads(invoke("scan", "repo", "--format", "sarif", cwd=mixed_folder.parent).stdout)["runs"][0]
     assert prints == [r["partialFingerprints"]["modelshieldFinding/v1"] for r in again["results"]]

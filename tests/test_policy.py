@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers.cli import invoke
 
 from modelshield import Policy, PolicyError, Severity
 from modelshield.scanner.policy import normalise_module
@@ -40,15 +40,15 @@ def test_modelshield_toml_takes_precedence_in_same_folder(repo: Path):
 
 def test_fail_on_threshold_from_cli(repo: Path):
     target = str(repo / "models")
-    assert run_cli("scan", target, cwd=repo).returncode == 1  # high symlink finding blocks by default
-    assert run_cli("scan", target, "--fail-on", "critical", cwd=repo).returncode == 0
+    assert invoke("scan", target, cwd=repo).returncode == 1  # high symlink finding blocks by default
+    assert invoke("scan", target, "--fail-on", "critical", cwd=repo).returncode == 0
 
 
 def test_live_suppression_waives_and_is_reported(repo: Path):
     (repo / "modelshield.toml").write_text(
         f'[[suppress]]\nrule = "MS-GEN-004"\npath = "sub/*.bin"\nreason = "vendored test link"\nexpires = {TOMORROW}\n'
         'vex_justification = "code_not_reachable"\n')
-    proc = run_cli("scan", str(repo / "models"), "--format", "json", cwd=repo)
+    proc = invoke("scan", str(repo / "models"), "--format", "json", cwd=repo)
     assert proc.returncode == 0, proc.stdout
     arts = {a["path"]: a for a in json.loads(proc.stdout)["targets"][0]["artefacts"]}
     finding = arts["sub/link.bin"]["findings"][0]
@@ -59,7 +59,7 @@ def test_live_suppression_waives_and_is_reported(repo: Path):
 def test_expired_suppression_stops_working_and_says_so(repo: Path):
     (repo / "modelshield.toml").write_text(
         f'[[suppress]]\nrule = "MS-GEN-004"\npath = "*"\nreason = "old waiver"\nexpires = {YESTERDAY}\n')
-    proc = run_cli("scan", str(repo / "models"), cwd=repo)
+    proc = invoke("scan", str(repo / "models"), cwd=repo)
     assert proc.returncode == 1
     assert "expired" in proc.stdout and "old waiver" in proc.stdout
 
@@ -74,7 +74,7 @@ def test_expired_suppression_stops_working_and_says_so(repo: Path):
 ])
 def test_bad_policy_is_a_one_line_error_exit_2(repo: Path, body: str, words: str):
     (repo / "modelshield.toml").write_text(body)
-    proc = run_cli("scan", str(repo / "models"), cwd=repo)
+    proc = invoke("scan", str(repo / "models"), cwd=repo)
     assert proc.returncode == 2
     assert words in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(PolicyError):
@@ -84,9 +84,9 @@ def test_bad_policy_is_a_one_line_error_exit_2(repo: Path, body: str, words: str
 def test_inconclusive_pass_policy(tmp_path: Path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.tflite").write_bytes(b"\x00unknown content")  # a loader modelshield cannot follow
-    assert run_cli("scan", str(tmp_path / "m"), cwd=tmp_path).returncode == 2
+    assert invoke("scan", str(tmp_path / "m"), cwd=tmp_path).returncode == 2
     (tmp_path / "modelshield.toml").write_text('inconclusive = "pass"\n')
-    assert run_cli("scan", str(tmp_path / "m"), cwd=tmp_path).returncode == 0
+    assert invoke("scan", str(tmp_path / "m"), cwd=tmp_path).returncode == 0
 
 
 def test_classification_deny_beats_allow_and_covers_submodules():

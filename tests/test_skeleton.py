@@ -1,14 +1,14 @@
 """The gate end to end on the simplest inputs: exit codes, missing targets, unknown content."""
 from __future__ import annotations
 
-from conftest import run_cli, scan_json
+from helpers.cli import run_cli, scan_json_process
 
 from modelshield import Verdict, scan
 
 
 def test_unknown_text_file_is_inventoried_and_passes(tmp_path):
     (tmp_path / "notes.txt").write_text("just words\n")
-    code, report = scan_json(str(tmp_path))
+    code, report = scan_json_process(str(tmp_path))
     assert code == 0
     [art] = report["targets"][0]["artefacts"]
     assert art["status"] == "inventoried" and art["verdict"] == "clean"

@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from helpers.cli import invoke  # noqa: F401 - re-exported: the advisories tests run the CLI in process
+
 
 def osv_record(ident: str, package: str, introduced: str = "0", fixed: str | None = None, *, aliases=(),
                modified: str = "2026-11-30T00:00:00Z", summary: str = "test advisory", ml: dict | None = None,
@@ -121,22 +123,3 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-class Result:
-    """What a CLI run produced (same shape as subprocess.CompletedProcess)."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    """`modelshield ARGS` in this process (click's runner): the real CLI without a new interpreter."""
-    from typer.testing import CliRunner
-
-    from modelshield.cli import app
-
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Result(result.exit_code, result.stdout, result.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from advisories_helpers import build_dump, invoke, osv_record
-from conftest import run_cli
+from helpers.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from advisories_helpers import FakeOsv, build_dump, closed_port_url, osv_record
+from advisories_helpers import FakeOsv, build_dump, closed_port_url, invoke, osv_record
 from modelshield.advisories import index
 from modelshield.advisories.database import CombinedDatabase, open_database
 from modelshield.advisories.dump import import_dump
@@ -53,14 +53,14 @@ def test_import_rejects_what_is_not_a_dump_and_keeps_the_old_index(tmp_path, cac
     assert open_database().get("PYSEC-2099-1") is not None
 
 
-def test_import_cli_one_line_errors(tmp_path, cache, cli):
-    proc = cli("advisories", "import", str(tmp_path / "missing.zip"), env={"MODELSHIELD_CACHE": str(cache)})
+def test_import_cli_one_line_errors(tmp_path, cache):
+    proc = invoke("advisories", "import", str(tmp_path / "missing.zip"), env={"MODELSHIELD_CACHE": str(cache)})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     dump = build_dump(tmp_path / "all.zip", [osv_record("PYSEC-2099-1", "keras", "0", "3.99.0")])
-    proc = cli("advisories", "import", str(dump), env={"MODELSHIELD_CACHE": str(cache)})
+    proc = invoke("advisories", "import", str(dump), env={"MODELSHIELD_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     assert "imported 1 ML-relevant advisories" in proc.stdout
-    proc = cli("advisories", "list", "--package", "keras", "--format", "json", env={"MODELSHIELD_CACHE": str(cache)})
+    proc = invoke("advisories", "list", "--package", "keras", "--format", "json", env={"MODELSHIELD_CACHE": str(cache)})
     data = json.loads(proc.stdout)
     assert data["database"]["kind"] == "imported"
     assert "PYSEC-2099-1" in {r["id"] for r in data["advisories"]}
@@ -107,19 +107,19 @@ def test_update_malformed_json_and_timeouts(cache):
     assert not (cache / index.FILE_NAME).exists()
 
 
-def test_update_offline_is_exit_2_with_one_line(cache, cli):
-    proc = cli("advisories", "update", "--osv-url", closed_port_url(), env={"MODELSHIELD_CACHE": str(cache)})
+def test_update_offline_is_exit_2_with_one_line(cache):
+    proc = invoke("advisories", "update", "--osv-url", closed_port_url(), env={"MODELSHIELD_CACHE": str(cache)})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and "cannot connect" in proc.stderr and "Traceback" not in proc.stderr
     assert not (cache / index.FILE_NAME).exists()
 
 
-def test_update_cli_against_the_test_server(cache, cli):
+def test_update_cli_against_the_test_server(cache):
     with FakeOsv([osv_record("GHSA-test-0000-0001", "keras", "0", "3.1.0")]) as api:
-        proc = cli("advisories", "update", "--osv-url", api.url, env={"MODELSHIELD_CACHE": str(cache)}, timeout=300)
+        proc = invoke("advisories", "update", "--osv-url", api.url, env={"MODELSHIELD_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     assert "updated: 1 advisories" in proc.stdout
-    proc = cli("advisories", "show", "GHSA-test-0000-0001", env={"MODELSHIELD_CACHE": str(cache)})
+    proc = invoke("advisories", "show", "GHSA-test-0000-0001", env={"MODELSHIELD_CACHE": str(cache)})
     assert proc.returncode == 0 and "updated database" in proc.stdout
 
 
@@ -136,7 +136,6 @@ def test_stale_database_warning_names_which_database(tmp_path, cache):
 
 
 def test_hostile_dump_records_never_reach_the_terminal_raw(tmp_path, cache):
-    from advisories_helpers import invoke
 
     evil = osv_record("PYSEC-2099-7", "keras", "0", "3.99.0", summary="ok\x1b[2J\x1b]0;pwned\x07 done")
     huge = b'{"id": "PYSEC-2099-8", "modified": "2026-01-01T00:00:00Z", "details": "' + b"A" * (5 * 1024 * 1024) + b'"}'

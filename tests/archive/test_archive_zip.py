@@ -296,7 +296,7 @@ def test_torch_zip_reads_only_headers_and_pickles(tmp_path):
 
 
 def test_cli_end_to_end_exit_codes(evasions, tmp_path):
-    from conftest import scan_json
+    from helpers.cli import scan_json
 
     code, report = scan_json(evasions["hidden"])
     assert code in (0, 1) and report["verdict"] == "unsafe"

@@ -65,7 +65,7 @@ def test_tolerated_observations_only_on_torchscript(corpus):
 def test_cli_scans_the_library_folders_clean(corpus):
     """One CLI run over the transformers, sentence-transformers, keras, onnx, safetensors and gguf
     folders: exit 0, every artefact clean, and the expected formats were recognised."""
-    from conftest import scan_json
+    from helpers.cli import scan_json
 
     out, _rows = corpus
     code, data = scan_json(str(out / "hf"), str(out / "keras"), str(out / "portable"))

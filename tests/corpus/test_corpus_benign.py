@@ -52,7 +52,7 @@ def test_full_module_is_clean_when_the_policy_allows_its_class(corpus, tmp_path)
 
 
 def test_whole_benign_folder_from_the_cli_with_policy(corpus, tmp_path):
-    from conftest import scan_json
+    from helpers.cli import scan_json
 
     allow = sorted({g for b in NEEDS_POLICY for g in b.allow_globals})
     policy = tmp_path / "policy.toml"

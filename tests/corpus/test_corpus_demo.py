@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from corpus_helpers import ROOT
 
-from conftest import run_cli, scan_json
+from helpers.cli import run_cli, scan_json
 from fixtures import make_demo
 
 DEMO = ROOT / "fixtures" / "demo"

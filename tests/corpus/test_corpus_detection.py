@@ -7,7 +7,7 @@ import json
 import pytest
 from corpus_helpers import attack_dir, describe, max_severity
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from fixtures import pickle_attacks
 from modelshield import Severity, Verdict, scan
 from modelshield.scanner.policy import normalise_module

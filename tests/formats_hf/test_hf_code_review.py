@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import scan_json
+from helpers.cli import scan_json
 from hf_fixtures import rule_ids, scan_dir, threats, write
 
 from modelshield.scanner.findings import Severity

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import scan_json
+from helpers.cli import scan_json
 from hf_fixtures import (BENIGN_CONFIGURATION, BENIGN_MODELING, MALICIOUS_CONFIGURATION, copy_minilm_configs,
                          rule_ids, scan_dir, threats, tiny_config, write)
 

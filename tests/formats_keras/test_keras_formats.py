@@ -14,7 +14,7 @@ import h5py
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import scan_json
+from helpers.cli import scan_json
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.dispatch import analyse_blob
@@ -108,14 +108,81 @@ def test_harmless_lambda_is_still_a_high_threat(built):
     assert art.verdict is Verdict.UNSAFE
 
 
-def test_real_loader_runs_the_lambda_markers(built):
-    """Proof in a subprocess: keras.load_model(safe_mode=False) executes both Lambda fixtures."""
-    files = [str(built / "lambda.keras"), str(built / "lambda.h5")]
+def _recode(src: Path, dst: Path, recode) -> None:
+    """Copy a .keras archive, passing every `__lambda__` code string through `recode`."""
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "__lambda__" and isinstance(node.get("config"), dict):
+                node["config"]["code"] = recode(node["config"]["code"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                walk(config)
+                data = json.dumps(config).encode()
+            zout.writestr(info, data)
+
+
+def _raw_unicode(code: str) -> str:
+    """The same bytecode as a string keras' base64 step rejects (non-ASCII), so func_load falls back
+    to `code.encode("raw_unicode_escape")`, which gives the marshal bytes back."""
+    raw = base64.b64decode(code)
+    assert any(b > 127 for b in raw)
+    return raw.decode("latin-1")
+
+
+@pytest.fixture(scope="module")
+def raw_lambda(built, tmp_path_factory) -> Path:
+    """lambda.keras with its Lambda code as a raw-unicode-escape string instead of base64."""
+    path = tmp_path_factory.mktemp("keras_raw") / "raw.keras"
+    _recode(built / "lambda.keras", path, _raw_unicode)
+    return path
+
+
+@pytest.fixture(scope="module")
+def proof(built, raw_lambda) -> dict[str, str]:
+    """One real-loader subprocess (importing keras is the slow part) for every Lambda fixture:
+    keras.load_model(safe_mode=False) + predict, the marker removed before each file.
+    {file name: "True" when that file's load wrote the marker}."""
+    files = [str(built / "lambda.keras"), str(built / "lambda.h5"), str(raw_lambda)]
     build_marker = built / "MARKER"  # the path the fixtures' lambdas write
     proc = subprocess.run([sys.executable, str(HERE / "keras_loader_proof.py"), str(build_marker), *files],
                           capture_output=True, text=True, timeout=240, env={**os.environ, "KERAS_BACKEND": "torch"})
     lines = dict(line.split() for line in proc.stdout.strip().splitlines())
-    assert lines == {"lambda.keras": "True", "lambda.h5": "True"}, proc.stderr[-3000:]
+    assert set(lines) == {"lambda.keras", "lambda.h5", "raw.keras"}, proc.stderr[-3000:]
+    return {**lines, "stderr": proc.stderr[-3000:]}
+
+
+def test_real_loader_runs_the_lambda_markers(proof):
+    """Proof in a subprocess: keras.load_model(safe_mode=False) executes both Lambda fixtures."""
+    assert (proof["lambda.keras"], proof["lambda.h5"]) == ("True", "True"), proof["stderr"]
+
+
+def test_raw_unicode_escape_payload_runs_under_keras_and_is_critical(proof, raw_lambda):
+    """keras' func_load decodes a payload that is not base64 from its raw-unicode-escape bytes:
+    the real loader runs it, and the scan reports it as the critical Lambda it is."""
+    assert proof["raw.keras"] == "True", proof["stderr"]
+    report = scan(str(raw_lambda))
+    [f] = [f for _, _, f in report.all_findings() if f.rule_id == "MS-KERAS-001"]
+    assert f.severity.name == "CRITICAL" and "open" in f.evidence["dangerous"], f.evidence
+
+
+@pytest.mark.parametrize("payload", ["not marshal data at all", "QUJD", ""])
+def test_undecodable_lambda_payload_is_inconclusive_and_never_clean(built, tmp_path, payload):
+    """A payload that decodes neither way is inconclusive as well as a Lambda (never clean)."""
+    path = tmp_path / "bad.keras"
+    _recode(built / "lambda.keras", path, lambda code: payload)
+    report = scan(str(path))
+    ids = {f.rule_id: f for _, _, f in report.all_findings()}
+    assert "MS-KERAS-006" in ids and ids["MS-KERAS-001"].severity.name == "HIGH"
+    assert report.verdict.value != "clean"
 
 
 def test_legacy_keras2_lambda_list_format(tmp_path):

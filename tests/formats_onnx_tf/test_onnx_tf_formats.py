@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import scan_json
+from helpers.cli import scan_json
 from modelshield.scanner.blob import BytesBlob, FileBlob
 from modelshield.scanner.errors import BudgetExceeded, FormatError
 from modelshield.scanner.context import ScanContext

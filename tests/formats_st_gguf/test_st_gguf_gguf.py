@@ -8,7 +8,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from conftest import scan_json
+from helpers.cli import scan_json
 from st_gguf_helpers import analyse_bytes
 
 from modelshield.scanner.blob import FileBlob

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import scan_json
+from helpers.cli import scan_json
 from st_gguf_helpers import rule_ids, template_findings
 
 HERE = Path(__file__).parent

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from helpers import ROOT
+from helpers.cli import invoke, run_cli
 from gate_helpers import EVIL
 
 from modelshield.scanner.sources.hub_verify import cache_delete_command
@@ -50,7 +51,7 @@ def _commands() -> list[list[str]]:
 def test_lfs_pointer_says_to_fetch_it(tmp_path: Path):
     (tmp_path / "model.safetensors").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 4242\n")
-    proc = run_cli("scan", str(tmp_path))
+    proc = invoke("scan", str(tmp_path))
     assert proc.returncode == 2
     assert "MS-GEN-009 LFS pointer: the content (sha256 " + "ab" * 32 + ", 4242 bytes) was never fetched" in proc.stdout
     assert "run `git lfs pull`" in proc.stdout and "matches no format" not in proc.stdout
@@ -71,7 +72,7 @@ def test_output_paths_are_checked_before_the_scan(tmp_path: Path):
 
 def test_a_target_given_twice_is_scanned_once(tmp_path: Path):
     (tmp_path / "a.pkl").write_bytes(EVIL)
-    proc = run_cli("scan", "a.pkl", "./a.pkl", str(tmp_path / "a.pkl"), "--format", "json", cwd=tmp_path)
+    proc = invoke("scan", "a.pkl", "./a.pkl", str(tmp_path / "a.pkl"), "--format", "json", cwd=tmp_path)
     assert len(json.loads(proc.stdout)["targets"]) == 1
 
 
@@ -108,7 +109,7 @@ def test_cache_fix_text_names_the_installed_clients_command():
 
 def test_rule_messages_say_what_the_bytes_say(tmp_path: Path):
     (tmp_path / "p.pkl").write_bytes(b"cposix\nsystem\n(S'echo x'\ntR.")
-    proc = run_cli("scan", str(tmp_path / "p.pkl"))
+    proc = invoke("scan", str(tmp_path / "p.pkl"))
     assert "MS-PKL-001 The pickle imports posix.system (os.system on POSIX) (denied:" in proc.stdout
 
 
@@ -134,23 +135,23 @@ def test_every_command_has_h_version_examples_and_plain_choices():
 def test_fail_on_is_case_insensitive_and_the_same_set_as_the_policy(tmp_path: Path):
     (tmp_path / "a.pkl").write_bytes(EVIL)
     (tmp_path / ".git").mkdir()
-    assert run_cli("scan", "a.pkl", "--fail-on", "CRITICAL", cwd=tmp_path).returncode == 1
-    assert run_cli("scan", "a.pkl", "--fail-on", "info", cwd=tmp_path).returncode == 2
+    assert invoke("scan", "a.pkl", "--fail-on", "CRITICAL", cwd=tmp_path).returncode == 1
+    assert invoke("scan", "a.pkl", "--fail-on", "info", cwd=tmp_path).returncode == 2
     (tmp_path / "modelshield.toml").write_text('fail_on = "info"\n')
-    proc = run_cli("scan", "a.pkl", cwd=tmp_path)
+    proc = invoke("scan", "a.pkl", cwd=tmp_path)
     assert proc.returncode == 2 and "fail_on must be one of critical, high, medium, low" in proc.stderr
     (tmp_path / "modelshield.toml").write_text('fail_on = "Critical"\n')
-    assert run_cli("scan", "a.pkl", cwd=tmp_path).returncode == 1
+    assert invoke("scan", "a.pkl", cwd=tmp_path).returncode == 1
 
 
 def test_rules_explains_one_rule():
-    proc = run_cli("rules", "ms-pkl-001")
+    proc = invoke("rules", "ms-pkl-001")
     assert proc.returncode == 0
     for heading in ("MS-PKL-001  Pickle imports a dangerous global", "What it reports:", "Why it matters:", "Fix:",
                     "References:", "CWE-502  Deserialization of Untrusted Data", "Example (text output):",
                     'rule = "MS-PKL-001"'):
         assert heading in proc.stdout, heading
-    bad = run_cli("rules", "MS-NOPE-001")
+    bad = invoke("rules", "MS-NOPE-001")
     assert bad.returncode == 2
     assert bad.stderr == "modelshield: error: unknown rule 'MS-NOPE-001'; `modelshield rules` lists them\n"
 
@@ -201,13 +202,13 @@ def test_progress_bar_on_a_terminal_escapes_names(tmp_path: Path):
 def test_english_units_info_counts_and_final_newlines(tmp_path: Path):
     (tmp_path / "a.pkl").write_bytes(EVIL)
     (tmp_path / "blob.dat2").write_bytes(b"\x00\xff" * 750_000)  # 1.5 MB, unknown binary: info only
-    proc = run_cli("scan", str(tmp_path))
+    proc = invoke("scan", str(tmp_path))
     assert "(unknown, 1.5 MB) inventoried" in proc.stdout
     assert "2 files: 1 analysed, 1 inventoried, 0 skipped." in proc.stdout
     assert "findings: 2 critical; 1 info (shown with --verbose, or in --format json)" in proc.stdout
     assert "verdict: unsafe (2 findings at or above --fail-on high)" in proc.stdout
-    assert "MS-GEN-001" in run_cli("scan", str(tmp_path), "--verbose").stdout
-    one = run_cli("scan", str(tmp_path / "a.pkl"), "--format", "markdown").stdout
+    assert "MS-GEN-001" in invoke("scan", str(tmp_path), "--verbose").stdout
+    one = invoke("scan", str(tmp_path / "a.pkl"), "--format", "markdown").stdout
     assert "- findings: 2 critical" in one and one.endswith("\n") and not one.endswith("\n\n")
     assert f"1 file scanned, {len(EVIL)} B." in one
     from modelshield import scan
@@ -221,7 +222,7 @@ def test_english_units_info_counts_and_final_newlines(tmp_path: Path):
 
 def test_columns_layout_fits_the_width(tmp_path: Path):
     (tmp_path / "a.pkl").write_bytes(EVIL)
-    proc = run_cli("scan", str(tmp_path), "--format", "columns", env={"COLUMNS": "100"})
+    proc = invoke("scan", str(tmp_path), "--format", "columns", env={"COLUMNS": "100"})
     rows = proc.stdout.splitlines()
     header = rows.index(next(r for r in rows if r.startswith("SEVERITY")))
     assert rows[header].split() == ["SEVERITY", "RULE", "FILE", "MESSAGE"]
@@ -230,18 +231,18 @@ def test_columns_layout_fits_the_width(tmp_path: Path):
 
 
 def test_errors_are_printed_once(tmp_path: Path):
-    proc = run_cli("scan", str(tmp_path / "nope"))
+    proc = invoke("scan", str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert proc.stderr.count("no such file or directory") == 1 and "no such file" not in proc.stdout
     out = tmp_path / "r.txt"
-    proc = run_cli("scan", str(tmp_path / "nope"), "-o", str(out))
+    proc = invoke("scan", str(tmp_path / "nope"), "-o", str(out))
     assert proc.stderr.count("no such file") == 1 and out.read_text().count("no such file") == 1
 
 
 def test_sbom_validate_names_the_declared_version(tmp_path: Path):
     bom = tmp_path / "bom.json"
     bom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1}))
-    proc = run_cli("sbom", "validate", str(bom), "--spec-version", "1.7")
+    proc = invoke("sbom", "validate", str(bom), "--spec-version", "1.7")
     assert proc.returncode == 1 and "declares CycloneDX 1.6, not 1.7" in proc.stdout
     assert "valid CycloneDX 1.7" not in proc.stdout
 

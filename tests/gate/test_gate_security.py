@@ -11,7 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 import jsonschema
 import pytest
-from conftest import run_cli
+from helpers.cli import invoke, run_cli
 from gate_helpers import (ANNOTATION_NAME, CONTROL, EVIL, HOSTILE_NAME, RAW_BYTES_NAME, SPACE_NAME, hostile_folder,
                           waiver)
 
@@ -124,28 +124,28 @@ def nested(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_a_policy_in_a_parent_folder_outside_any_repo_is_ignored(nested):
-    proc = run_cli("scan", "models", cwd=nested["work"], env={"HOME": str(nested["home"])})
+    proc = invoke("scan", "models", cwd=nested["work"], env={"HOME": str(nested["home"])})
     assert proc.returncode == 1
     assert "policy: built-in defaults" in proc.stdout and "verdict: unsafe" in proc.stdout
 
 
 def test_policy_search_stops_at_the_repository_root(nested):
     (nested["proj"] / ".git").mkdir()  # the repo is proj/; the policy in top/ is above it
-    proc = run_cli("scan", "models", cwd=nested["work"], env={"HOME": str(nested["home"])})
+    proc = invoke("scan", "models", cwd=nested["work"], env={"HOME": str(nested["home"])})
     assert proc.returncode == 1 and "policy: built-in defaults" in proc.stdout
     (nested["top"] / "modelshield.toml").rename(nested["proj"] / "modelshield.toml")
-    proc = run_cli("scan", "models", cwd=nested["work"], env={"HOME": str(nested["home"])})
+    proc = invoke("scan", "models", cwd=nested["work"], env={"HOME": str(nested["home"])})
     assert proc.returncode == 0
     assert f"policy: {nested['proj'] / 'modelshield.toml'} (2 findings waived)" in proc.stdout
-    proc = run_cli("scan", "models", "--no-policy", cwd=nested["work"], env={"HOME": str(nested["home"])})
+    proc = invoke("scan", "models", "--no-policy", cwd=nested["work"], env={"HOME": str(nested["home"])})
     assert proc.returncode == 1 and "policy: none (--no-policy)" in proc.stdout
 
 
 def test_policy_search_stops_at_the_home_folder(nested):
-    proc = run_cli("scan", "models", cwd=nested["work"], env={"HOME": str(nested["proj"])})
+    proc = invoke("scan", "models", cwd=nested["work"], env={"HOME": str(nested["proj"])})
     assert proc.returncode == 1  # top/ is above HOME: never searched
     (nested["top"] / "modelshield.toml").rename(nested["proj"] / "modelshield.toml")
-    proc = run_cli("scan", "models", cwd=nested["work"], env={"HOME": str(nested["proj"])})
+    proc = invoke("scan", "models", cwd=nested["work"], env={"HOME": str(nested["proj"])})
     assert proc.returncode == 0 and "2 findings waived" in proc.stdout
 
 
@@ -153,18 +153,18 @@ def test_policy_search_stops_at_the_home_folder(nested):
 def test_nothing_to_scan_exits_2(tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_cli("scan", str(empty))
+    proc = invoke("scan", str(empty))
     assert proc.returncode == 2 and "nothing scanned" in proc.stderr
     assert proc.stderr.count("nothing scanned") == 1 and "nothing scanned" not in proc.stdout
     assert "verdict: clean" not in proc.stdout
     only_vcs = tmp_path / "vcs"
     (only_vcs / ".git").mkdir(parents=True)
     (only_vcs / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    assert run_cli("scan", str(only_vcs)).returncode == 2
+    assert invoke("scan", str(only_vcs)).returncode == 2
     models = tmp_path / "models"
     models.mkdir()
     (models / "a.pkl").write_bytes(EVIL)
-    proc = run_cli("scan", str(models), "--exclude", "*.pkl")
+    proc = invoke("scan", str(models), "--exclude", "*.pkl")
     assert proc.returncode == 2 and "nothing scanned" in proc.stderr
     report = scan(str(empty))
     assert report.exit_code() == 2 and "nothing scanned" in report.errors[0]
@@ -175,11 +175,11 @@ def test_waived_findings_never_read_clean(tmp_path: Path):
     (tmp_path / "evil.pkl").write_bytes(EVIL)
     (tmp_path / ".git").mkdir()
     (tmp_path / "modelshield.toml").write_text(waiver(path="evil.pkl"))
-    proc = run_cli("scan", "evil.pkl", cwd=tmp_path)
+    proc = invoke("scan", "evil.pkl", cwd=tmp_path)
     assert proc.returncode == 0
     assert "verdict: waived" in proc.stdout and "clean" not in proc.stdout.replace("verdict: waived", "")
     assert "2 waived" in proc.stdout and "(2 findings waived)" in proc.stdout
-    report = json.loads(run_cli("scan", "evil.pkl", "--format", "json", cwd=tmp_path).stdout)
+    report = json.loads(invoke("scan", "evil.pkl", "--format", "json", cwd=tmp_path).stdout)
     schema = json.loads((resources.files("modelshield.scanner") / "schemas" / "report.schema.json").read_text())
     jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
     assert report["verdict"] == "waived" and report["targets"][0]["artefacts"][0]["verdict"] == "waived"
@@ -190,7 +190,7 @@ def test_allowing_a_denied_global_is_rejected_at_load(tmp_path: Path):
     (tmp_path / "evil.pkl").write_bytes(EVIL)
     (tmp_path / ".git").mkdir()
     (tmp_path / "modelshield.toml").write_text('[allow.globals]\n"posix.system" = "we trust it"\n')
-    proc = run_cli("scan", "evil.pkl", cwd=tmp_path)
+    proc = invoke("scan", "evil.pkl", cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "allow.globals.'posix.system' cannot be allowed" in proc.stderr and "deny list" in proc.stderr
 
@@ -199,7 +199,7 @@ def test_unknown_and_unused_suppressions_are_reported(tmp_path: Path):
     (tmp_path / "evil.pkl").write_bytes(EVIL)
     (tmp_path / ".git").mkdir()
     (tmp_path / "modelshield.toml").write_text(waiver(rule="MS-PKL-999") + waiver(rule="MS-GEN-004"))
-    proc = run_cli("scan", "evil.pkl", cwd=tmp_path)
+    proc = invoke("scan", "evil.pkl", cwd=tmp_path)
     assert proc.returncode == 1
     notes = [line for line in proc.stdout.splitlines() if line.startswith("policy note:")]
     assert len(notes) == 2
@@ -210,7 +210,7 @@ def test_unparseable_expires_names_the_key_and_format(tmp_path: Path):
     (tmp_path / "evil.pkl").write_bytes(EVIL)
     (tmp_path / ".git").mkdir()
     (tmp_path / "modelshield.toml").write_text(waiver(expires='"31/03/2027"'))
-    proc = run_cli("scan", "evil.pkl", cwd=tmp_path)
+    proc = invoke("scan", "evil.pkl", cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "suppress[0].expires" in proc.stderr and "YYYY-MM-DD" in proc.stderr
 
@@ -224,16 +224,16 @@ def test_vcs_folders_are_skipped_and_listed(tmp_path: Path):
     (repo / ".hg").mkdir()
     (repo / "config.json").write_text('{"model_type": "bert"}')
     bom = tmp_path / "bom.json"
-    proc = run_cli("scan", str(repo), "--format", "json", "--sbom", str(bom))
+    proc = invoke("scan", str(repo), "--format", "json", "--sbom", str(bom))
     assert proc.returncode == 0, proc.stderr
     arts = {a["path"]: a for a in json.loads(proc.stdout)["targets"][0]["artefacts"]}
     assert set(arts) == {".git", ".hg", "config.json"}
     assert arts[".git"]["status"] == "skipped" and "version-control" in arts[".git"]["reason"]
     names = re.findall(r'"name": "([^"]*)"', bom.read_text())
     assert "config.json" in names and not any(n.startswith((".git/", ".hg/")) for n in names)
-    text = run_cli("scan", str(repo)).stdout
+    text = invoke("scan", str(repo)).stdout
     assert "skipped (version-control metadata (--include-vcs to scan it): 2)" in text
-    arts = {a["path"] for a in json.loads(run_cli("scan", str(repo), "--format", "json", "--include-vcs").stdout)
+    arts = {a["path"] for a in json.loads(invoke("scan", str(repo), "--format", "json", "--include-vcs").stdout)
             ["targets"][0]["artefacts"]}
     assert ".git/index" in arts and ".git/hooks/pre-commit.sample" in arts
 
@@ -242,12 +242,12 @@ def test_include_and_exclude_work_for_local_targets(tmp_path: Path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "evil.pkl").write_bytes(EVIL)
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
-    proc = run_cli("scan", str(tmp_path), "--format", "json", "--exclude", "sub/")
+    proc = invoke("scan", str(tmp_path), "--format", "json", "--exclude", "sub/")
     assert proc.returncode == 0
     arts = {a["path"]: a for a in json.loads(proc.stdout)["targets"][0]["artefacts"]}
     assert arts["sub/evil.pkl"]["status"] == "skipped"
     assert arts["sub/evil.pkl"]["reason"] == "excluded by --include/--exclude"
-    proc = run_cli("scan", str(tmp_path), "--format", "json", "--include", "sub/*")
+    proc = invoke("scan", str(tmp_path), "--format", "json", "--include", "sub/*")
     assert proc.returncode == 1
     arts = {a["path"]: a for a in json.loads(proc.stdout)["targets"][0]["artefacts"]}
     assert arts["config.json"]["status"] == "skipped" and arts["sub/evil.pkl"]["verdict"] == "unsafe"

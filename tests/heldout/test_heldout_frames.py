@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import scan_json
+from helpers.cli import scan_json
 from fixtures import heldout_cases as H
 from modelshield.scanner.blob import BytesBlob
 from modelshield.scanner.context import ScanContext

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import scan_json
+from helpers.cli import scan_json_process
 from hub_repos import all_repos
 from hub_server import HubServer, git_blob_id
 from test_hub_remote import hub_env
@@ -21,7 +21,7 @@ def cache(tmp_path_factory):
     with HubServer() as hub:
         for repo in all_repos():
             hub.add_repo(repo)
-        code, report = scan_json("hf://org/benign", env=hub_env(hub, home))
+        code, report = scan_json_process("hf://org/benign", env=hub_env(hub, home))
         assert report["targets"][0]["error"] is None
         commit = hub.repos[("model", "org/benign")].commit
     return home, commit
@@ -48,7 +48,7 @@ def test_cache_folder_provenance_and_verification(cache, tmp_path, which):
     home, commit = cache
     repo_dir = home / "hub" / "models--org--benign"
     target_path = repo_dir if which == "repo" else repo_dir / "snapshots" / commit
-    code, report = scan_json(str(target_path), env=offline_env(tmp_path))
+    code, report = scan_json_process(str(target_path), env=offline_env(tmp_path))
     target = report["targets"][0]
     assert target["kind"] == "hf-cache" and target["error"] is None
     prov = target["provenance"]
@@ -74,7 +74,7 @@ def test_tampered_blob_in_cache_is_critical(cache, tmp_path):
         first = fh.read(1)
         fh.seek(0)
         fh.write(b" " if first != b" " else b"\t")
-    code, report = scan_json(str(repo_dir), env=offline_env(tmp_path))
+    code, report = scan_json_process(str(repo_dir), env=offline_env(tmp_path))
     target = report["targets"][0]
     found = integrity(target)
     assert found["model.safetensors"] == ["MS-HUB-001"] and found["config.json"] == ["MS-HUB-001"]
@@ -92,7 +92,7 @@ def test_link_leaving_the_repo_folder_is_not_followed(cache, tmp_path):
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"not scanned")
     os.symlink(outside, repo_dir / "snapshots" / commit / "extra.bin")
-    code, report = scan_json(str(repo_dir), env=offline_env(tmp_path))
+    code, report = scan_json_process(str(repo_dir), env=offline_env(tmp_path))
     target = report["targets"][0]
     extra = next(a for a in target["artefacts"] if a["path"] == "extra.bin")
     assert extra["status"] == "skipped" and [f["rule_id"] for f in extra["findings"]] == ["MS-GEN-004"]
@@ -125,7 +125,7 @@ def test_hand_built_cache_with_tree_listing(tmp_path):
         "missing.bin": {"size": 10, "blob_id": "1" * 40, "lfs_sha256": "2" * 64, "lfs_size": 10}}}
     (repo_dir / "trees").mkdir()
     (repo_dir / "trees" / f"{commit}.json").write_text(json.dumps(listing))
-    code, report = scan_json(str(repo_dir), env=offline_env(tmp_path))
+    code, report = scan_json_process(str(repo_dir), env=offline_env(tmp_path))
     target = report["targets"][0]
     prov = target["provenance"]
     assert prov["repo_id"] == "org/set" and prov["repo_type"] == "dataset" and prov["revision"] == "v2"
@@ -142,5 +142,5 @@ def test_hand_built_cache_with_tree_listing(tmp_path):
 def test_not_a_cache_folder_goes_to_the_local_walker(tmp_path):
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "x.txt").write_text("hi")
-    code, report = scan_json(str(tmp_path / "plain"))
+    code, report = scan_json_process(str(tmp_path / "plain"))
     assert report["targets"][0]["kind"] == "local"

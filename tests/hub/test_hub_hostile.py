@@ -13,7 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import run_cli, scan_json
+from helpers.cli import run_cli, scan_json_process
 from hub_repos import benign_files
 from hub_server import HubServer, Repo, git_blob_id
 from test_hub_remote import hub_env
@@ -33,7 +33,7 @@ def repo_of(hub: HubServer) -> Repo:
 
 
 def scan(hub: HubServer, tmp_path, *args: str, timeout: float = 60, **extra: str) -> tuple[int, dict]:
-    code, report = scan_json("hf://org/x", *args, env=hub_env(hub, tmp_path / "home", **extra), timeout=timeout)
+    code, report = scan_json_process("hf://org/x", *args, env=hub_env(hub, tmp_path / "home", **extra), timeout=timeout)
     return code, report["targets"][0]
 
 
@@ -327,7 +327,7 @@ def _cache_repo(tmp_path):
 
 def scan_cache(target, tmp_path) -> tuple[int, dict]:
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "none")}
-    code, report = scan_json(str(target), env=env, timeout=30)
+    code, report = scan_json_process(str(target), env=env, timeout=30)
     return code, report["targets"][0]
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli, scan_json
+from helpers.cli import run_cli, scan_json_process
 from hub_repos import GRANTED_TOKEN, MARKER_FILE, all_repos
 from hub_server import HubServer
 
@@ -35,7 +35,7 @@ def hub_env(hub: HubServer, home, **extra: str) -> dict[str, str]:
 
 
 def scan_hub(hub: HubServer, home, *args: str, **extra: str) -> tuple[int, dict, dict]:
-    code, report = scan_json(*args, env=hub_env(hub, home, **extra))
+    code, report = scan_json_process(*args, env=hub_env(hub, home, **extra))
     return code, report, report["targets"][0]
 
 
@@ -76,9 +76,8 @@ def test_benign_repo_resolved_to_commit_verified_and_clean(hub, tmp_path):
     assert arts["model.safetensors"]["sha256"] == files["model.safetensors"]["lfs_sha256"]
     assert target["root"].endswith(f"models--org--benign/snapshots/{repo.commit}")
     assert not hub_findings(target)
-    # benign: nothing above info, exit 0 (needs the safetensors format module)
-    if arts["model.safetensors"]["format"] == "unknown":
-        pytest.xfail("the safetensors format module does not recognise safetensors yet")
+    # benign: recognised by the safetensors module, nothing above info, exit 0
+    assert arts["model.safetensors"]["format"] == "safetensors"
     assert all(f["severity"] == "info" for a in target["artefacts"] for f in a["findings"]), target["artefacts"]
     assert target["verdict"] == "clean" and code == 0
 
@@ -122,8 +121,7 @@ def test_malicious_pickle_blocked_and_hub_scan_shown_beside(hub, tmp_path):
     assert rules.get("MS-HUB-004") == "medium"  # the Hub's opinion, shown as info beside ours
     art = next(a for a in target["artefacts"] if a["path"] == "pytorch_model.bin")
     assert art["verdict"] != "clean" and code != 0
-    if art["format"] == "unknown":
-        pytest.xfail("the pickle format module does not recognise pickles yet")
+    assert art["format"] == "pickle"
     # our own verdict must not come from the Hub's: an unsafe one needs a threat finding of ours
     assert art["verdict"] == "unsafe" and code == 1
     assert any(f["kind"] == "threat" and not f["rule_id"].startswith("MS-HUB") for f in art["findings"])
@@ -218,7 +216,10 @@ def test_dataset_repo_inventory_and_loading_script(hub, tmp_path):
     assert all(arts[p]["sha256"] for p in files)
     assert arts["data.py"]["status"] != "skipped"
     assert target["root"].endswith(f"datasets--org--data/snapshots/{repo.commit}")
-    assert code in (0, 1, 2)  # the loading script's own verdict belongs to the python_source module
+    # the loading script runs on load_dataset: flagged, the data files beside it stay clean
+    assert {f["rule_id"] for f in arts["data.py"]["findings"]} >= {"MS-PY-010", "MS-PY-020"}
+    assert all(arts[p]["verdict"] == "clean" for p in files if p != "data.py")
+    assert target["verdict"] == "unsafe" and code == 1
 
 
 def test_custom_code_repo_is_reported(hub, tmp_path):

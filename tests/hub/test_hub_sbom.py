@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from hub_repos import all_repos
 from hub_server import HubServer
 from modelshield.cli import app

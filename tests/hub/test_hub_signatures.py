@@ -60,7 +60,7 @@ def test_hub_partial_download_lists_unchecked_files(hub, tmp_path):
 def test_hub_bom_references_the_hub_signature(hub, tmp_path):
     import json
 
-    from conftest import run_cli
+    from helpers.cli import run_cli
     from test_hub_remote import hub_env
 
     bom = tmp_path / "bom.json"

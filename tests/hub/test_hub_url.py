@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import run_cli, scan_json
+from helpers.cli import run_cli, scan_json_process
 from hub_repos import model_card
 
 BODY = model_card()
@@ -62,7 +62,7 @@ ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 def test_url_is_downloaded_hashed_scanned_and_removed(server, tmp_path):
-    code, report = scan_json(f"{server}/redirect", env={**ENV, "TMPDIR": str(tmp_path)})
+    code, report = scan_json_process(f"{server}/redirect", env={**ENV, "TMPDIR": str(tmp_path)})
     target = report["targets"][0]
     assert target["kind"] == "url" and target["error"] is None
     assert target["provenance"] == {"source": "url", "url": f"{server}/redirect",
@@ -76,7 +76,7 @@ def test_url_is_downloaded_hashed_scanned_and_removed(server, tmp_path):
 
 
 def test_hostile_file_name_is_neutralised(server, tmp_path):
-    code, report = scan_json(f"{server}/big.bin", env={**ENV, "TMPDIR": str(tmp_path)})
+    code, report = scan_json_process(f"{server}/big.bin", env={**ENV, "TMPDIR": str(tmp_path)})
     (art,) = report["targets"][0]["artefacts"]
     assert art["path"] == "evil_name.bin" and art["size"] == 5000
     assert os.listdir(tmp_path) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import scan_json
+from helpers.cli import scan_json
 from pickle_vm_helpers import call, glob, oracle, prog, run_vm, s
 
 from modelshield import scan

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import scan_json  # noqa: E402
+from helpers.cli import scan_json  # noqa: E402
 from redteam_attacks import ATTACKS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

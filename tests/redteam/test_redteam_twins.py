@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import scan_json  # noqa: E402
+from helpers.cli import scan_json  # noqa: E402
 
 from modelshield.scanner.formats.numpy import has_object
 from modelshield.scanner.analysis.picklevm.opcodes import _float_line, _int_line, _long_line

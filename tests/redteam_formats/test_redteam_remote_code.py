@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import scan_json
+from helpers.cli import scan_json
 
 from redteam_remote_code_cases import CASES, write_repo
 

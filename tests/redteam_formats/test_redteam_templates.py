@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import scan_json
+from helpers.cli import scan_json
 
 from modelshield.scanner.engine import scan
 from redteam_template_cases import CASES, POSITIONAL_ONLY

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from helpers.cli import run_cli
 from typer.testing import CliRunner
 
 from modelshield.cli import app

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from fixtures.loader_views import CASES, build_all  # noqa: E402
-from tests.conftest import scan_json  # noqa: E402
+from helpers.cli import scan_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BLOCKING = {"high", "critical"}
