@@ -141,8 +141,8 @@ def scan(
     for message in report.errors:  # on stderr, once (a text report on stdout leaves them out)
         error(message)
     for fmt, path in reports.items():
-        write_output(renderers.render(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
-                                      width=shutil.get_terminal_size().columns, errors=path is not None), path)
+        write_output(renderers.render_chunks(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
+                                             width=shutil.get_terminal_size().columns, errors=path is not None), path)
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
 

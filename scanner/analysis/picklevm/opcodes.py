@@ -94,16 +94,20 @@ class Reader:
     """Buffered positioned reads over a blob window [pos, end)."""
 
     WINDOW = 1 << 20
+    FIRST_WINDOW = 1 << 12  # grows to WINDOW: many tiny concatenated streams must not read 1 MiB each
     eof_lines = True  # a last line without newline is read as pickle._Unpickler reads it
 
     def __init__(self, blob: Blob, pos: int, end: int, window: int | None = None) -> None:
         self.blob, self.pos, self.end = blob, pos, end
         self.buf = b""
         self.buf_start = pos
-        self.window = window or self.WINDOW
+        self.grow = window is None  # a window given (short re-reads) keeps its size
+        self.window = window or min(self.FIRST_WINDOW, self.WINDOW)
 
     def _fill(self, n: int) -> None:
         want = max(n, self.window)
+        if self.grow:
+            self.window = min(self.window * 4, self.WINDOW)
         self.buf = self.blob.read_at(self.pos, min(want, self.end - self.pos))
         self.buf_start = self.pos
 

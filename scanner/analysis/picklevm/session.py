@@ -49,6 +49,8 @@ class Session:
                          key="empty")
             return
         while pos < limit and (max_streams is None or count < max_streams):
+            if count >= self.ctx.budgets.max_streams:
+                raise BudgetExceeded("max_streams", self.ctx.budgets.max_streams)
             out = self.stream(pos, limit)
             count += 1
             if out.error is not None:
