@@ -14,14 +14,14 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SIGNATURE_OUTCOMES = ("valid", "invalid", "untrusted", "unverifiable", "unsigned", "not-checked")
 
 
-# The shapes read from a BOM (CycloneDX 1.4-1.7). Another tool's BOM may break them anywhere.
+# The shapes read from a BOM (CycloneDX 1.4-1.7): keys whose type is the same wherever they occur.
+# Another tool's BOM may break them anywhere. (`declarations` is never read: its keys, e.g. `claims`,
+# change type with their place.)
 _OBJECTS = frozenset({"metadata", "component", "supplier", "manufacturer", "license", "analysis", "source",
-                      "pedigree", "modelCard", "modelParameters", "considerations", "contents", "declarations",
-                      "definitions", "conformance", "author"})
+                      "pedigree", "modelCard", "modelParameters", "considerations", "contents"})
 _OBJECT_LISTS = frozenset({"components", "hashes", "licenses", "externalReferences", "properties", "dependencies",
                            "authors", "contact", "lifecycles", "vulnerabilities", "affects", "ratings", "references",
-                           "ancestors", "datasets", "data", "compositions", "services", "attestations", "claims",
-                           "evidence", "map", "standards", "citations", "performanceMetrics"})
+                           "ancestors", "datasets", "data", "compositions", "services", "performanceMetrics"})
 _TEXT_LISTS = frozenset({"dependsOn", "response", "assemblies", "useCases", "technicalLimitations", "cwes"})
 _TEXT = frozenset({"bom-ref", "ref", "name", "version", "type", "alg", "content", "email", "acknowledgement",
                    "phase", "timestamp", "serialNumber", "specVersion", "bomFormat", "purl", "id", "value",
@@ -40,6 +40,9 @@ def well_typed(value: Any, key: str | None = None) -> Any:
             if (k in _OBJECTS and not isinstance(v, dict)) or (k in _TEXT and not text_ok) \
                     or ((k in _OBJECT_LISTS or k in _TEXT_LISTS) and not isinstance(v, list)):
                 continue
+            if k == "declarations":
+                out[k] = v
+                continue
             if k in _TEXT_LISTS:
                 v = [x for x in v if isinstance(x, (str, int))]
             elif k == "tools" and not isinstance(v, (dict, list)):
@@ -49,6 +52,8 @@ def well_typed(value: Any, key: str | None = None) -> Any:
             out[k] = well_typed(v, k)
         return out
     if isinstance(value, list):
+        if key == "dependencies":  # objects at the top level, refs in compositions
+            return [well_typed(x) if isinstance(x, dict) else x if isinstance(x, str) else {} for x in value]
         if key in _OBJECT_LISTS or key in ("tools", "components"):
             return [well_typed(x) if isinstance(x, dict) else {} for x in value]
         if key == "url":

@@ -166,7 +166,7 @@ def _deployable_uri(n: Node, bom: dict[str, Any]) -> bool:
 
 
 def _in_graph(n: Node, bom: dict[str, Any]) -> bool:
-    refs = {d.get("ref") for d in bom.get("dependencies") or []}
+    refs = {d.get("ref") for d in bom.get("dependencies") or [] if isinstance(d, dict)}
     return n.comp.get("bom-ref") in refs
 
 

@@ -36,7 +36,10 @@ def test_wheel_maps_folders_into_the_namespace(wheel: Path):
                      "modelshield/advisories/__init__.py", "modelshield/scanner/data/rules/core.toml",
                      "modelshield/scanner/schemas/report.schema.json", "modelshield/cli.py",
                      "modelshield/scanner/data/template_rules.toml", "modelshield/scanner/data/policy/deny.toml",
-                     "modelshield/sbom/data/loaders.toml", "modelshield/py.typed"):
+                     "modelshield/sbom/data/loaders.toml", "modelshield/py.typed",
+                     # `report` and `sbom check` read these at run time
+                     "modelshield/sbom/data/templates/evidence.html.j2", "modelshield/sbom/data/etsi_en_304_223.toml",
+                     "modelshield/sbom/schemas/evidence-report.schema.json", "modelshield/sbom/data/profiles.toml"):
         assert required in names, required
 
 

@@ -4,8 +4,9 @@ The stream is decompressed chunk by chunk into a `SpoolBlob` under the decompres
 the result goes back through the sniffer (`ctx.descend`): the content decides what it is. This
 module also holds `decompress_stream`, the bounded streaming decoder the zip and 7z readers use.
 
-Loader behaviour followed: gzip/bzip2/xz read concatenated streams (as the `gzip`, `bz2` and `lzma`
-modules do, hence joblib); zero padding after the last gzip member is ignored like `gzip` does.
+Loader behaviour followed: gzip/bzip2/xz/raw LZMA read concatenated streams (as the `gzip`, `bz2`
+and `lzma` modules do, hence joblib; `lzma` decodes .xz and raw LZMA streams in any mix); zero
+padding after a gzip member is skipped like `gzip` does (another member may follow it).
 """
 from __future__ import annotations
 
@@ -93,7 +94,11 @@ DECODERS: dict[str, Callable[[], Any]] = {
     "bzip2": bz2.BZ2Decompressor,
     "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
     "lzma-alone": _lzma_alone,
+    "lzma-auto": lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO),
 }
+# lzma.LZMAFile (lzma.open, joblib's lzma and xz compressors) decodes whatever stream follows the
+# end of one, .xz or raw LZMA alike (FORMAT_AUTO), and ignores what does not start a stream.
+LZMA_KINDS = ("xz", "lzma-alone")
 
 
 def _optional_decoder(kind: str) -> Callable[[], Any]:
@@ -308,33 +313,52 @@ def analyse(blob: Blob, ctx: "ScanContext") -> None:
         decoder_kind = "zlib"
     spool = SpoolBlob(name)
     streams = 0
+    complete = False
     props: dict[str, Any] = {"compression": kind}
     try:
         while True:
+            before = spool.size
             try:
                 res = decompress_stream(blob, start, blob.size, decoder_kind, ctx, name, spool)
             except ImportError:
                 package = {"zstd": "zstandard", "lz4": "lz4"}[kind]
                 ctx.add("MS-ARC-015", what=kind, package=package)
                 return
-            streams += 1
-            report_decoded(ctx, res, name)
-            if not res.complete or kind not in ("gzip", "bzip2", "xz") or res.end >= blob.size:
+            if decoder_kind == "lzma-auto" and res.error and spool.size == before:
+                _trailing(blob, start, ctx, kind)  # no stream starts here: LZMAFile stops silently
                 break
-            rest = blob.read_at(res.end, 8)
-            if kind == "gzip" and rest.startswith(GZIP) or kind == "bzip2" and rest.startswith(BZIP2) or \
-                    kind == "xz" and rest.startswith(XZ):
-                start = res.end
+            streams += 1
+            complete = res.complete
+            report_decoded(ctx, res, name)
+            if not res.complete or kind not in ("gzip", "bzip2") + LZMA_KINDS or res.end >= blob.size:
+                break
+            if kind in LZMA_KINDS:
+                start, decoder_kind = res.end, "lzma-auto"
+                continue
+            nxt = _past_zeros(blob, res.end) if kind == "gzip" else res.end
+            rest = blob.read_at(nxt, 8)
+            if kind == "gzip" and rest.startswith(GZIP) or kind == "bzip2" and rest.startswith(BZIP2):
+                start = nxt
                 continue
             _trailing(blob, res.end, ctx, kind)
             break
-        props.update(streams=streams, decompressed_size=spool.size, complete=res.complete)
+        props.update(streams=streams, decompressed_size=spool.size, complete=complete)
         if not ctx.members:
             ctx.artefact.properties["compressed"] = props
-        if spool.size or res.complete:
+        if spool.size or complete:
             ctx.descend(spool, inner_name(name))
     finally:
         spool.close()
+
+
+def _past_zeros(blob: Blob, pos: int) -> int:
+    """The first non-zero byte at or after `pos`: `gzip` skips zero padding between members too."""
+    for chunk in blob.chunks(pos, blob.size):
+        stripped = chunk.lstrip(b"\x00")
+        if stripped:
+            return pos + len(chunk) - len(stripped)
+        pos += len(chunk)
+    return pos
 
 
 def _trailing(blob: Blob, pos: int, ctx: "ScanContext", kind: str) -> None:

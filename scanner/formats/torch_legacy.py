@@ -77,15 +77,22 @@ def analyse_tar(archive: "Archive", ctx: "ScanContext") -> None:
         ctx.add("MS-GEN-006", format=NAME, error=f"legacy torch tar without {', '.join(missing)}")
 
 
+def _next(result: Any) -> int:
+    """Where torch's next read starts: it reads these members unbuffered (no peek), so after a
+    STOP inside a FRAME the file stands at the frame end, which _pickle.c read whole."""
+    return result.resume_at if result.resume_at is not None else result.end
+
+
 def _count(blob: "Blob", ctx: "ScanContext", pos: int) -> tuple[int, int | None]:
     """One pickle holding an int (the record count): (end offset, count or None)."""
     result = analyse_pickle(blob, ctx, start=pos, flavour="torch-legacy", max_streams=1)
     value = result.values[0] if result.values else None
-    return result.end, value if isinstance(value, int) and not isinstance(value, bool) else None
+    return _next(result), value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _records(blob: "Blob", ctx: "ScanContext", storages: bool) -> None:
-    """`storages`: count, then (pickle, u64 count, data) records; `tensors`: count, then pickle + dims."""
+    """`storages`: count, then (pickle, u64 count, data) records, then the storage-views pickle;
+    `tensors`: count, then pickle + dims (torch's legacy_load reads exactly these)."""
     pos, count = _count(blob, ctx, 0)
     if count is None:
         raise FormatError("record count pickle does not hold an int", 0)
@@ -96,7 +103,7 @@ def _records(blob: "Blob", ctx: "ScanContext", storages: bool) -> None:
         result = analyse_pickle(blob, ctx, start=pos, flavour="torch-legacy", max_streams=1)
         if not result.complete:
             return
-        pos = result.end
+        pos = _next(result)
         value = result.values[0] if result.values else None
         if storages:
             size = _element_size(value)
@@ -114,6 +121,8 @@ def _records(blob: "Blob", ctx: "ScanContext", storages: bool) -> None:
             pos += 8 + 16 * ndim + 8
         if pos > blob.size:
             raise FormatError("record runs past the end of the member", pos)
+    if storages:  # storage_views = pickle.load(f), right after the records
+        analyse_pickle(blob, ctx, start=pos, flavour="torch-legacy", max_streams=1)
 
 
 def _element_size(value: Any) -> int | None:

@@ -5,6 +5,7 @@ One loader subprocess per loader family proves the fixtures execute; one CLI run
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers.cli import scan_json  # noqa: E402
-from redteam_attacks import ATTACKS  # noqa: E402
+from helpers.cli import scan_json_process  # noqa: E402
+from redteam_attacks import ATTACKS, IMPORT_MODULE, IMPORT_MODULE_SOURCE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 HIGH = {"high", "critical"}
@@ -28,13 +29,22 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def loader_results(corpus, tmp_path_factory) -> dict[str, dict]:
+def planted(tmp_path_factory) -> dict[str, str]:
+    """PYTHONPATH holding a module whose import creates the marker (loader and scan both see it)."""
+    folder = tmp_path_factory.mktemp("redteam_planted")
+    (folder / f"{IMPORT_MODULE}.py").write_text(IMPORT_MODULE_SOURCE)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.fixture(scope="session")
+def loader_results(corpus, planted, tmp_path_factory) -> dict[str, dict]:
     scratch = tmp_path_factory.mktemp("redteam_run")
     results: dict[str, dict] = {}
     for family in sorted({a.loader for a in ATTACKS}):
         items = [[str(corpus / a.file), str(scratch / f"{a.id}.marker")] for a in ATTACKS if a.loader == family]
         proc = subprocess.run([sys.executable, str(HERE / "redteam_loaders.py"), family, json.dumps(items)],
-                              cwd=scratch, capture_output=True, text=True, timeout=300)
+                              cwd=scratch, env={**os.environ, **planted}, capture_output=True, text=True,
+                              timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         for a in ATTACKS:
@@ -44,8 +54,8 @@ def loader_results(corpus, tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def scanned(corpus) -> dict[str, dict]:
-    code, report = scan_json(str(corpus))
+def scanned(corpus, planted) -> dict[str, dict]:
+    code, report = scan_json_process(str(corpus), env=planted)  # a process that can import the planted module
     assert code == 1, report
     return {Path(a["path"]).name: a for a in report["targets"][0]["artefacts"]}
 
@@ -61,5 +71,8 @@ def test_modelshield_blocks_it(attack, scanned):
     assert art["verdict"] == "unsafe", (attack.note, art["findings"])
     threats = [f for f in art["findings"] if f["kind"] == "threat" and f["severity"] in HIGH]
     assert threats, art["findings"]
-    assert any(f.get("callable") == "os.system" and f["rule_id"] in ("MS-PKL-001", "MS-PKL-003")
-               for f in art["findings"]), art["findings"]
+    if attack.expect == IMPORT_MODULE:  # an import that runs a module: the import itself is the finding
+        assert any((f.get("callable") or "").split(".")[0] == IMPORT_MODULE for f in threats), art["findings"]
+    else:
+        assert any(f.get("callable") == attack.expect and f["rule_id"] in ("MS-PKL-001", "MS-PKL-003")
+                   for f in art["findings"]), art["findings"]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.cli import scan_json  # noqa: E402
+from redteam_attacks import torch_tar  # noqa: E402
 
 from modelshield.scanner.formats.numpy import has_object
 from modelshield.scanner.analysis.picklevm.opcodes import _float_line, _int_line, _long_line
@@ -34,13 +35,14 @@ def benign(tmp_path_factory) -> Path:
                  "sub": np.zeros(2, dtype="(2,)f4"), "obj": np.array([1, "x"], dtype=object),
                  "img": image}, folder / "mixed.joblib")
     (folder / "hex_int.pkl").write_bytes(b"(I0x10\nL0x20L\nF1.5\ntp0\n.")
+    (folder / "legacy_tar.pt").write_bytes(torch_tar(b"\x80\x02]."))  # torch.load gives {}
     return folder
 
 
 def test_benign_twins_are_clean(benign):
     code, report = scan_json(str(benign))
     arts = {Path(a["path"]).name: a for a in report["targets"][0]["artefacts"]}
-    assert len(arts) == 6
+    assert len(arts) == 7
     for name, art in arts.items():
         assert art["verdict"] == "clean", (name, art["findings"])
         assert not [f for f in art["findings"] if f["severity"] in ABOVE_INFO], (name, art["findings"])

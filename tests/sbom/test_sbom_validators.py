@@ -168,9 +168,18 @@ def test_fast_iri_check_agrees_with_the_iri_grammar(fmt) -> None:
     assert ours.conforms("http://[::1]:80/", fmt)  # RFC 3987 3.2 / RFC 3986 3.2.2
 
 
-def _shacl(document: dict) -> tuple[bool, str]:
+def _shacl(document: dict, library: bool = True) -> tuple[bool, str]:
+    """SHACL against the SPDX 3.0.1 model, after the library's own checks: spdx-python-model reads the
+    document back (typed, enum- and pattern-checked properties) with no dangling reference."""
     import pyshacl
     import rdflib
+    from spdx_python_model import v3_0_1 as spdx_model
+
+    if library:
+        objects = spdx_model.SHACLObjectSet()
+        spdx_model.JSONLDDeserializer().deserialize_data(document, objects)
+        assert objects.link() == set()
+        assert all(objects.find_by_id(i["spdxId"]) is not None for i in document["@graph"] if "spdxId" in i)
 
     context = json.loads((HERE / "spdx3" / "spdx-context.jsonld").read_text())
     assert document["@context"] == "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
@@ -193,7 +202,11 @@ def test_spdx3_documents_pass_shacl(boms) -> None:
         if item.get("type") == "Relationship":
             item["relationshipType"] = "isTheBestFriendOf"
             break
-    conforms, text = _shacl(broken)
+    from spdx_python_model import v3_0_1 as spdx_model
+
+    with pytest.raises(ValueError, match="isTheBestFriendOf"):  # the library's own check
+        spdx_model.JSONLDDeserializer().deserialize_data(broken, spdx_model.SHACLObjectSet())
+    conforms, text = _shacl(broken, library=False)
     assert not conforms and "relationshipType" in text
 
 
@@ -240,3 +253,34 @@ def test_spdx3_security_profile_carries_findings_and_vex(tmp_path, monkeypatch) 
     assert "security" in doc["profileConformance"]
     conforms, text = _shacl(document)
     assert conforms, text[:3000]
+
+
+def test_spdx3_advisory_on_the_runtime_links_the_package_and_the_cve(monkeypatch) -> None:
+    pytest.importorskip("pyshacl")
+    from evidence_fixtures import advisory, model, torch_runtime
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    bom = build_bom(model(runtime=torch_runtime(), target_findings=[advisory()]), spec_version="1.6",
+                    phase="deployment")
+    document = spdx3.build(bom)
+    graph = {item.get("spdxId"): item for item in document["@graph"]}
+    [vuln] = [i for i in document["@graph"] if i["type"] == "security_Vulnerability"
+              and i["name"] == "GHSA-53q9-r3pm-6pq6"]
+    assert {"type": "ExternalIdentifier", "externalIdentifierType": "cve",
+            "identifier": "CVE-2025-32434"} in vuln["externalIdentifier"]
+    sources = {graph[r["from"]]["name"] for r in document["@graph"]
+               if r.get("relationshipType") == "hasAssociatedVulnerability" and r["to"] == [vuln["spdxId"]]}
+    assert sources == {"torch", "model.safetensors"}  # the loader and the file it would load
+    [vex] = [r for r in document["@graph"] if r["type"].startswith("security_Vex") and r["from"] == vuln["spdxId"]]
+    assert vex["relationshipType"] == "affects" and "Upgrade torch to 2.6.0" in vex["security_actionStatement"]
+    conforms, text = _shacl(document)
+    assert conforms, text[:3000]
+
+
+def test_well_typed_reading_keeps_our_boms_whole(boms) -> None:
+    """The malformed-input guard of `sbom check`, `sbom diff` and `report --from-bom` drops nothing
+    from a valid BOM (every builder path, both versions, declarations included)."""
+    from modelshield.sbom.bomfacts import well_typed
+
+    for name, (_path, doc) in boms.items():
+        assert well_typed(doc) == doc, name

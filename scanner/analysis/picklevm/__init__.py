@@ -43,6 +43,8 @@ class PickleResult:
     values: list[Any] = field(default_factory=list)  # folded value each complete stream returned
     flavour: str = ""  # the view the result describes (a plain pickle with joblib arrays: "joblib")
     frame_straddle: bool = False  # an opcode crossed a FRAME boundary (loaders disagree, gh-154848)
+    stop_in_frame: bool = False  # a stream stopped inside a FRAME: where the next load starts differs
+    resume_at: int | None = None  # the last stream stopped inside a FRAME: where a reader without peek goes on
 
 
 FLAVOURS = ("plain", "torch-zip", "torch-legacy", "torchscript", "joblib", "numpy")
@@ -63,16 +65,20 @@ def analyse_pickle(blob: Blob, ctx: ScanContext, *, start: int = 0, end: int | N
         raise ValueError(f"unknown pickle flavour {flavour!r}")
     end = blob.size if end is None else min(end, blob.size)
 
-    def run(run_ctx: ScanContext, run_flavour: str, c_stream: bool = False) -> PickleResult:
+    def run(run_ctx: ScanContext, run_flavour: str, c_stream: bool = False, frame_skip: bool = False) -> PickleResult:
         result = PickleResult(end=start, flavour=run_flavour)
-        Session(blob, run_ctx, run_flavour, result, recurse=analyse_pickle, c_stream=c_stream).run(
-            start, end, max_streams)
+        Session(blob, run_ctx, run_flavour, result, recurse=analyse_pickle, c_stream=c_stream,
+                frame_skip=frame_skip).run(start, end, max_streams)
         return result
 
     def c_stream_view(primary: PickleResult) -> PickleResult:
         # Frames crossed by an opcode: older _pickle.c reading a BytesIO/file runs other opcodes.
         if primary.frame_straddle:
             views.secondary(lambda c, f: run(c, f, c_stream=True), ctx, primary.flavour, view=views.C_STREAM)
+        # A STOP inside a frame: the next load (torch legacy's next pickle, a joblib object array's
+        # end, a reader calling pickle.load again) starts at the frame end for most readers.
+        if primary.stop_in_frame:
+            views.secondary(lambda c, f: run(c, f, frame_skip=True), ctx, primary.flavour, view=views.FRAME_SKIP)
         return primary
 
     if flavour not in ("plain", "joblib"):
@@ -86,5 +92,5 @@ def analyse_pickle(blob: Blob, ctx: ScanContext, *, start: int = 0, end: int | N
         del ctx.artefact.findings[mark:]  # the joblib view is the primary one for this file
     result = run(ctx, "joblib")
     views.secondary(run, ctx, "plain")
-    return result
+    return c_stream_view(result)
 

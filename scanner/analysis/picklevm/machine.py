@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from .report import Reporter
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
+STAR_CAP = 4096  # a str/bytes spread into more positional arguments than this is kept opaque
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
 ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
+# copyreg helpers that create an instance of their first argument without calling it
+INSTANCE_MAKERS = ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__")
 
 
 @dataclass
@@ -45,6 +48,26 @@ class StreamOutcome:
     short_frame: int | None = None  # offset of a FRAME longer than the data left (C loaders fail there)
     frame_straddle: tuple[int, str] | None = None  # first opcode crossing a frame boundary (gh-154848)
     value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
+    stop_frame_end: int | None = None  # STOP inside a FRAME with bytes left: where that frame ends
+
+
+def instance_class(value: Any) -> V.Global | None:
+    """The class of the object a call made, as `isinstance` sees it (joblib's load_build asks
+    that of array wrappers): the callable, or the class a copyreg helper instantiates."""
+    cls = V.class_of(value)
+    if cls is not None and cls.canonical in INSTANCE_MAKERS and isinstance(value.args, tuple) and value.args \
+            and isinstance(value.args[0], V.Global):
+        return value.args[0]
+    return cls
+
+
+def _constant_has(target: Any, method: str) -> bool:
+    """Whether a constant the unpickler holds has the method APPEND(S)/SETITEM(S)/ADDITEMS call on
+    it (`extend` stands for C's extend-then-append), asked of its real type: a large argument left
+    on disk is a bytearray or has no such method, like bytes, str and int."""
+    kind = (bytearray if target.kind == "bytearray" else bytes) if isinstance(target, BigBytes) else type(target)
+    names = ("extend", "append") if method == "extend" else (method,)
+    return any(hasattr(kind, n) for n in names)
 
 
 class Machine:
@@ -411,8 +434,8 @@ class Machine:
         if isinstance(target, (V.PList, V.PDict, V.PSet, V.Persistent, V.Opaque)) or target is None:
             return
         if isinstance(target, CONSTANT_TYPES + (tuple,)):
-            if method == "__setstate__":
-                return
+            if method == "__setstate__" or _constant_has(target, method):
+                return  # e.g. APPEND/SETITEM on a bytearray: _pickle.c calls its extend/__setitem__
             raise self.err(f"'{type(target).__name__}' object has no attribute '{method}'")
         name = f"{cls.canonical if cls else V.callable_name(target)}.{method}"
         verdict = cls.verdict if cls else "computed"
@@ -430,6 +453,13 @@ class Machine:
 
     def op_STOP(self, _: Any) -> bool:
         self.out.value = self.pop()
+        # A reader that took the whole frame from the file (pure-Python _Unframer, _pickle.c on a
+        # BytesIO or on a frame larger than the file's peek buffer) leaves the file at the frame
+        # end, where the next load starts; _pickle.c with peek rewinds to just after STOP.
+        ends = [e for e in (self.c_frame_end, self.frame_end, getattr(self.r, "file_pos", None))
+                if e is not None and e > self.r.pos]
+        if ends:
+            self.out.stop_frame_end = min(max(ends), self.end)
         return True
 
     def op_POP(self, _: Any) -> None:
@@ -653,18 +683,39 @@ class Machine:
         args = self.pop()
         func = self.pop()
         self._check_callable(func)
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
-            raise self.err("argument list must be a tuple")
-        self.push(self.call(func, args, None, "REDUCE"))
+        self.push(self.call(func, self._star_args(args, "argument list must be a tuple"), None, "REDUCE"))
+
+    def _star_args(self, args: Any, reason: str) -> Any:
+        """The positional arguments a call receives from `args`.
+
+        _pickle.c demands a tuple, but pickle._Unpickler (joblib.load, dill.load) calls
+        `func(*args)` / `cls.__new__(cls, *args)`: any iterable works there (a list's items, a
+        dict's keys, a string's characters). Only what no unpickler can spread is an error.
+        """
+        if isinstance(args, tuple):
+            return args
+        if isinstance(args, (V.PList, V.PSet)):
+            return tuple(args.items)
+        if isinstance(args, V.PDict):
+            return tuple(k for k, _ in args.pairs)
+        if isinstance(args, (str, bytes, bytearray)) and len(args) <= STAR_CAP:
+            return tuple(args)
+        if isinstance(args, (str, bytes, bytearray)) or (isinstance(args, BigBytes) and args.kind != "int"):
+            return (V.Opaque("the items of a long string"),)
+        if isinstance(args, CONSTANT_TYPES):  # int, float, bool, None: not iterable
+            raise self.err(reason)
+        return args  # a computed value: whatever it holds
 
     def _check_callable(self, func: Any) -> None:
         if isinstance(func, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
             raise self.err(f"'{type(func).__name__}' object is not callable")
 
     def op_INST(self, arg: Any) -> None:
+        # The pure-Python unpickler (joblib, dill, pandas' fallback) imports before it looks for
+        # the MARK (_pickle.c looks first): the import is reported whatever the stack holds.
         module, name = arg
-        args = tuple(self.pop_mark())
         cls = self.find_class(module, name, "INST")
+        args = tuple(self.pop_mark())
         self.push(self.call(cls, args, None, "INST"))
 
     def op_OBJ(self, _: Any) -> None:
@@ -678,8 +729,7 @@ class Machine:
     def op_NEWOBJ(self, _: Any) -> None:
         args = self.pop()
         cls = self.pop()
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
-            raise self.err("NEWOBJ expected an arg tuple.")
+        args = self._star_args(args, "NEWOBJ expected an arg tuple.")
         self._check_callable(cls)
         self.push(self.call(cls, args, None, "NEWOBJ"))
 
@@ -687,8 +737,7 @@ class Machine:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
-        if isinstance(args, CONSTANT_TYPES + (V.PList, V.PDict, V.PSet)):
-            raise self.err("NEWOBJ_EX args argument must be a tuple")
+        args = self._star_args(args, "NEWOBJ_EX args argument must be a tuple")
         if isinstance(kwargs, CONSTANT_TYPES + (tuple, V.PList, V.PSet)):
             raise self.err("NEWOBJ_EX kwargs argument must be a dict")
         self._check_callable(cls)
@@ -700,7 +749,7 @@ class Machine:
         if isinstance(inst, V.Call):
             inst.state = state
         self.method_call(inst, "__setstate__" if not isinstance(inst, V.Global) else "BUILD", [state])
-        cls = V.class_of(inst)
+        cls = instance_class(inst)
         if self.on_array is not None and cls is not None and cls.full in ARRAY_WRAPPERS:
             self.stack.pop()
             self.push(V.Opaque("ndarray"))

@@ -93,7 +93,7 @@ def payload_bytes(value: Any, blob: Blob, depth: int = 0) -> bytes | None:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
     if isinstance(value, BigBytes):
-        if value.length > DECODE_CAP:
+        if value.length > DECODE_CAP or value.kind == "int":
             return None
         return blob.read_at(value.offset, value.length)
     if isinstance(value, V.Call):

@@ -34,7 +34,7 @@ class BigBytes:
 
     offset: int
     length: int
-    kind: str  # "bytes" | "str" | "bytearray"
+    kind: str  # "bytes" | "str" | "bytearray" | "int" (a LONG4 too long to decode)
 
     def __repr__(self) -> str:
         return f"<{self.kind} of {self.length} bytes at offset {self.offset}>"
@@ -44,6 +44,7 @@ class Reader:
     """Buffered positioned reads over a blob window [pos, end)."""
 
     WINDOW = 1 << 20
+    eof_lines = True  # a last line without newline is read as pickle._Unpickler reads it
 
     def __init__(self, blob: Blob, pos: int, end: int) -> None:
         self.blob, self.pos, self.end = blob, pos, end
@@ -77,7 +78,8 @@ class Reader:
         self.pos += 1
         return self.buf[rel]
 
-    def skip(self, n: int) -> None:
+    def skip(self, n: int, into: bool = False) -> None:
+        """Pass over `n` argument bytes (`into`: counted bytes, see `read_into`)."""
         if self.pos + n > self.end:
             raise PickleError(f"truncated: argument of {n} bytes runs past the end", self.pos)
         self.pos += n
@@ -87,13 +89,20 @@ class Reader:
         return self.read(n)
 
     def readline(self) -> bytes:
-        """A line including its b'\\n' (CPython requires the newline)."""
+        """A line including its b'\\n'; at the end of the data, what is left (maybe nothing).
+
+        _pickle.c requires the newline, but pickle._Unpickler (joblib, dill) takes
+        `file.readline()` as it comes and strips its last byte whatever it is: `cmod\\n` at the
+        end of a file imports `mod`. `eof_lines = False` when the data may go on past `end`.
+        """
         start = self.pos
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             rel = self.pos - self.buf_start
             if rel < 0 or rel >= len(self.buf):
                 if self.pos >= self.end:
+                    if self.eof_lines:
+                        return b"".join(chunks)
                     raise PickleError("truncated: line without newline", start)
                 self._fill(1)
                 rel = 0
@@ -144,9 +153,13 @@ class StreamReader(Reader):
         self._sync()
         return out
 
-    def skip(self, n: int) -> None:
+    def skip(self, n: int, into: bool = False) -> None:
+        if not into and self.pos + n > self.file_pos:
+            self.pos = self.file_pos  # like read(): the rest of the frame is dropped
         super().skip(n)
         self._sync()
+
+    eof_lines = False  # _pickle.c: a line needs its newline
 
     def readline(self) -> bytes:
         if self.pos < self.file_pos:
@@ -283,9 +296,8 @@ def _sized(r: Reader, n: int, kind: str, offset: int) -> Any:
     if n < 0:
         raise PickleError(f"negative byte count {n}", offset)
     if n > INLINE_CAP:
-        start = r.pos
-        r.skip(n)
-        return BigBytes(start, n, kind)
+        r.skip(n, into=kind in ("bytes", "bytearray"))
+        return BigBytes(r.pos - n, n, kind)
     data = r.read_into(n) if kind in ("bytes", "bytearray") else r.read(n)
     if kind == "str":
         return _utf8(data, offset)
@@ -317,8 +329,9 @@ def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one bran
         n = _int(r.read(4), True)
         if n < 0:
             raise PickleError("LONG pickle has negative byte count", offset)
-        if n > INLINE_CAP:
-            raise PickleError(f"LONG4 of {n} bytes is not plausible", offset)
+        if n > INLINE_CAP:  # _pickle.c decodes any size: kept on disk like a large bytes argument
+            r.skip(n)
+            return BigBytes(r.pos - n, n, "int")
         return _int(r.read(n), True)
     if desc == "decimalnl_short":
         return _decimal_line(r.readline(), offset)

@@ -8,7 +8,7 @@ from ...blob import BytesBlob
 from ...errors import BudgetExceeded
 from . import nested
 from . import values as V
-from .machine import Machine, StreamOutcome
+from .machine import Machine, StreamOutcome, instance_class
 from ..marshal_reader import summarise
 from ...errors import MarshalError
 from ...errors import PickleError
@@ -27,10 +27,14 @@ class Session:
     """State shared by the streams of one call (reporter, stream counter, result)."""
 
     def __init__(self, blob: Blob, ctx: ScanContext, flavour: str, result: PickleResult, *,
-                 recurse: Callable[[Blob, ScanContext], object], c_stream: bool = False) -> None:
+                 recurse: Callable[[Blob, ScanContext], object], c_stream: bool = False,
+                 frame_skip: bool = False) -> None:
         self.blob, self.ctx, self.flavour, self.result = blob, ctx, flavour, result
         self.recurse = recurse  # analyse_pickle, for nested pickles (passed in: no import cycle)
         self.c_stream = c_stream  # the io.BytesIO reading of older _pickle.c (see StreamReader)
+        # A load after a STOP inside a FRAME starts at the frame end (also for the c_stream reader:
+        # _pickle.c without peek has the whole frame read from the file already).
+        self.frame_skip = frame_skip or c_stream
         self.rep = Reporter(ctx)
         self.next_stream = 0
 
@@ -52,7 +56,7 @@ class Session:
                 if out.opcodes or count == 1:
                     pos = out.end
                 break
-            pos = out.end
+            pos = self.next_load(out)
         self.result.end = pos
         if pos >= limit and limit < end and (max_streams is None or count < max_streams):
             raise BudgetExceeded("max_pickle_bytes", budget)
@@ -87,8 +91,15 @@ class Session:
             offset, reason = out.frame_straddle
             self.rep.add("MS-PKL-015", stream=index, offset=offset, position=None, key="frame-straddle",
                          reason=reason)
+        if out.stop_frame_end is not None:
+            self.result.stop_in_frame = True
+        self.result.resume_at = out.stop_frame_end
         self.check_pids(out, index)
         return out
+
+    def next_load(self, out: StreamOutcome) -> int:
+        """Where the next load on the same file starts (see Machine.op_STOP)."""
+        return out.stop_frame_end if self.frame_skip and out.stop_frame_end is not None else out.end
 
     def stream_error(self, out: StreamOutcome, first: bool) -> None:
         err = out.error
@@ -180,7 +191,7 @@ class Session:
     # ------------------------------------------------------------ joblib inline arrays
     def on_array(self, machine: Machine, wrapper: V.Call, pos: int) -> int:
         """joblib NumpyArrayWrapper: skip (or scan, for object dtype) the array bytes at `pos`."""
-        cls = V.class_of(wrapper)
+        cls = instance_class(wrapper)
         if cls is None or cls.full != "joblib.numpy_pickle.NumpyArrayWrapper":  # also `joblib` + dotted name
             return pos  # NDArrayWrapper (joblib <= 0.9): array in a side file
         state = wrapper.state if isinstance(wrapper.state, V.PDict) else V.PDict()
@@ -194,7 +205,7 @@ class Session:
             out = self.stream(pos, machine.end)  # a nested pickle in the same file (fresh Unpickler)
             if out.error is not None:
                 raise out.error
-            return out.end
+            return self.next_load(out)
         count = 1
         for n in shape:
             count *= n

@@ -35,6 +35,7 @@ from . import values as V
 from .machine import Machine
 from .opcodes import HIGHEST_PROTOCOL, OPCODES
 from .report import Reporter
+from .views import importable
 
 if TYPE_CHECKING:
     from ...blob import Blob
@@ -115,7 +116,7 @@ def _start(blob: "Blob", head: bytes, reasons: list[str] | None = None) -> Start
         reasons.append(f"invalid load key {chr(head[0])!r} at offset 0")
         return None
     proto_led = head[0] == PROTO and len(head) > 1 and head[1] <= HIGHEST_PROTOCOL
-    outcome = _run(BytesBlob(head), len(head))
+    outcome = _run(BytesBlob(head), len(head), whole=blob.size <= len(head))
     if outcome is _TRUNCATED and blob.size > len(head):
         outcome = _run(blob, blob.size)  # still valid where the head ends: follow the stream
     if isinstance(outcome, Start):
@@ -129,14 +130,22 @@ def _start(blob: "Blob", head: bytes, reasons: list[str] | None = None) -> Start
 _TRUNCATED = "truncated: the data ends inside the stream"
 
 
-def _run(blob: "Blob", end: int) -> "Start | str":
-    """One trial over blob[0:end): a Start, or why the stream stops before anything ran."""
+def _run(blob: "Blob", end: int, c_stream: bool = False, whole: bool = True) -> "Start | str":
+    """One trial over blob[0:end): a Start, or why the stream stops before anything ran.
+
+    `whole`: blob[0:end) is all the data (a last line without newline is then read as
+    pickle._Unpickler reads it); False for a head that the file goes on past.
+
+    An opcode crossing a FRAME end makes `_pickle.c` reading a file object (no peek: BytesIO, or
+    a frame longer than the read-ahead) drop the rest of the frame: that reading is tried too.
+    """
     from ...context import ScanContext
     from ...policy import Policy
 
     ctx = ScanContext(artefact=Artefact(path="<sniff>"), policy=Policy.default())
     ctx.budgets = dataclasses.replace(ctx.budgets, max_opcodes=TRIAL_OPCODES)
-    machine = _Trial(blob, 0, end, ctx=ctx, reporter=Reporter(ctx), stream=0, flavour="plain")
+    machine = _Trial(blob, 0, end, ctx=ctx, reporter=Reporter(ctx), stream=0, flavour="plain", c_stream=c_stream)
+    machine.r.eof_lines = machine.r.eof_lines and whole
     try:
         out = machine.run()
     except BudgetExceeded as exc:
@@ -144,6 +153,11 @@ def _run(blob: "Blob", end: int) -> "Start | str":
     except Exception as exc:  # noqa: BLE001 - a VM failure must not make content pass as "not a pickle"
         return Start(True, False, reason=f"trial run failed internally ({type(exc).__name__})")
     imported = _executing_import(machine)
+    if not imported and out.frame_straddle is not None and not c_stream:
+        other = _run(blob, end, c_stream=True, whole=whole)
+        if isinstance(other, Start) and other.executes:
+            return dataclasses.replace(other, reason=f"{other.reason} ({out.frame_straddle[1]}, read as "
+                                       "_pickle.c reads a file object)")
     if imported:
         return Start(True, out.error is None, reason=f"imports {imported}")
     if out.error is None:
@@ -156,14 +170,19 @@ def _run(blob: "Blob", end: int) -> "Start | str":
 
 
 def _executing_import(machine: _Trial) -> str | None:
-    """The first import of a well-formed dotted `module.name` (the loader imports it), if any.
+    """The first import the loader would carry out (and run), if any.
 
-    Text that merely starts with `c` and two lines of prose names nothing importable (spaces,
-    punctuation), so it is not taken for a payload; unregistered EXT codes count (a loader that
+    `find_class` imports the module before it looks the name up, and importing runs the module
+    (`unittest.__main__`, `antigravity`...) whatever name follows: a well-formed module counts
+    when the name is well-formed too, or when that module exists here whatever the name. Text
+    that merely starts with `c` and two lines of prose (`conclusion` / `we found that`) names
+    neither, so it is not taken for a payload; unregistered EXT codes count (a loader that
     registered them imports).
     """
     for module, name in machine.imports:
-        if all(part.isidentifier() for part in f"{module}.{name}".split(".")):
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            continue
+        if all(part.isidentifier() for part in name.split(".")) or importable(module):
             return f"{module}.{name}"
     for full in machine.out.globals:
         if full.startswith("<extension>"):

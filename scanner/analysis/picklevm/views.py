@@ -31,6 +31,11 @@ def _plausible(name: str, rule_id: str) -> bool:
     """
     if rule_id in ("MS-PKL-001", "MS-PKL-003", "MS-PKL-005", "MS-PKL-006"):
         return True
+    return importable(name)
+
+
+def importable(name: str) -> bool:
+    """A well-formed dotted name whose top-level module exists here (stdlib, builtin, installed)."""
     if not _WELL_FORMED.fullmatch(name):
         return False
     top = name.split(".")[0]
@@ -51,10 +56,17 @@ C_STREAM = ("_pickle.c reading a file object without peek (torch.load, pickle.lo
             "< 3.13.15 / 3.14.7: the rest of a frame is dropped when an opcode crosses its end")
 
 
+FRAME_SKIP = ("a reader that takes a whole FRAME from the file (the pure-Python unpickler behind joblib and dill, "
+              "_pickle.c on a BytesIO or on a frame larger than the file's read-ahead): after a STOP inside "
+              "a frame, the next load starts at the frame end")
+
+
 def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None:
     """Run `run(shadow_ctx, flavour)` on a throw-away context and keep its threat findings.
 
-    `view` names the reading in the findings' evidence (default: the flavour's loader).
+    `view` names the reading in the findings' evidence (default: the flavour's loader). Names
+    read from raw array bytes are kept only when plausible; the C_STREAM and FRAME_SKIP readings
+    are what a loader runs (and only crafted files have them), so they keep every name.
     """
     from ...context import ScanContext
 
@@ -74,7 +86,7 @@ def secondary(run: Any, ctx: Any, flavour: str, view: str | None = None) -> None
         if finding.kind != Kind.THREAT or finding.rule_id in SECONDARY_DROPPED:
             continue
         name = finding.callable
-        if name is not None and not _plausible(name, finding.rule_id):
+        if name is not None and view not in (C_STREAM, FRAME_SKIP) and not _plausible(name, finding.rule_id):
             continue
         key = (finding.rule_id, finding.callable, finding.location.offset)
         if key in seen:
