@@ -6,7 +6,8 @@ torch.save, a GGUF file written by gguf's GGUFWriter, an ONNX model with externa
 configs. Then times, alternating, warm-cache runs of:
   - sha512sum over the files (the reference),
   - the floor: SHA-256 and SHA-512 of the same bytes in two threads (what the file pass cannot beat),
-  - modelshield scan --format json.
+  - modelshield scan --format json,
+  - the same scan from Python with the analysis in worker processes and in-process (workers=0).
 Prints median wall times, the ratios against sha512sum, and the scanner's peak RSS.
 
     python bench/bench_scan.py [--size-gb 2.2] [--runs 3]
@@ -36,6 +37,17 @@ def run(path):
         off += len(c); q.put(c); h1.update(c)
     q.put(None); t.join(); os.close(fd)
 for p in sys.argv[1:]: run(p)
+"""
+
+
+# The same scan and JSON rendering with the analysis in worker processes (the default) or in the
+# scanning process (workers=0, as before issue 10): the cost of the hard limits, like for like.
+DRIVER = """
+import sys
+from modelshield import scan
+from modelshield.scanner.output import json as json_out
+workers = None if sys.argv[2] == "workers" else 0
+sys.stdout.writelines(json_out.render_chunks(scan(sys.argv[1], workers=workers)))
 """
 
 
@@ -106,6 +118,7 @@ def main() -> None:
     parser.add_argument("--size-gb", type=float, default=2.2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-hostile", action="store_true", help="skip the hostile inputs")
     args = parser.parse_args()
     if args.build_only:
         build(args.size_gb)
@@ -120,6 +133,8 @@ def main() -> None:
         "sha512sum": ["sha512sum", *names],
         "floor (sha256+sha512, 2 threads)": [sys.executable, "-c", FLOOR, *names],
         "modelshield scan": [sys.executable, "-m", "modelshield", "scan", "--format", "json", str(OUT)],
+        "scan(), analysis in workers": [sys.executable, "-c", DRIVER, str(OUT), "workers"],
+        "scan(), analysis in-process": [sys.executable, "-c", DRIVER, str(OUT), "in-process"],
     }
     timed(commands["sha512sum"])  # warm the page cache
     results: dict[str, list[tuple[float, int]]] = {k: [] for k in commands}
@@ -131,8 +146,14 @@ def main() -> None:
     for name, runs in results.items():
         wall = statistics.median(w for w, _ in runs)
         rss = max(r for _, r in runs) / 1024
-        print(f"{name:<36} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  "
+        print(f"{name:<38} {wall:7.2f} s  {total / wall / 1e9:5.2f} GB/s  ratio {wall / ref:4.2f}x  "
               f"peak RSS {rss:6.0f} MB")
+    workers = statistics.median(w for w, _ in results["scan(), analysis in workers"])
+    inproc = statistics.median(w for w, _ in results["scan(), analysis in-process"])
+    print(f"hard limits (worker processes) cost: {workers / inproc:4.2f}x the in-process scan")
+    if not args.no_hostile:
+        print()
+        subprocess.run([sys.executable, str(Path(__file__).with_name("bench_hostile.py"))], check=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from modelshield import __version__, scan as api_scan
+from modelshield import __version__
 from modelshield.cli_common import (ConventionGroup, FailOn, Phase, SpecVersion, check_output_path, error, fail,
                                     load_policy, make_app, print_version, source_options, write_output)
 from modelshield.signatures_cli import apply_trust, register as register_signature_commands
@@ -117,6 +117,7 @@ def scan(
     ignore_vuln: list[str] = typer.Option([], "--ignore-vuln", help="Ignore this advisory id or alias (repeatable)."),
 ) -> None:
     """Scan model and dataset artefacts. Exit 0 passed, 1 blocked, 2 incomplete or error."""
+    from modelshield import scan as api_scan
     from modelshield.scanner import output as renderers
 
     pol = load_policy(policy, fail_on, no_policy)
@@ -140,8 +141,8 @@ def scan(
     for message in report.errors:  # on stderr, once (a text report on stdout leaves them out)
         error(message)
     for fmt, path in reports.items():
-        write_output(renderers.render(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
-                                      width=shutil.get_terminal_size().columns, errors=path is not None), path)
+        write_output(renderers.render_chunks(report, fmt.value, quiet=quiet, verbose=verbose, color=use_color(path),
+                                             width=shutil.get_terminal_size().columns, errors=path is not None), path)
     if sbom is not None:
         from modelshield.sbom_cli import write_bom_from_report
 

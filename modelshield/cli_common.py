@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Iterable, Any, NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -165,17 +165,27 @@ def source_options(include: list[str], exclude: list[str], max_download: Optiona
                          cache_dir=str(cache_dir) if cache_dir else None, include_vcs=include_vcs)
 
 
-def write_output(text: str, output: Optional[Path]) -> None:
-    """Write to `output`, or stdout for None or "-" (always ending with a newline)."""
-    if text and not text.endswith("\n"):
-        text += "\n"
-    if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        return
+def write_output(text: str | Iterable[str], output: Optional[Path]) -> None:
+    """Write to `output`, or stdout for None or "-" (always ending with a newline); `text` may come
+    in pieces (the JSON report of a large scan is streamed)."""
+    chunks = iter([text] if isinstance(text, str) else text)
     try:
-        output.write_text(text, encoding="utf-8")
+        fh = sys.stdout if output is None or str(output) == "-" else open(output, "w", encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
+    try:
+        last = ""
+        for chunk in chunks:
+            if chunk:
+                fh.write(chunk)
+                last = chunk
+        if last and not last.endswith("\n"):
+            fh.write("\n")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
 
 
 def parse_size(text: Optional[str]) -> Optional[int]:

@@ -2,14 +2,57 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import sys
+import types
+from pathlib import Path
 from typing import Any, Callable
 
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-from jsonschema import Draft7Validator, FormatChecker
-
 from .errors import BomInvalid
+
+
+def _light_rfc3987_syntax() -> None:
+    """Make importing jsonschema cheap without changing what it checks.
+
+    jsonschema checks the "iri"/"iri-reference" formats (18 places in the CycloneDX schema) with
+    `rfc3987_syntax.is_valid_syntax`, which parses with one Earley parser over the package's
+    grammar; but importing `rfc3987_syntax` also builds 38 more parsers nobody calls (seconds of
+    grammar compilation, most of `sbom validate`'s time). This registers a module with the same
+    `is_valid_syntax`, over the same grammar file, with the same parser, built on first use.
+    """
+    if "rfc3987_syntax" in sys.modules:
+        return
+    spec = importlib.util.find_spec("rfc3987_syntax")
+    if spec is None or spec.origin is None:
+        return
+    grammar = Path(spec.origin).parent / "syntax_rfc3987.lark"
+    if not grammar.is_file():
+        return
+    from lark import Lark, exceptions
+
+    @functools.lru_cache(maxsize=1)
+    def parser() -> Any:
+        text = grammar.read_text(encoding="utf-8")
+        return Lark(text, start=["iri", "iri_reference", "absolute_iri"], parser="earley")
+
+    def is_valid_syntax(term: str, value: str) -> bool:
+        try:
+            parser().parse(value, start=term)
+            return True
+        except exceptions.LarkError:
+            return False
+
+    module = types.ModuleType("rfc3987_syntax", "is_valid_syntax of rfc3987-syntax, its parser built on first use")
+    setattr(module, "is_valid_syntax", is_valid_syntax)  # noqa: B010 - a ModuleType has no declared attributes
+    sys.modules["rfc3987_syntax"] = module
+
+
+_light_rfc3987_syntax()
+
+from cyclonedx.schema import SchemaVersion  # noqa: E402 - after the module above is registered
+from cyclonedx.validation.json import JsonStrictValidator  # noqa: E402
+from jsonschema import Draft7Validator, FormatChecker  # noqa: E402
 
 VERSIONS = {"1.6": SchemaVersion.V1_6, "1.7": SchemaVersion.V1_7}
 

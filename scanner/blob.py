@@ -49,23 +49,27 @@ class Blob:
 
 
 class FileBlob(Blob):
-    """A file on disk, read with os.pread (no shared file position, safe across threads)."""
+    """A file on disk, read with os.pread (no shared file position, safe across threads).
 
-    def __init__(self, path: str | os.PathLike[str], name: str = "") -> None:
+    Opened by path, or over a descriptor the caller owns (`fd=`; then `close` leaves it open).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str = "", fd: int | None = None) -> None:
         self.path = os.fspath(path)
-        self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self.owned = fd is None
+        self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0)) if fd is None else fd
         self.size = os.fstat(self.fd).st_size
         self.name = name or os.path.basename(self.path)
 
     def read_at(self, offset: int, n: int) -> bytes:
-        if offset >= self.size or n <= 0:
+        if offset < 0 or offset >= self.size or n <= 0:  # a crafted negative offset reads nothing
             return b""
         return os.pread(self.fd, min(n, self.size - offset), offset)
 
     def close(self) -> None:
-        if self.fd >= 0:
+        if self.fd >= 0 and self.owned:
             os.close(self.fd)
-            self.fd = -1
+        self.fd = -1
 
     def __enter__(self) -> "FileBlob":
         return self
@@ -83,7 +87,7 @@ class SliceBlob(Blob):
         self.name = name
 
     def read_at(self, offset: int, n: int) -> bytes:
-        if offset >= self.size or n <= 0:
+        if offset < 0 or offset >= self.size or n <= 0:  # a crafted negative offset reads nothing
             return b""
         return self.parent.read_at(self.offset + offset, min(n, self.size - offset))
 
@@ -91,34 +95,64 @@ class SliceBlob(Blob):
 class BytesBlob(Blob):
     """Bytes already in memory (small decompressed members, nested payloads)."""
 
-    def __init__(self, data: bytes, name: str = "") -> None:
+    def __init__(self, data: bytes | memoryview, name: str = "") -> None:
         self.data = memoryview(data)
         self.size = len(data)
         self.name = name
 
     def read_at(self, offset: int, n: int) -> bytes:
+        if offset < 0:
+            return b""
         return bytes(self.data[offset:offset + max(n, 0)])
+
+
+class SpillMeter:
+    """Bytes the spools of this process wrote to temporary files, against an allowance per scan."""
+
+    def __init__(self, allowance: int | None = None) -> None:
+        self.allowance, self.used = allowance, 0
+
+    def reset(self, allowance: int | None) -> None:
+        self.allowance, self.used = allowance, 0
+
+    def charge(self, n: int) -> None:
+        from .errors import BudgetExceeded
+
+        self.used += n
+        if self.allowance is not None and self.used > self.allowance:
+            raise BudgetExceeded("max_spill", self.allowance)
+
+
+SPILL = SpillMeter()
 
 
 class SpoolBlob(Blob):
     """Write-once buffer for decompressed content: memory up to `max_memory`, then a temp file.
 
-    Fill it with `write`, then read it like any blob. The temp file lives in the system temp
-    folder and disappears on `close`.
+    Fill it with `write`, then read it like any blob. The temp file is unlinked at creation (it
+    disappears with the process, even a killed one) and is closed on `close`. Bytes written to it
+    are charged to `SPILL` (BudgetExceeded past the scan's allowance).
     """
 
     def __init__(self, name: str = "", max_memory: int = 16 << 20) -> None:
         self.file = tempfile.SpooledTemporaryFile(max_size=max_memory)
         self.size = 0
         self.name = name
+        self.on_disk = False
+        self.compressed_in = 0  # compressed bytes read to produce the content (decompression ratio)
 
     def write(self, data: bytes) -> None:
         self.file.seek(0, io.SEEK_END)
         self.file.write(data)
         self.size += len(data)
+        if self.on_disk:
+            SPILL.charge(len(data))
+        elif getattr(self.file, "_rolled", False):
+            self.on_disk = True
+            SPILL.charge(self.size)
 
     def read_at(self, offset: int, n: int) -> bytes:
-        if offset >= self.size or n <= 0:
+        if offset < 0 or offset >= self.size or n <= 0:  # a crafted negative offset reads nothing
             return b""
         self.file.seek(offset)
         return self.file.read(min(n, self.size - offset))

@@ -11,6 +11,9 @@ from .errors import BudgetExceeded
 from .findings import Artefact, Finding, FormatName, Location
 from .rules import RuleTable, load_rules
 
+MAX_PER_RULE = 100  # findings of one rule listed one by one per artefact; later ones are folded
+MAX_SITES = 50  # locations (and callables) kept in a folded finding
+
 if TYPE_CHECKING:
     from .blob import Blob
     from .policy import Policy
@@ -49,6 +52,9 @@ class ScanContext:
     hints: dict[str, Any] = field(default_factory=dict)
     # What `descend` calls: bound by `dispatch.analyse_blob` (or given by whoever builds the context).
     dispatcher: Dispatcher | None = None
+    # Findings per rule so far, and the finding later ones of that rule are folded into.
+    rule_counts: dict[str, int] = field(default_factory=dict, repr=False)
+    folds: dict[str, Finding] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -66,10 +72,39 @@ class ScanContext:
 
     def add(self, rule_id: str, *, offset: int | None = None, position: int | None = None,
             stream: int | None = None, line: int | None = None, **kw: Any) -> Finding:
-        """Record a finding of `rule_id` at the current member (kw: callable, args, severity, evidence)."""
-        finding = self.rules.finding(rule_id, self.loc(offset, position, stream, line), **kw)
+        """Record a finding of `rule_id` at the current member (kw: callable, args, severity, evidence).
+
+        Past MAX_PER_RULE findings of one rule in the artefact, further ones are folded into one
+        finding (`occurrences`, the first `MAX_SITES` `sites`, the first callables in evidence), so
+        a file with 100,000 distinct imports yields a bounded report.
+        """
+        loc = self.loc(offset, position, stream, line)
+        count = self.rule_counts.get(rule_id, 0) + 1
+        self.rule_counts[rule_id] = count
+        fold = self.folds.get(rule_id)
+        if fold is not None:
+            fold.occurrences += 1
+            if len(fold.sites) < MAX_SITES:
+                fold.sites.append(loc)
+            callables = fold.evidence.setdefault("folded_callables", [])
+            name = kw.get("callable")
+            if name and len(callables) < MAX_SITES and name not in callables:
+                callables.append(name)
+            return fold
+        finding = self.rules.finding(rule_id, loc, **kw)
         self.artefact.findings.append(finding)
+        if count == MAX_PER_RULE:
+            self.folds[rule_id] = finding
         return finding
+
+    def drop_findings(self, mark: int) -> None:
+        """Remove the findings added since `len(artefact.findings) == mark` (a view replaced them)."""
+        del self.artefact.findings[mark:]
+        self.rule_counts.clear()
+        for f in self.artefact.findings:
+            self.rule_counts[f.rule_id] = self.rule_counts.get(f.rule_id, 0) + 1
+        kept = {id(f) for f in self.artefact.findings}
+        self.folds = {k: f for k, f in self.folds.items() if id(f) in kept}
 
     @contextlib.contextmanager
     def enter(self, member: str, *, container: bool = False, nested: bool = False) -> Iterator["ScanContext"]:

@@ -115,7 +115,7 @@ def _run(module: FormatModule, blob: "Blob", ctx: "ScanContext") -> None:
         ctx.add("MS-GEN-006", format=module.NAME, error="this format is not analysed yet")
     except RecursionError:
         ctx.add("MS-GEN-005", budget="recursion", limit=sys.getrecursionlimit())
-    except MemoryError:
-        ctx.add("MS-GEN-005", budget="memory", limit="available memory")
+    except MemoryError:  # the worker's address-space cap (max_memory) was reached
+        ctx.add("MS-LIM-001", limit=f"{ctx.budgets.max_memory >> 20} MiB", during=f"in the {module.NAME} analysis")
     except Exception as exc:  # noqa: BLE001 - a parser bug must never pass a file as clean
         ctx.add("MS-GEN-006", format=module.NAME, error=f"internal error {type(exc).__name__}: {exc}")

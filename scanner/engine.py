@@ -1,54 +1,239 @@
 """The orchestrator: targets -> files -> one read per file (hash + identify + analyse) -> report."""
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as _dt
 import os
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 from . import env, repo_checks
-from .blob import FileBlob
+from .blob import SPILL, Blob, BytesBlob, FileBlob
 from .context import ScanContext
 from .dispatch import analyse_blob
-from .filepass import hash_while
-from .findings import Artefact, Report, Status, TargetResult
+from .filepass import INLINE_MAX, Digests, hash_inline, hash_while, read_inline
+from .findings import Artefact, Location, Report, Status, TargetResult
 from .policy import Policy
 from .rules import load_rules
 from .sources import SourceOptions, resolve
+from .errors import NotRegular
+from .special import open_regular, special_file
+from .worker import Job, WorkerPool
 
 
 Progress = Callable[[str, str, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
 
 
-def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | None = None) -> Artefact:
-    """One file: one sequential read feeding the hashers while the format module analyses it."""
+def analyse_open_file(source: int | bytes | memoryview, relpath: str, policy: Policy,
+                      abspath: str | None = None) -> Artefact:
+    """Identify and analyse the open regular file `source` (a descriptor), or a small file's
+    content already read (bytes), without hashing: the job a worker runs.
+
+    `abspath`: where the file is on disk, for formats that resolve references next to it (ONNX
+    external data); the content is read from `source` only.
+    """
     artefact = Artefact(path=relpath, absolute_path=abspath)
+    ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets, dispatcher=analyse_blob)
+    name = os.path.basename(relpath)
     try:
-        blob = FileBlob(abspath, name=os.path.basename(relpath))
-    except OSError as exc:
-        artefact.status = Status.SKIPPED
-        artefact.reason = "unreadable"
-        ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets)
-        ctx.add("MS-GEN-003", error=exc.strerror or str(exc))
-        return artefact
-    with blob:
+        blob: Blob = (FileBlob(relpath, name=name, fd=source) if isinstance(source, int)
+                      else BytesBlob(source, name=name))
         artefact.size = blob.size
-        ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets, dispatcher=analyse_blob)
-        on_bytes = (lambda n: progress("advance", relpath, n)) if progress else None
+        found = analyse_blob(blob, ctx, name)
+        if artefact.format == "unknown":  # a module may have named a flavour ("torch-zip")
+            artefact.format = found
+    except OSError as exc:
+        ctx.add("MS-GEN-003", error=exc.strerror or str(exc))
+    return artefact
+
+
+def analyse_file(path: str, relpath: str, policy: Policy) -> Artefact:
+    """Analyse one file (no hashes) in a worker process under the policy's hard limits."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with WorkerPool(policy, analyse_open_file) as pool:
+            outcome = pool.wait(pool.submit(fd, relpath, os.path.abspath(path)))
+    finally:
+        os.close(fd)
+    outcome.artefact.absolute_path = path
+    return outcome.artefact
+
+
+BATCH = 16  # small files sent to a worker as one job
+IN_FLIGHT = 4  # jobs of small files queued ahead per worker
+CONTENT_MAX = 64 << 10  # files up to this size travel to the worker as content, not as a descriptor
+
+
+@dataclass
+class _Small:
+    """A small file hashed here, whose analysis goes to a worker with others (one job)."""
+
+    relpath: str
+    abspath: str
+    size: int
+    source: int | bytes  # the open file, or its whole content (up to CONTENT_MAX) read once here
+    digests: Digests | None = None
+    error: OSError | None = None
+
+
+def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | None = None,
+              pool: WorkerPool | None = None) -> Artefact:
+    """One file: one sequential read feeding the hashers while the analysis reads what it needs.
+
+    With a `pool`, the analysis runs in a worker process under hard limits (scanner/worker);
+    without, in this process.
+    """
+    return next(scan_files([(relpath, abspath, 0)], policy, progress, pool))
+
+
+def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy, progress: Progress | None = None,
+               pool: WorkerPool | None = None) -> Iterator[Artefact]:
+    """The artefacts of `files` ((relpath, abspath, size) as sources list them), in order; an
+    `Artefact` among them is passed through at its place.
+
+    With a pool, files up to INLINE_MAX bytes are hashed here and sent to the workers BATCH at a
+    time, several jobs ahead, so that thousands of small files cost no process round trip each;
+    larger files are hashed in two threads while a worker analyses them.
+    """
+    batch: list[_Small] = []
+    sent: collections.deque[tuple[Job, list[_Small]]] = collections.deque()
+    limit = IN_FLIGHT * (pool.size if pool is not None else 1)
+
+    def flush() -> None:
+        if batch:
+            assert pool is not None
+            sent.append((pool.submit_many([(item.source, item.relpath, item.abspath) for item in batch]),
+                         list(batch)))
+            batch.clear()
+
+    def settle(job: Job, items: list[_Small]) -> Iterator[Artefact]:
+        assert pool is not None
         try:
-            with hash_while(blob.fd, on_bytes) as digests:
-                name = analyse_blob(blob, ctx, os.path.basename(relpath))
-                if artefact.format == "unknown":  # a module may have named a flavour ("torch-zip")
-                    artefact.format = name
-        except OSError as exc:
-            ctx.add("MS-GEN-003", error=exc.strerror or str(exc))
+            outcomes = pool.wait_many(job)
+        finally:
+            _close(items)
+        for item, outcome in zip(items, outcomes):
+            yield _finished(outcome.artefact, item.relpath, item.abspath, item.size, item.digests, item.error,
+                            policy)
+
+    def drain() -> Iterator[Artefact]:
+        flush()
+        while sent:
+            yield from settle(*sent.popleft())
+
+    try:
+        for entry in files:
+            if isinstance(entry, Artefact):  # recorded by the source itself (refused, skipped)
+                yield from drain()
+                yield entry
+                continue
+            relpath, abspath, _size = entry
+            try:
+                fd = open_regular(abspath)
+            except OSError as exc:
+                artefact = Artefact(path=relpath, absolute_path=abspath, status=Status.SKIPPED,
+                                    reason="unreadable")
+                artefact.findings.append(load_rules().finding("MS-GEN-003", Location(path=relpath),
+                                                              error=exc.strerror or str(exc)))
+                yield from drain()
+                yield artefact
+                continue
+            except NotRegular as exc:
+                yield from drain()
+                yield special_file(relpath, exc.what, abspath)
+                continue
+            on_bytes = (lambda n, rel=relpath: progress("advance", rel, n)) if progress else None
+            size = os.fstat(fd).st_size
+            if pool is not None and size <= INLINE_MAX:
+                item = _Small(relpath, abspath, size, fd)
+                batch.append(item)
+                try:
+                    if size <= CONTENT_MAX:
+                        item.source, item.digests = read_inline(fd, on_bytes)
+                        os.close(fd)
+                    else:
+                        item.digests = hash_inline(fd, on_bytes)
+                except OSError as exc:
+                    item.error = exc
+                if len(batch) >= BATCH:
+                    flush()
+                    while len(sent) > limit:
+                        yield from settle(*sent.popleft())
+                continue
+            yield from drain()
+            try:
+                yield _scan_open(fd, size, relpath, abspath, policy, on_bytes, pool)
+            finally:
+                os.close(fd)
+        yield from drain()
+    finally:
+        for _job, items in sent:
+            _close(items)
+        _close(batch)
+
+
+def _close(items: list[_Small]) -> None:
+    for item in items:
+        if isinstance(item.source, int):
+            os.close(item.source)
+            item.source = b""
+
+
+def _scan_open(fd: int, size: int, relpath: str, abspath: str, policy: Policy,
+               on_bytes: Callable[[int], None] | None, pool: WorkerPool | None) -> Artefact:
+    """A file analysed while this process hashes it (threads for large files)."""
+    digests: Digests | None = None
+    error: OSError | None = None
+    job = pool.submit(fd, relpath, abspath) if pool is not None else None
+    try:
+        if size <= INLINE_MAX:
+            digests = hash_inline(fd, on_bytes)
+            artefact = _analysed(fd, relpath, abspath, policy, pool, job)
         else:
-            artefact.sha256, artefact.sha512 = digests.sha256, digests.sha512
+            with hash_while(fd, on_bytes) as digests:
+                artefact = _analysed(fd, relpath, abspath, policy, pool, job)
+    except OSError as exc:
+        artefact = pool.wait(job).artefact if job is not None and pool is not None else Artefact(path=relpath)
+        digests, error = None, exc
+    return _finished(artefact, relpath, abspath, size, digests, error, policy)
+
+
+def _finished(artefact: Artefact, relpath: str, abspath: str, size: int, digests: Digests | None,
+              error: OSError | None, policy: Policy) -> Artefact:
+    artefact.absolute_path = abspath
+    artefact.size = size
+    if error is not None or digests is None:
+        artefact.findings.append(load_rules().finding("MS-GEN-003", Location(path=relpath),
+                                                      error=(error.strerror or str(error)) if error else "not read"))
+    else:
+        artefact.sha256, artefact.sha512 = digests.sha256, digests.sha512
     policy.apply_suppressions(artefact.findings, relpath)
     return artefact
 
 
+def _analysed(fd: int, relpath: str, abspath: str, policy: Policy, pool: WorkerPool | None,
+              job: Job | None) -> Artefact:
+    if pool is not None and job is not None:
+        return pool.wait(job).artefact
+    return analyse_open_file(fd, relpath, policy, abspath)
+
+
+def _in_order(files: Iterable[tuple[str, str, int]], result: TargetResult) -> Iterator[tuple[str, str, int] | Artefact]:
+    """The source's files, with the artefacts it records while listing them (a refused download)
+    moved into the stream at the point they were recorded: scanning in batches must not reorder."""
+    for entry in files:
+        recorded = list(result.artefacts)
+        result.artefacts.clear()
+        yield from recorded
+        yield entry
+    recorded = list(result.artefacts)
+    result.artefacts.clear()
+    yield from recorded
+
+
 def scan_target(target: str, policy: Policy, progress: Progress | None = None,
-                options: SourceOptions | None = None) -> TargetResult:
+                options: SourceOptions | None = None, pool: WorkerPool | None = None) -> TargetResult:
     """Resolve a target (path, hf://, URL) to files, scan each, then run repo-level checks."""
     resolved = resolve(target, options)
     result = resolved.result
@@ -61,8 +246,9 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
         total = resolved.total_bytes or 0
     if progress:
         progress("start", target, total)
-    for relpath, abspath, _size in files:
-        result.artefacts.append(scan_file(abspath, relpath, policy, progress))
+    before, result.artefacts = result.artefacts, []
+    scanned = list(scan_files(_in_order(files, result), policy, progress, pool))
+    result.artefacts = before + scanned + result.artefacts
     if resolved.finish:
         resolved.finish(result)
     from .signatures.scan import check_target as check_signature
@@ -101,20 +287,40 @@ def unique_targets(targets: Iterable[str]) -> list[str]:
 
 
 def scan(targets: Iterable[str] | str, policy: Policy | None = None,
-         progress: Progress | None = None, options: SourceOptions | None = None) -> Report:
-    """Scan one or more targets and return the report (the public entry point's engine)."""
+         progress: Progress | None = None, options: SourceOptions | None = None,
+         workers: int | None = None) -> Report:
+    """Scan one or more targets and return the report (the public entry point's engine).
+
+    `workers`: analysis processes under hard memory and time limits (scanner/worker); None for
+    the default (two, or one on a single core), 0 to analyse in this process, bounded only by the
+    in-code budgets (debugging; the reference of bench/bench_small_files.py).
+    """
     from . import __version__
+    from . import worker
 
     if isinstance(targets, (str, os.PathLike)):
         targets = [os.fspath(targets)]
     policy = policy or Policy.default()
     report = Report(tool_version=__version__, started=_now(), fail_on=policy.fail_on,
                     policy=policy.describe())
-    for target in unique_targets(os.fspath(t) for t in targets):
-        report.targets.append(scan_target(target, policy, progress, options))
+    size = default_workers() if workers is None else workers
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if size > 0 and worker.available():
+            pool = stack.enter_context(WorkerPool(policy, analyse_open_file, size))
+            pool.start()
+        else:
+            SPILL.reset(policy.budgets.max_spill)
+        for target in unique_targets(os.fspath(t) for t in targets):
+            report.targets.append(scan_target(target, policy, progress, options, pool))
     report.finished = _now()
     report.policy = policy.describe([f for _, _, f in report.all_findings()])
     return report
+
+
+def default_workers() -> int:
+    """Two analysis workers (the scanning process hashes while they analyse), one on one core."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def _now() -> str:

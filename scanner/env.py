@@ -7,9 +7,11 @@ scans. Malformed values fall back to the default (a setting never turns into a t
 |---|---|
 | SOURCE_DATE_EPOCH | reproducible time stamps of reports and BOMs: whole seconds since 1970-01-01 UTC |
 | MODELSHIELD_DOWNLOAD_TIMEOUT | seconds a URL download may go without bringing data |
-| MODELSHIELD_CACHE | folder of the local advisory index (default: the platform's user cache) |
+| MODELSHIELD_CACHE | folder of the local advisory index and the result store (default: the platform's user cache) |
+| MODELSHIELD_STORE | the result store: a sqlite path or postgresql:// URL; `off` disables it (as `--no-store`) |
 | MODELSHIELD_KEY_PASSWORD | password of the private key `modelshield sign` uses |
 | NO_COLOR, TERM | no ANSI colour in text output when NO_COLOR is set (https://no-color.org) or TERM=dumb |
+| OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS | set to 1 in the analysis workers' zygote, not read |
 
 The Hugging Face variables (HF_HOME, HF_HUB_OFFLINE, HF_TOKEN...) are read by huggingface_hub.
 """
@@ -44,6 +46,11 @@ def cache_dir() -> str | None:
     return os.environ.get("MODELSHIELD_CACHE", "").strip() or None
 
 
+def store() -> str | None:
+    """MODELSHIELD_STORE, or None when unset or blank."""
+    return os.environ.get("MODELSHIELD_STORE", "").strip() or None
+
+
 def key_password() -> bytes | None:
     """MODELSHIELD_KEY_PASSWORD as bytes, or None when unset or empty."""
     password = os.environ.get("MODELSHIELD_KEY_PASSWORD")
@@ -53,3 +60,10 @@ def key_password() -> bytes | None:
 def color_allowed() -> bool:
     """False when NO_COLOR is set to anything but the empty string, or TERM is `dumb`."""
     return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def single_threaded_native_libraries() -> None:
+    """In an analysis worker's zygote: native libraries imported later (numpy under h5py) must not
+    start thread pools, whose stacks and arenas would count against the worker's memory cap."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"

@@ -98,3 +98,23 @@ class TrustError(ValueError):
 
 class SigningError(ValueError):
     """Signing cannot proceed; the message is the one-line reason."""
+
+
+class StoreError(Exception):
+    """The result store cannot be used (missing, corrupt, locked, unreachable); one-line message."""
+
+
+class NotRegular(Exception):
+    """The path is a FIFO, socket, device or folder (`what` says which, in words); never opened."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class ChannelClosed(Exception):
+    """A worker channel's other end went away (the process exited or was killed)."""
+
+
+class MessageTooLarge(Exception):
+    """A worker channel message longer than the receiver accepts."""

@@ -76,6 +76,39 @@ def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterat
     out.sha256, out.sha512 = sha256.hexdigest(), sha512.hexdigest()
 
 
+INLINE_MAX = 1 << 20  # files up to this size are hashed in the calling thread (no thread start-up)
+
+
+def hash_inline(fd: int, on_bytes: Callable[[int], None] | None = None) -> Digests:
+    """Hash a small file in the calling thread (one positioned read per CHUNK, usually one)."""
+    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+    offset = 0
+    while chunk := os.pread(fd, CHUNK, offset):
+        offset += len(chunk)
+        sha256.update(chunk)
+        sha512.update(chunk)
+        if on_bytes:
+            on_bytes(len(chunk))
+    return Digests(sha256.hexdigest(), sha512.hexdigest())
+
+
+def read_inline(fd: int, on_bytes: Callable[[int], None] | None = None) -> tuple[bytes, Digests]:
+    """A small file's whole content and its digests (one positioned read per CHUNK, usually one):
+    the content then goes to a worker in the job message instead of the descriptor."""
+    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, CHUNK, offset):
+        offset += len(chunk)
+        sha256.update(chunk)
+        sha512.update(chunk)
+        chunks.append(chunk)
+        if on_bytes:
+            on_bytes(len(chunk))
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return data, Digests(sha256.hexdigest(), sha512.hexdigest())
+
+
 def hash_file(path: str) -> Digests:
     """SHA-256 and SHA-512 of a file (same single read), without analysis."""
     fd = os.open(path, os.O_RDONLY)

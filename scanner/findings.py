@@ -7,8 +7,8 @@ artefact its `Finding`s. Verdicts are derived from findings, never stored separa
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Callable, TypedDict
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -106,6 +106,10 @@ class Finding:
     recommendation: str = ""
     suppressed: Suppression | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # extra rule-specific facts
+    # Repeats aggregated into this finding (same rule in the same file): how many, and where the
+    # first of them are (the finding's own location first is not repeated here).
+    occurrences: int = 1
+    sites: list[Location] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -466,29 +470,57 @@ def combine(verdicts: list[Verdict]) -> Verdict:
     return Verdict.CLEAN
 
 
-def to_dict(obj: Any) -> Any:
-    """Plain-data view of any result object (enums as their names/values), for JSON renderers."""
+def to_dict(obj: Any, artefacts: Callable[[int, "TargetResult"], Any] | None = None) -> Any:
+    """Plain-data view of any result object (enums as their names/values), for JSON renderers.
+
+    `artefacts(i, target)`: what to put in target i's "artefacts" instead of the converted list
+    (a renderer that streams the artefacts one by one puts a placeholder there).
+    """
     if isinstance(obj, Report):
-        d = asdict(obj)
+        d = _fields(obj)
         d["verdict"] = obj.verdict.value
         d["summary"] = obj.summary()
         d["fail_on"] = str(obj.fail_on)
-        d["targets"] = [to_dict(t) for t in obj.targets]
-        return _plain(d)
+        d["targets"] = [_target(t, _nth(artefacts, i)) for i, t in enumerate(obj.targets)]
+        return d
     if isinstance(obj, TargetResult):
-        d = asdict(obj)
-        d["verdict"] = obj.verdict.value
-        d["artefacts"] = [to_dict(a) for a in obj.artefacts]
-        return _plain(d)
+        return _target(obj, None)
     if isinstance(obj, Artefact):
-        d = asdict(obj)
+        d = _fields(obj)
         d.pop("absolute_path", None)
         d["verdict"] = obj.verdict.value
-        return _plain(d)
-    return _plain(asdict(obj))
+        return d
+    return _plain(obj)
+
+
+def _nth(artefacts: Callable[[int, "TargetResult"], Any] | None, i: int) -> Callable[["TargetResult"], Any] | None:
+    if artefacts is None:
+        return None
+    return lambda target: artefacts(i, target)
+
+
+def _target(target: TargetResult, artefacts: Callable[[TargetResult], Any] | None) -> dict[str, Any]:
+    d = _fields(target, skip="artefacts")
+    d["verdict"] = target.verdict.value
+    d["artefacts"] = artefacts(target) if artefacts else [to_dict(a) for a in target.artefacts]
+    return d
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(obj: Any, skip: str = "") -> dict[str, Any]:
+    """A dataclass instance as a dict in field order, values made plain (what `asdict` + `_plain`
+    gave, without deep-copying everything first: 100,000 artefacts must not take minutes)."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: (None if name == skip else _plain(getattr(obj, name))) for name in names}
 
 
 def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int, float)) and not isinstance(value, enum.Enum):
+        return value
     if isinstance(value, Severity):
         return str(value)
     if isinstance(value, enum.Enum):
@@ -499,4 +531,6 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
+    if is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
     return value

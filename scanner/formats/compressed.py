@@ -119,6 +119,8 @@ def decompress_stream(blob: Blob, start: int, end: int, kind: str, ctx: "ScanCon
     readers return no more than that; `overflow` tells more was there). The per-stream ratio cap
     (`max_ratio` past `ratio_floor`) and the artefact's total cap (`max_decompressed`) end decoding
     with `cap` set instead of raising, so the caller can still analyse what came out.
+    Both sides are counted: the compressed bytes read and the bytes produced are charged to the
+    spool (the member's ratio, across its concatenated streams) and to `ctx` (the artefact's).
     `ctx.check_time()` runs per step. `crc` is the CRC-32 of the output.
     """
     spool = spool if spool is not None else SpoolBlob(name)
@@ -137,6 +139,8 @@ def decompress_stream(blob: Blob, start: int, end: int, kind: str, ctx: "ScanCon
             if not data:
                 break
             pos += len(data)
+            spool.compressed_in += len(data)
+            ctx.charge_decompressed(0, len(data))
             while True:
                 out = dec.decompress(data, OUT_STEP)
                 data = b""
@@ -148,8 +152,7 @@ def decompress_stream(blob: Blob, start: int, end: int, kind: str, ctx: "ScanCon
                     spool.write(out)
                     produced += len(out)
                     ctx.charge_decompressed(len(out))
-                    consumed = pos - start
-                    if produced > budgets.ratio_floor and produced > consumed * budgets.max_ratio:
+                    if _ratio_exceeded(spool, budgets):
                         result.cap, result.limit = "max_ratio", budgets.max_ratio
                         break
                 if result.overflow or dec.eof or (dec.needs_input and len(out) < OUT_STEP):
@@ -164,11 +167,19 @@ def decompress_stream(blob: Blob, start: int, end: int, kind: str, ctx: "ScanCon
         result.error = f"{kind} data error: {exc}"
     result.complete = (bool(dec.eof) or result.overflow) and not result.cap and not result.error
     unused = len(dec.unused_data or b"") if dec.eof else 0
+    spool.compressed_in -= unused  # read ahead past this stream's end: the next stream's input
+    ctx.compressed -= unused
     result.end = pos - unused
     result.consumed = result.end - start
     if not result.complete and not result.error and not result.cap:
         result.error = f"{kind} stream truncated after {spool.size - base} decompressed bytes"
     return result
+
+
+def _ratio_exceeded(spool: SpoolBlob, budgets: Any) -> bool:
+    """The member's ratio (all it decompressed to / all compressed bytes read for it, across
+    concatenated streams) past `max_ratio`, once it is larger than `ratio_floor`."""
+    return spool.size > budgets.ratio_floor and spool.size > max(spool.compressed_in, 1) * budgets.max_ratio
 
 
 def _zstd(blob: Blob, start: int, end: int, ctx: "ScanContext", spool: SpoolBlob, limit: int | None) -> Decoded:
@@ -179,10 +190,15 @@ def _zstd(blob: Blob, start: int, end: int, ctx: "ScanContext", spool: SpoolBlob
     raw = blob.slice(start, end - start).reader()
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, read_size=IN_CHUNK)
     produced = 0
+    consumed = 0
     try:
         while True:
             ctx.check_time()
             out = reader.read(OUT_STEP)
+            now = raw.tell()
+            spool.compressed_in += now - consumed
+            ctx.charge_decompressed(0, now - consumed)
+            consumed = now
             if not out:
                 result.complete = True
                 break
@@ -195,8 +211,7 @@ def _zstd(blob: Blob, start: int, end: int, ctx: "ScanContext", spool: SpoolBlob
             ctx.charge_decompressed(len(out))
             if result.overflow:
                 break
-            consumed = max(raw.tell(), 1)
-            if produced > budgets.ratio_floor and produced > consumed * budgets.max_ratio:
+            if _ratio_exceeded(spool, budgets):
                 result.cap, result.limit = "max_ratio", budgets.max_ratio
                 break
     except BudgetExceeded as exc:
@@ -213,7 +228,7 @@ def report_decoded(ctx: "ScanContext", res: Decoded, name: str) -> None:
     """Findings for a stream that did not decode completely (bomb cap or truncation)."""
     if res.cap:
         ctx.add("MS-ARC-006", name=name, cap=res.cap, limit=res.limit, produced=res.blob.size,
-                consumed=res.consumed)
+                consumed=res.blob.compressed_in)
     elif res.error:
         ctx.add("MS-ARC-013", name=name, what=res.error)
 

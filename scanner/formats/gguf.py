@@ -15,7 +15,7 @@ import struct
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FormatError
+from ..errors import BudgetExceeded, FormatError
 from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyse_template
 from .. import datafiles
 from ..findings import FormatName
@@ -131,6 +131,10 @@ def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Validate header, metadata and tensor infos; analyse chat templates; record BOM facts."""
     cur = _Cursor(blob)
     version, n_tensors, n_kv = _header(cur, blob)
+    # llama.cpp checks every key against every earlier one (quadratic): millions of entries are a
+    # denial of service for the loader and would be for this analysis; the member budget bounds both.
+    if max(n_kv, n_tensors) > ctx.budgets.max_members:
+        raise BudgetExceeded("max_members", ctx.budgets.max_members)
     facts: dict[str, Any] = {"version": version, "endian": "big" if cur.endian == ">" else "little",
                              "tensor_count": n_tensors, "metadata_count": n_kv}
     meta, types, templates = _metadata(cur, ctx, n_kv)

@@ -8,14 +8,16 @@ Without h5py the file is inconclusive, never clean. Dataset contents are never r
 """
 from __future__ import annotations
 
+import importlib.util
 import json
-from typing import Any, Iterator
+from typing import Any
 
 from ..blob import Blob
 from ..errors import BudgetExceeded, FormatError
 from ..context import ScanContext
 from ..analysis.keras_walker import analyse_config
 from ..findings import FormatName
+from ..worker.native import native_call
 
 NAME = FormatName.HDF5
 MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -41,22 +43,38 @@ def sniff(head: bytes, blob: Blob, name: str) -> bool:
 
 
 def analyse(blob: Blob, ctx: ScanContext) -> None:
-    """Open with h5py (file-like over the blob), analyse Keras configs, walk links and storage."""
+    """Open with h5py (file-like over the blob), analyse Keras configs, walk links and storage.
+
+    Every h5py call runs in a `native_call` region: the HDF5 library can loop or crash on crafted
+    structure, so inside a worker the parent stops it after `max_native_seconds` (and the address
+    space cap stops it growing). Only the root attributes Keras reads are read, each after checking
+    its declared size. A bounded reader of our own was considered instead: the HDF5 structures that
+    reach the attributes (object headers v1/v2, dense attribute storage in fractal heaps, v1/v2
+    B-trees, global heaps for strings) are as large a surface as h5py's, and a reader that disagrees
+    with the library is a loader-view gap; the worker limits bound the library instead.
+    """
     try:
         import h5py
-    except ImportError:
-        ctx.add("MS-KERAS-008")
-        return
+    except ImportError as exc:
+        if importlib.util.find_spec("h5py") is None:
+            ctx.add("MS-KERAS-008")
+            return
+        # Installed but not loadable: in a worker, its shared libraries may not fit under a low
+        # max_memory (below ~100 MiB); say so rather than "not installed".
+        raise FormatError(f"h5py is installed but could not be loaded ({type(exc).__name__}); a low "
+                          "[budgets] max_memory leaves the HDF5 library no room", 0) from None
     props: dict = {"superblock_offset": superblock_offset(blob, blob.head(4096))}
-    try:
-        handle = h5py.File(blob.reader(), "r")
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"h5py cannot open it: {exc}") from None
-    with handle:
+    with native_call("h5py"):
         try:
-            attrs = dict(_attrs(handle))
-        except (OSError, ValueError, KeyError) as exc:
-            raise FormatError(f"unreadable root attributes: {exc}") from None
+            handle = h5py.File(blob.reader(), "r")
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"h5py cannot open it: {exc}") from None
+    with handle:
+        with native_call("h5py"):
+            try:
+                attrs = _root_attrs(handle)
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                raise FormatError(f"unreadable root attributes: {exc}") from None
         for key in ("keras_version", "backend"):
             if key in attrs:
                 props[key] = _text(attrs[key])[:100]
@@ -74,16 +92,32 @@ def analyse(blob: Blob, ctx: ScanContext) -> None:
                 props["keras"] = summary.as_dict()
                 if isinstance(config, dict):
                     props["model_class"] = str(config.get("class_name"))[:100]
-        props["objects"] = _walk(handle, ctx)
+        with native_call("h5py"):
+            props["objects"] = _walk(handle, ctx)
     ctx.artefact.properties["hdf5"] = props
 
 
-def _attrs(obj: Any) -> Iterator[tuple[str, Any]]:
-    for key in obj.attrs.keys():
+ROOT_ATTRS = ("model_config", "training_config", "keras_version", "backend")
+
+
+def _root_attrs(handle: Any) -> dict[str, Any]:
+    """The root attributes Keras reads, each only if its declared size is within the budget."""
+    out: dict[str, Any] = {}
+    names = set(handle.attrs.keys())
+    for key in ROOT_ATTRS:
+        if key not in names:
+            continue
         try:
-            yield key, obj.attrs[key]
+            declared = handle.attrs.get_id(key).get_storage_size()
+        except (OSError, TypeError, ValueError, KeyError):
+            continue
+        if declared > MAX_CONFIG_BYTES:
+            raise BudgetExceeded("keras config bytes", MAX_CONFIG_BYTES)
+        try:
+            out[key] = handle.attrs[key]
         except (OSError, TypeError, ValueError):
             continue  # unreadable attribute types (e.g. empty dataspace) carry no config
+    return out
 
 
 def _text(value: Any, cap: int = 1 << 20) -> str:

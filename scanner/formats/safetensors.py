@@ -70,7 +70,8 @@ def _usize(value: Any, what: str) -> int:
     return value
 
 
-def read_header(blob: "Blob", max_header: int = LIBRARY_MAX_HEADER) -> tuple[int, dict[str, Any]]:
+def read_header(blob: "Blob", max_header: int = LIBRARY_MAX_HEADER,
+                max_entries: int | None = None) -> tuple[int, dict[str, Any]]:
     """(N, parsed header) with strict JSON; FormatError (MS-ST-001/002) on anything the library refuses."""
     if blob.size < 8:
         raise FormatError(f"file of {blob.size} bytes is shorter than the 8-byte header size", 0, rule_id=_RULE)
@@ -83,8 +84,12 @@ def read_header(blob: "Blob", max_header: int = LIBRARY_MAX_HEADER) -> tuple[int
     if 8 + n > blob.size:
         raise FormatError(f"header size {n} runs past the end of the {blob.size}-byte file", 0, rule_id=_RULE)
     raw = blob.read_at(8, n)
+    # Count entries before parsing: the parsed header takes ~13x its JSON size in objects.
+    if max_entries is not None and raw.count(b'"data_offsets"') > max_entries:
+        raise BudgetExceeded("max_members", max_entries)
     try:
         text = raw.decode("utf-8")
+        del raw
     except UnicodeDecodeError as exc:
         raise FormatError(f"header is not UTF-8 ({exc.reason} at header byte {exc.start})", 8 + exc.start,
                           rule_id=_RULE) from None
@@ -186,7 +191,7 @@ def validate(header: dict[str, Any], buffer_size: int, ctx: "ScanContext | None"
 
 def analyse(blob: "Blob", ctx: "ScanContext") -> None:
     """Validate the header; record tensor/parameter/dtype counts for the BOM."""
-    n, header = read_header(blob, min(LIBRARY_MAX_HEADER, ctx.budgets.max_header_bytes))
+    n, header = read_header(blob, min(LIBRARY_MAX_HEADER, ctx.budgets.max_header_bytes), ctx.budgets.max_members)
     facts = validate(header, blob.size - 8 - n, ctx)
     facts["header_bytes"] = n
     ctx.artefact.properties["safetensors"] = facts

@@ -45,6 +45,7 @@ SIG_EOCD = b"PK\x05\x06"
 SIG_Z64_LOCATOR = b"PK\x06\x07"
 SIG_Z64_EOCD = b"PK\x06\x06"
 SIG_DESCRIPTOR = b"PK\x07\x08"
+_DIRECTORY_SIGS = (SIG_CENTRAL, SIG_EOCD, SIG_Z64_EOCD, SIG_Z64_LOCATOR)
 
 _EOCD = struct.Struct("<4s4H2LH")
 _Z64_LOCATOR = struct.Struct("<4sLQL")
@@ -206,6 +207,7 @@ class ZipArchive:
         self.zip64 = False
         self.comment_length = 0
         self.gaps: list[tuple[int, int]] = []
+        self.unreached: list[ZipMember] = []
         self._spools: list[SpoolBlob] = []
         self._parse()
 
@@ -281,7 +283,7 @@ class ZipArchive:
             return None
         if res.cap:
             add_at(ctx, name, "MS-ARC-006", name=name, cap=res.cap, limit=res.limit, produced=res.blob.size,
-                   consumed=res.consumed)
+                   consumed=res.blob.compressed_in)
             if res.cap == "max_decompressed":
                 self._spools.append(res.blob)
                 raise BudgetExceeded(res.cap, res.limit)
@@ -437,32 +439,56 @@ class ZipArchive:
             add_at(self.ctx, m.name, "MS-ARC-011", name=m.name, flags=f"0x{odd:04x}")
 
     def _walk_locals(self) -> None:
-        """Hop from local header to local header; headers the directory does not list are hidden."""
+        """Walk local headers from the start as a streaming reader does, whatever the directory says.
+
+        Each local header's own sizes give the next one (the directory's sizes only where the local
+        header defers them to a data descriptor); the walk ends at the first directory or end record
+        signature, and bytes between entries are searched for further local headers. Entries the
+        directory does not list are `hidden`; directory entries the walk never reaches (inside another
+        entry's data, or out of the stream) are `unreached`.
+        """
         known = {m.local_offset: m for m in self.entries if m.readable}
         offsets = sorted(known)
-        limit = self.cd_offset if self.cd_offset is not None else self.blob.size
-        pos = 0
-        if self.blob.read_at(0, 4) == SIG_DESCRIPTOR:  # spanning marker
-            pos = 4
+        limit = self.blob.size
+        pos = 4 if self.blob.read_at(0, 4) == SIG_DESCRIPTOR else 0  # spanning marker
         steps = 0
+        reached: set[int] = set()
         while pos < limit:
             self.ctx.check_time()
             steps += 1
             if steps > self.ctx.budgets.max_members + len(known) + 1:
                 raise BudgetExceeded("max_members", self.ctx.budgets.max_members)
-            if pos in known:
-                nxt = self._skip_descriptor(known[pos], known, limit)
+            sig = self.blob.read_at(pos, 4)
+            if sig in _DIRECTORY_SIGS:
+                break  # streaming readers stop at the central directory
+            entry = self._hidden_at(pos, known, offsets, limit, search=pos not in known) \
+                if sig == SIG_LOCAL else None
+            if entry is None:
+                nxt = self._gap(pos, offsets, limit)
             else:
-                hidden = self._hidden_at(pos, known, offsets, limit) \
-                    if self.blob.read_at(pos, 4) == SIG_LOCAL else None
-                if hidden is not None:
-                    self.hidden.append(hidden)
-                    nxt = self._skip_descriptor(hidden, known, limit)
+                listed = known.get(pos)
+                if listed is not None:
+                    reached.add(pos)
+                    self._compare(listed, entry)
+                    if listed.flags & FLAG_DESCRIPTOR and not entry.compressed_size:
+                        entry = listed  # the sizes are in the descriptor: take the directory's
                 else:
-                    nxt = self._gap(pos, offsets, limit)
+                    self.hidden.append(entry)
+                nxt = self._skip_descriptor(entry, known, limit)
             if nxt <= pos:
                 break
             pos = nxt
+        self.unreached = [m for off, m in known.items() if off not in reached]
+
+    def _compare(self, listed: ZipMember, local: ZipMember) -> None:
+        """Local header sizes that disagree with the directory (a streaming reader reads others)."""
+        if local.flags & FLAG_DESCRIPTOR and not local.compressed_size:
+            return
+        if local.compressed_size != listed.compressed_size:
+            add_at(self.ctx, listed.name, "MS-ARC-009", name=listed.name, local=local.compressed_size,
+                   field="compressed size")
+        elif local.size != listed.size:
+            add_at(self.ctx, listed.name, "MS-ARC-009", name=listed.name, local=local.size, field="size")
 
     def _next_known(self, pos: int, offsets: list[int], limit: int) -> int:
         for off in offsets:
@@ -471,27 +497,29 @@ class ZipArchive:
         return limit
 
     def _gap(self, pos: int, offsets: list[int], limit: int) -> int:
-        """Bytes no entry covers: find the next local header signature or known entry."""
+        """Bytes no entry covers: find the next local header, directory record or known entry."""
         end = self._next_known(pos, offsets, limit)
-        found = self._search(pos + 1, end, SIG_LOCAL)
+        found = self._search(pos + 1, end, (SIG_LOCAL, *_DIRECTORY_SIGS))
         stop = found if found is not None else end
         self.gaps.append((pos, stop))
         return stop
 
-    def _search(self, start: int, end: int, sig: bytes) -> int | None:
+    def _search(self, start: int, end: int, sigs: tuple[bytes, ...]) -> int | None:
+        """The first offset in [start, end) where one of the 4-byte signatures `sigs` begins."""
         pos = start
         while pos < end:
             self.ctx.check_time()
-            chunk = self.blob.read_at(pos, min(GAP_SCAN_STEP + len(sig) - 1, end - pos))
+            chunk = self.blob.read_at(pos, min(GAP_SCAN_STEP + 3, end - pos))
             if not chunk:
                 return None
-            i = chunk.find(sig)
-            if i >= 0 and pos + i < end:
-                return pos + i
+            hits = [i for i in (chunk.find(sig) for sig in sigs) if i >= 0 and pos + i < end]
+            if hits:
+                return pos + min(hits)
             pos += GAP_SCAN_STEP
         return None
 
-    def _hidden_at(self, pos: int, known: dict[int, ZipMember], offsets: list[int], limit: int) -> ZipMember | None:
+    def _hidden_at(self, pos: int, known: dict[int, ZipMember], offsets: list[int], limit: int,
+                   search: bool = True) -> ZipMember | None:
         hdr = self.blob.read_at(pos, _LOCAL.size)
         if len(hdr) < _LOCAL.size:
             return None
@@ -502,9 +530,9 @@ class ZipArchive:
         data = pos + _LOCAL.size + n_name + n_extra
         if data > limit:
             return None
-        if flags & FLAG_DESCRIPTOR and csize == 0:
+        if flags & FLAG_DESCRIPTOR and csize == 0 and search:
             # Size only in the trailing descriptor: the entry runs to the next header.
-            nxt = self._search(data, limit, SIG_LOCAL)
+            nxt = self._search(data, limit, (SIG_LOCAL, SIG_CENTRAL))
             end = nxt if nxt is not None else limit
             csize = end - data
             if method == 0:
@@ -532,6 +560,10 @@ class ZipArchive:
         for m in self.hidden:
             add_at(ctx, m.name, "MS-ARC-007", offset=m.local_offset, name=m.name, entry_offset=m.local_offset,
                    why="the central directory does not list it")
+        for m in self.unreached:
+            add_at(ctx, m.name, "MS-ARC-017", offset=m.local_offset, name=m.name, entry_offset=m.local_offset,
+                   why="the central directory lists it, but a reader walking the local headers from the start "
+                       "never reaches it (it lies inside another entry's data or outside the entry stream)")
         for start, stop in self.gaps:
             if stop > start and self.blob.read_at(start, min(stop - start, 4096)).strip(b"\x00"):
                 ctx.add("MS-ARC-012", offset=start,

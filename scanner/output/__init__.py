@@ -5,6 +5,7 @@ Every string that comes from an artefact goes through `escape` (one helper for a
 from __future__ import annotations
 
 import importlib
+from typing import Iterator
 
 from ..findings import Report
 
@@ -25,3 +26,13 @@ def render(report: Report, fmt: str, *, quiet: bool = False, verbose: bool = Fal
         raise ValueError(f"unknown output format {fmt!r} ({', '.join(FORMATS)})")
     module = importlib.import_module(f"{__name__}.{fmt}")
     return module.render(report, verbose=verbose) if fmt in ("markdown", "github") else module.render(report)
+
+
+def render_chunks(report: Report, fmt: str, **options: object) -> Iterator[str]:
+    """`render` in pieces: the JSON report artefact by artefact (a scan of 100,000 files never holds
+    its whole report as one string), other formats in one piece."""
+    if fmt == "json":
+        from . import json as json_out
+
+        return json_out.render_chunks(report)
+    return iter([render(report, fmt, **options)])  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..findings import Finding, Kind, Report, Severity, TargetResult
+from ..findings import Finding, Kind, Location, Report, Severity, TargetResult
 from ..rules import load_rules
 from . import escape
 
@@ -89,6 +89,18 @@ def _fingerprint(uri: str, finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
+def _site(loc: Location, uri: str, artifact_index: int, i: int) -> dict[str, Any]:
+    """One aggregated repeat of a finding, as a SARIF related location."""
+    physical: dict[str, Any] = {"artifactLocation": {"uri": uri, "index": artifact_index}}
+    if loc.line is not None and not loc.member:
+        physical["region"] = {"startLine": max(loc.line, 1)}
+    elif loc.offset is not None and not loc.member:
+        physical["region"] = {"byteOffset": loc.offset}
+    where = {k: v for k, v in (("member", loc.member), ("offset", loc.offset), ("position", loc.position),
+                                ("stream", loc.stream)) if v is not None}
+    return {"id": i, "physicalLocation": physical, "properties": where}
+
+
 def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) -> dict[str, Any]:
     loc = finding.location
     logical = []
@@ -117,6 +129,9 @@ def _result(finding: Finding, uri: str, artifact_index: int, rule_index: int) ->
                                                            else ""))},
         "locations": [location], "properties": json.loads(json.dumps(props, default=str)),
     }
+    if finding.occurrences > 1:
+        result["occurrenceCount"] = finding.occurrences
+        result["relatedLocations"] = [_site(site, uri, artifact_index, i) for i, site in enumerate(finding.sites)]
     if finding.suppressed:
         result["suppressions"] = [{"kind": "external", "status": "accepted",
                                    "justification": escape.text(f"{finding.suppressed.reason} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..findings import Artefact, Finding, Kind, Report, Severity, Status, TargetResult, Verdict, to_dict
+from ..findings import Location, Artefact, Finding, Kind, Report, Severity, Status, TargetResult, Verdict, to_dict
 from . import escape
 from .words import plural, size
 
@@ -118,9 +118,10 @@ def signature_line(sig: dict) -> str:
     return escape.text(text)
 
 
-def where(f: Finding) -> list[str]:
-    """The finding's position as short phrases (member, offset, opcode, stream, line)."""
-    loc = f.location
+def where(f: Finding, loc: Location | None = None) -> list[str]:
+    """The finding's position (or `loc`, one of its aggregated sites) as short phrases (member,
+    offset, opcode, stream, line)."""
+    loc = loc or f.location
     return [p for p in (loc.member and f"member {escape.text(loc.member)}",
                         loc.offset is not None and f"offset {loc.offset}",
                         loc.position is not None and f"opcode {loc.position}",
@@ -146,6 +147,9 @@ def _finding(f: Finding, style: _Style) -> str:
     at = where(f)
     if at:
         text += f"\n           at: {', '.join(at)}"
+    if f.occurrences > 1:
+        sites = ", ".join(" ".join(where(f, site)) or "the file" for site in f.sites[:5])
+        text += f"\n           occurrences: {f.occurrences} in this file" + (f" (next at {sites}...)" if sites else "")
     if f.recommendation:
         text += f"\n           fix: {escape.text(f.recommendation)}"
     if refs:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..findings import Artefact, FormatName, Status, TargetResult
 from ..rules import load_rules
+from ..special import kind_of, special_file
 from .interface import Resolved, SourceOptions
 
 # Metadata folders of version-control systems (a `.git` *file* is a worktree or submodule link).
@@ -74,19 +75,20 @@ def walk(root: str, boundary: str, result: TargetResult, boundary_name: str, ski
     Links to folders are not descended (their files are scanned where they are, if inside).
     """
     out: list[Entry] = []
-    _walk(root, root, boundary, result, boundary_name, out, skip_vcs)
+    _walk(root, root, "", boundary, result, boundary_name, out, skip_vcs)
     return out
 
 
-def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_name: str,
+def _walk(root: str, folder: str, prefix: str, boundary: str, result: TargetResult, boundary_name: str,
           out: list[Entry], skip_vcs: bool) -> None:
+    """`prefix`: the folder's path relative to `root` with a trailing "/" ("" at the root)."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         skipped(result, _rel(root, folder), "unreadable folder", "MS-GEN-003", error=exc.strerror or str(exc))
         return
     for entry in entries:
-        rel = _rel(root, entry.path)
+        rel = prefix + entry.name  # os.path.relpath per entry costs more than the scan of an empty file
         if skip_vcs and entry.name in VCS_NAMES:
             result.artefacts.append(Artefact(path=rel, status=Status.SKIPPED, reason=VCS_REASON,
                                              format=FormatName.NOT_READ))
@@ -105,14 +107,13 @@ def _walk(root: str, folder: str, boundary: str, result: TargetResult, boundary_
                     skipped(result, rel, "symlink to a folder", "MS-GEN-008",
                             what="a link to a folder, not followed; its files are scanned where they are, if inside")
                 else:
-                    skipped(result, rel, "symlink to a special file", "MS-GEN-008",
-                            what="a link to a fifo, socket or device")
+                    result.artefacts.append(special_file(rel, "a link to " + kind_of(dest)))
             elif entry.is_dir(follow_symlinks=False):
-                _walk(root, entry.path, boundary, result, boundary_name, out, skip_vcs)
+                _walk(root, entry.path, rel + "/", boundary, result, boundary_name, out, skip_vcs)
             elif entry.is_file(follow_symlinks=False):
                 out.append(Entry(rel, entry.path, entry.stat(follow_symlinks=False).st_size))
-            else:
-                skipped(result, rel, "special file", "MS-GEN-008", what="fifo, socket or device")
+            else:  # never opened (a FIFO blocks); inconclusive if a loader would open it by name
+                result.artefacts.append(special_file(rel, kind_of(entry.path)))
         except OSError as exc:
             skipped(result, rel, "unreadable", "MS-GEN-003", error=exc.strerror or str(exc))
 

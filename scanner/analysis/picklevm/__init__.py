@@ -89,7 +89,7 @@ def analyse_pickle(blob: Blob, ctx: ScanContext, *, start: int = 0, end: int | N
         result = run(ctx, "plain")
         if not views.imports_array_wrapper(result.globals):
             return c_stream_view(result)
-        del ctx.artefact.findings[mark:]  # the joblib view is the primary one for this file
+        ctx.drop_findings(mark)  # the joblib view is the primary one for this file
     result = run(ctx, "joblib")
     views.secondary(run, ctx, "plain")
     return c_stream_view(result)

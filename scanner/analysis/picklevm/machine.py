@@ -15,7 +15,11 @@ from ... import datafiles
 from ...errors import BudgetExceeded
 from ...policy import Classification, alias_note
 from . import values as V
-from .opcodes import HIGHEST_PROTOCOL, OPCODES, BigBytes, Reader, StreamReader, read_arg
+from . import fastloop
+from . import memo as memo_module
+from .memo import MISSING, Memo
+from .opcodes import BUFFER_READERS, HIGHEST_PROTOCOL, OPCODES, STR_CODES, BigBytes, Reader, StreamReader, read_arg
+from .values import MAX_NAMES
 from ...errors import PickleError
 
 if TYPE_CHECKING:
@@ -25,10 +29,17 @@ if TYPE_CHECKING:
 
 CONSTANT_TYPES = (str, bytes, bytearray, int, float, bool, type(None), BigBytes)
 STAR_CAP = 4096  # a str/bytes spread into more positional arguments than this is kept opaque
+NOT_CALLABLE = CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)  # what _pickle refuses to call
 FACTORY_HOLDERS = {"collections.defaultdict": 0}  # callable -> index of the factory argument
 ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"}
 # copyreg helpers that create an instance of their first argument without calling it
 INSTANCE_MAKERS = ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__")
+MAX_PIDS = 1 << 16  # per stream: persistent ids kept for the session's checks (the rest checked at once)
+# Opcodes the fast loop runs inline (a subclass overriding their handler turns the fast loop off).
+INLINE = ("MARK", "BINGET", "LONG_BINGET", "MEMOIZE", "BINPUT", "LONG_BINPUT", "SHORT_BINUNICODE",
+          "SHORT_BINBYTES", "BININT1", "BININT2", "BININT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
+          "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "TUPLE1", "TUPLE2", "TUPLE3", "TUPLE",
+          "APPEND", "APPENDS", "SETITEM", "SETITEMS")
 
 
 @dataclass
@@ -44,10 +55,10 @@ class StreamOutcome:
     calls: list[str] = field(default_factory=list)
     builds: list[str] = field(default_factory=list)
     pids: list[tuple[Any, int, int]] = field(default_factory=list)  # (pid, offset, position)
-    risky_calls: int = 0
+    risky_calls: int = 0  # calls of non-allowlisted callables (incl. method calls on such objects)
     short_frame: int | None = None  # offset of a FRAME longer than the data left (C loaders fail there)
     frame_straddle: tuple[int, str] | None = None  # first opcode crossing a frame boundary (gh-154848)
-    value: Any = None  # what STOP returned  # calls of non-allowlisted callables (incl. method calls on such objects)
+    value: Any = None  # what STOP returned
     stop_frame_end: int | None = None  # STOP inside a FRAME with bytes left: where that frame ends
 
 
@@ -71,13 +82,23 @@ def _constant_has(target: Any, method: str) -> bool:
 
 
 class Machine:
-    """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads)."""
+    """Runs one stream from `start`; `hooks` lets the caller react to calls (nested payloads).
+
+    Two execution paths with one set of semantics: `_step` runs any opcode through the opcode
+    table (`read_arg` + an `op_*` handler), the reference; `_fast` runs the frequent opcodes
+    inline straight from the read window and hands everything unusual (window or frame
+    boundaries, budget check points, invalid arguments, errors) back to `_step`. The property
+    tests run both (`Machine.FAST = False` runs the reference path only) and compare.
+    """
+
+    FAST = True
 
     def __init__(self, blob: Blob, start: int, end: int, *, ctx: ScanContext, reporter: Reporter, stream: int,
                  flavour: str,
-                 memo: dict | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
+                 memo: Memo | None = None, on_call: Callable[["Machine", V.Call, int], None] | None = None,
                  on_array: Callable[["Machine", V.Call, int], int] | None = None,
-                 c_stream: bool = False) -> None:
+                 c_stream: bool = False, fast: bool = True,
+                 on_pid: Callable[[Any, int, int], None] | None = None) -> None:
         self.blob, self.ctx, self.rep, self.stream, self.flavour = blob, ctx, reporter, stream, flavour
         # c_stream: read as _pickle.c reads an io.BytesIO (frames drop bytes; see StreamReader)
         self.r = StreamReader(blob, start, end) if c_stream else Reader(blob, start, end)
@@ -86,10 +107,12 @@ class Machine:
         self.end = end
         self.stack: list[Any] = []
         self.marks: list[int] = []
-        self.memo: dict[int, Any] = {} if memo is None else memo
+        self.memo = memo if memo is not None else Memo(memo_module.EXACT_ENTRIES,
+                                                      reread=None if c_stream else self._reread,
+                                                      keep_call=_keeps_arguments)
         self.proto = 0
         self.out = StreamOutcome(start=start, end=start)
-        self.on_call, self.on_array = on_call, on_array
+        self.on_call, self.on_array, self.on_pid = on_call, on_array, on_pid
         self.shadowed: set[str] = set()
         self.class_cache: dict[tuple[str, str], Classification] = {}
         self.position = 0  # opcode index
@@ -103,6 +126,20 @@ class Machine:
         self.deferred: dict[int, tuple[V.Global, dict[str, Any]]] = {}  # getattr imports judged at use
         self.deferred_safe: set[int] = set()
         self.constrained = False  # a global whose allow entry covers some uses only was imported
+        self.seen_globals: set[str] = set()
+        self.last_code = -1  # the opcode run last (for boundary messages)
+        self.last_str = self.last_str_end = -1  # offset and end of the last str/bytes push
+        # the fast loop's table: opcode byte -> (buffer reader or None, handler); text arguments
+        # (lines) have no buffer reader and always take `_step`
+        self.table: list[tuple[Any, Any] | None] = [None] * 256
+        for code, (_, desc) in OPCODES.items():
+            reader = BUFFER_READERS.get(desc) if desc else None
+            if desc and reader is None:
+                continue
+            self.table[code] = (reader, self.dispatch[code])
+        cls = type(self)
+        self.fast_ok = fast and self.FAST and not c_stream and all(
+            getattr(cls, "op_" + name) is getattr(Machine, "op_" + name) for name in INLINE)
 
     # ----------------------------------------------------------------- driver
     def run(self) -> StreamOutcome:
@@ -110,29 +147,14 @@ class Machine:
         r = self.r
         try:
             while True:
-                self.op_offset = r.pos
-                code = r.byte()
-                entry = OPCODES.get(code)
-                if entry is None:
-                    raise PickleError(f"invalid load key, {chr(code)!r}.", self.op_offset)
-                name, desc = entry
-                arg = read_arg(r, desc, self.op_offset) if desc else None
-                self.out.opcodes += 1
-                if self.out.opcodes > self.max_opcodes:
-                    raise BudgetExceeded("max_opcodes", self.max_opcodes)
-                if not self.out.opcodes & 0xFFFF:
-                    self.ctx.check_time()
-                if self.dispatch[code](arg):
+                if self.fast_ok:
+                    if fastloop.run(self):
+                        break
+                    self._after_op()
+                    if len(self.stack) + len(self.marks) > self.max_depth:
+                        raise BudgetExceeded("max_stack_depth", self.max_depth)
+                if self._step():
                     break
-                self.position += 1
-                if self.frame_end is not None and r.pos >= self.frame_end:
-                    self._leave_frame()
-                if self.c_frame_end is not None and r.pos >= self.c_frame_end:
-                    if r.pos > self.c_frame_end and self.op_offset < self.c_frame_end \
-                            and self.out.frame_straddle is None:
-                        self.out.frame_straddle = (self.op_offset, f"{name} at offset {self.op_offset} "
-                                                   f"reads past the end of its frame ({self.c_frame_end})")
-                    self.c_frame_end = None
         except PickleError as exc:
             self.out.error = exc
         finally:
@@ -141,10 +163,78 @@ class Machine:
         self.out.proto = self.proto
         return self.out
 
+    def _step(self) -> bool:
+        """One opcode through the opcode table (the reference path); True at STOP."""
+        r = self.r
+        self.op_offset = r.pos
+        code = r.byte()
+        entry = OPCODES.get(code)
+        if entry is None:
+            raise PickleError(f"invalid load key, {chr(code)!r}.", self.op_offset)
+        desc = entry[1]
+        arg = read_arg(r, desc, self.op_offset) if desc else None
+        self.out.opcodes += 1
+        if self.out.opcodes > self.max_opcodes:
+            raise BudgetExceeded("max_opcodes", self.max_opcodes)
+        if not self.out.opcodes & 0xFFFF:
+            self.ctx.check_time()
+        self.last_code = code
+        if self.dispatch[code](arg):
+            return True
+        if code in STR_CODES:
+            self.last_str, self.last_str_end = self.op_offset, r.pos
+        self.position += 1
+        self._after_op()
+        return False
+
+    def _after_op(self) -> None:
+        """Frame bookkeeping after an opcode (the last one run, at `op_offset`)."""
+        r = self.r
+        if self.frame_end is not None and r.pos >= self.frame_end:
+            self._leave_frame()
+        if self.c_frame_end is not None and r.pos >= self.c_frame_end:
+            if r.pos > self.c_frame_end and self.op_offset < self.c_frame_end \
+                    and self.out.frame_straddle is None:
+                name = OPCODES[self.last_code][0] if self.last_code in OPCODES else "?"
+                self.out.frame_straddle = (self.op_offset, f"{name} at offset {self.op_offset} "
+                                           f"reads past the end of its frame ({self.c_frame_end})")
+            self.c_frame_end = None
+
+    def _limit(self, base: int, n: int) -> int:
+        """Where (relative to the window) the fast loop must hand over to `_after_op`/`_step`."""
+        limit = n
+        if self.frame_end is not None:
+            limit = min(limit, self.frame_end - base)
+        if self.c_frame_end is not None:
+            limit = min(limit, self.c_frame_end - base)
+        return limit
+
     def _leave_frame(self) -> None:
         if self.file_pos is not None and self.file_pos > self.r.pos:
             self.r.pos = self.file_pos  # pure-Python unframer: raw reads moved the file past the frame
         self.frame_end = self.file_pos = None
+
+    def _reread(self, src: int) -> Any:
+        """The value the str/bytes opcode at `src` pushes (the memo keeps offsets, not strings)."""
+        r = Reader(self.blob, src, self.end, window=512)
+        return read_arg(r, OPCODES[r.byte()][1] or "", src)
+
+    def text(self, value: Any) -> Any:
+        """`value`, with a validated str span read back from the blob as the str it stands for."""
+        if isinstance(value, BigBytes) and value.is_text and value.preview is not None:
+            raw = self.blob.read_at(value.offset, value.length)
+            return raw.decode("utf-8", "surrogatepass") if value.kind == "str" else raw.decode("ascii")
+        return value
+
+    def _src(self) -> int | None:
+        """Offset of the previous opcode if it pushed a str/bytes from its argument (memo.put)."""
+        return self.last_str if self.last_str_end == self.op_offset else None
+
+    def note_global(self, full: str) -> None:
+        """Record an import name (in order; past MAX_NAMES only names not seen before)."""
+        if len(self.out.globals) < MAX_NAMES or full not in self.seen_globals:
+            self.out.globals.append(full)
+        self.seen_globals.add(full)
 
     # ----------------------------------------------------------------- stack helpers
     def err(self, reason: str) -> PickleError:
@@ -189,7 +279,7 @@ class Machine:
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
         g = V.Global(module, name, self.op_offset)
-        self.out.globals.append(g.full)
+        self.note_global(g.full)
         cls = self.classify(module, name)
         g.verdict = cls.verdict
         if cls.only is not None and cls.verdict == "allow":
@@ -220,6 +310,8 @@ class Machine:
                          named=named, **self.site())
         elif cls.verdict == "unknown":
             self.rep.add("MS-PKL-002", callable=full, via=via, named=named, **self.site())
+        g.plain = g.verdict == "allow" and g.only is None and full not in FACTORY_HOLDERS \
+            and g.full not in ARRAY_WRAPPERS and full not in INSTANCE_MAKERS  # BUILD on what they make: on_array
         return g
 
     def classify(self, module: str, name: str) -> Classification:
@@ -270,7 +362,8 @@ class Machine:
                 return seen_through
         result = V.Call(func, args, kwargs, self.op_offset, opcode)
         name = V.callable_name(func)
-        self.out.calls.append(func.full if isinstance(func, V.Global) else name)
+        if len(self.out.calls) < MAX_NAMES:
+            self.out.calls.append(func.full if isinstance(func, V.Global) else name)
         verdict = func.verdict if isinstance(func, V.Global) else "computed"
         outside = self._outside_entry(func, args, kwargs, opcode) if self.constrained and verdict == "allow" else None
         if outside:
@@ -309,6 +402,8 @@ class Machine:
         if isinstance(func, V.Global) and func.only == "none-first" and \
                 not (isinstance(args, tuple) and args and args[0] is None):
             return f"{func.canonical} is allowed only with None as its first argument"
+        if V.is_compact(args) or V.is_compact(kwargs) or (isinstance(kwargs, V.PDict) and not kwargs.keys_known):
+            return f"the arguments handed to {V.callable_name(func)} were not all kept (bounded memory): not verified"
         items = list(args) if isinstance(args, tuple) else []
         if isinstance(kwargs, V.PDict):
             items += [v for _, v in kwargs.pairs]
@@ -417,9 +512,14 @@ class Machine:
             names: set[str] = set()
             for item in items:
                 state, slots = (item if isinstance(item, tuple) and len(item) == 2 else (item, None))
+                if V.is_compact(item):
+                    names.add(target.canonical)
                 for d in (state, slots):
                     if isinstance(d, V.PDict):
-                        names.update(f"{target.canonical}.{k}" for k, _ in d.pairs if isinstance(k, str))
+                        keys = [self.text(k) for k, _ in d.pairs]
+                        names.update(f"{target.canonical}.{k}" for k in keys if isinstance(k, str))
+                        if not d.keys_known:
+                            names.add(target.canonical)  # keys not all known: the whole global
             # Unknown keys: everything reached through this global is suspect from now on.
             self.shadowed.update(names or {target.canonical})
             return
@@ -537,7 +637,9 @@ class Machine:
         items = self.pop_mark()
         if len(items) % 2:
             raise self.err("odd number of items for DICT")
-        self.push(V.PDict(list(zip(items[::2], items[1::2]))))
+        d = V.PDict()
+        d.extend(items)
+        self.push(d)
 
     def op_FROZENSET(self, _: Any) -> None:
         self.push(V.PSet(self.pop_mark(), frozen=True))
@@ -551,13 +653,13 @@ class Machine:
         if not items:
             return
         if kind == "list" and isinstance(target, V.PList):
-            target.items.extend(items)
+            target.extend(items)
         elif kind == "dict" and isinstance(target, V.PDict):
             if len(items) % 2:
                 raise self.err("odd number of items for SETITEMS")
-            target.pairs.extend(zip(items[::2], items[1::2]))
+            target.extend(items)
         elif kind == "set" and isinstance(target, V.PSet) and not target.frozen:
-            target.items.extend(items)
+            target.extend(items)
         else:
             if kind == "dict" and len(items) % 2:
                 raise self.err("odd number of items for SETITEMS")
@@ -594,9 +696,10 @@ class Machine:
 
     # memo
     def _get(self, idx: int) -> None:
-        if idx not in self.memo:
+        value = self.memo.get(idx)
+        if value is MISSING:
             raise self.err(f"Memo value not found at index {idx}")
-        self.push(self.memo[idx])
+        self.push(value)
 
     op_GET = op_BINGET = op_LONG_BINGET = _get
 
@@ -606,7 +709,7 @@ class Machine:
         value = self.top()
         if idx not in self.memo and len(self.memo) >= self.max_memo:
             raise BudgetExceeded("max_memo", self.max_memo)
-        self.memo[idx] = value
+        self.memo.put(idx, value, self._src())
 
     op_PUT = op_BINPUT = op_LONG_BINPUT = _put
 
@@ -650,8 +753,8 @@ class Machine:
         self.push(self.find_class(module, name, "GLOBAL"))
 
     def op_STACK_GLOBAL(self, _: Any) -> None:
-        name = self.pop()
-        module = self.pop()
+        name = self.text(self.pop())
+        module = self.text(self.pop())
         if isinstance(module, str) and isinstance(name, str):
             self.push(self.find_class(module, name, "STACK_GLOBAL"))
             return
@@ -660,7 +763,7 @@ class Machine:
             raise self.err("STACK_GLOBAL requires str")
         text = f"{V.fold(module)}.{V.fold(name)}"
         g = V.Global(str(V.fold(module)), str(V.fold(name)), self.op_offset, "dynamic")
-        self.out.globals.append(g.full)
+        self.note_global(g.full)
         self.rep.add("MS-PKL-013", callable=text, **self.site())
         self.push(g)
 
@@ -671,7 +774,7 @@ class Machine:
         if key is None:
             self.rep.add("MS-PKL-007", callable=f"<extension code {code}>", code=code, **self.site())
             g = V.Global("<extension>", str(code), self.op_offset, "dynamic")
-            self.out.globals.append(g.full)
+            self.note_global(g.full)
             self.push(g)
             return
         self.push(self.find_class(key[0], key[1], "EXT"))
@@ -694,6 +797,8 @@ class Machine:
         """
         if isinstance(args, tuple):
             return args
+        if isinstance(args, (V.PList, V.PSet, V.PDict)) and (V.is_compact(args) or getattr(args, "truncated", False)):
+            return args  # not all items kept (bounded memory): an unverified argument list
         if isinstance(args, (V.PList, V.PSet)):
             return tuple(args.items)
         if isinstance(args, V.PDict):
@@ -707,7 +812,7 @@ class Machine:
         return args  # a computed value: whatever it holds
 
     def _check_callable(self, func: Any) -> None:
-        if isinstance(func, CONSTANT_TYPES + (tuple, V.PList, V.PDict, V.PSet)):
+        if isinstance(func, NOT_CALLABLE):
             raise self.err(f"'{type(func).__name__}' object is not callable")
 
     def op_INST(self, arg: Any) -> None:
@@ -746,7 +851,7 @@ class Machine:
     def op_BUILD(self, _: Any) -> None:
         state = self.pop()
         inst = self.top()
-        if isinstance(inst, V.Call):
+        if isinstance(inst, V.Call) and not inst.compact:
             inst.state = state
         self.method_call(inst, "__setstate__" if not isinstance(inst, V.Global) else "BUILD", [state])
         cls = instance_class(inst)
@@ -771,7 +876,10 @@ class Machine:
 
     # persistent ids
     def _persid(self, pid: Any) -> None:
-        self.out.pids.append((pid, self.op_offset, self.position))
+        if len(self.out.pids) < MAX_PIDS or self.on_pid is None:
+            self.out.pids.append((pid, self.op_offset, self.position))
+        else:
+            self.on_pid(pid, self.op_offset, self.position)
         if self.flavour == "torch-legacy" and isinstance(pid, tuple) and len(pid) > 1 and pid[0] == "module" \
                 and isinstance(pid[1], V.Global):
             self.push(pid[1])  # torch's legacy persistent_load returns the module class itself
@@ -783,3 +891,14 @@ class Machine:
 
     def op_BINPERSID(self, _: Any) -> None:
         self._persid(self.pop())
+
+
+def _keeps_arguments(call: V.Call) -> bool:
+    """Objects whose arguments or state an analysis reads after they were memoised: kept in full."""
+    func = call.func
+    if not isinstance(func, V.Global):
+        return False
+    if func.name == "dtype" or func.full in ARRAY_WRAPPERS:
+        return True
+    tables = datafiles.load("policy", "picklevm.toml")
+    return func.full in tables["decoders"] or func.full in tables["nested_loaders"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import codecs
 import pickletools
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import struct
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
 from ...errors import PickleError
 
 if TYPE_CHECKING:
@@ -24,35 +25,89 @@ OPCODES: dict[int, tuple[str, str | None]] = {
 # INT reads its line with base 0 (strtol / int(s, 0)), unlike PUT/GET (base 10): own descriptor.
 OPCODES[ord("I")] = ("INT", "decimalnl_int")
 HIGHEST_PROTOCOL = max(op.proto for op in pickletools.opcodes)
-INLINE_CAP = 1 << 20  # larger byte/str arguments stay on disk as BigBytes spans
+# Opcodes pushing a str/bytes read from their argument: the memo can re-read them (memo.py).
+STR_CODES = frozenset(code for code, (_, desc) in OPCODES.items() if desc in (
+    "stringnl", "string1", "string4", "bytes1", "bytes4", "bytes8", "bytearray8", "unicodestringnl",
+    "unicodestring1", "unicodestring4", "unicodestring8"))
+SPAN_CAP = 256  # longer byte/str arguments are kept as BigBytes spans (validated, previewed)
+INLINE_CAP = 1 << 20  # longer ones are not even read (BigBytes without preview)
 LINE_CAP = 16 << 20  # longest text-opcode line we accept
 
 
-@dataclass(frozen=True)
 class BigBytes:
-    """A large bytes/str argument left in the blob: [offset, offset+length)."""
+    """A long bytes/str argument left in the blob: [offset, offset+length), with a short preview.
 
-    offset: int
-    length: int
-    kind: str  # "bytes" | "str" | "bytearray" | "int" (a LONG4 too long to decode)
+    Arguments longer than `SPAN_CAP` bytes are validated as the loader does (UTF-8 for str) and
+    then kept as this span: analyses that need the bytes (nested payloads, a STACK_GLOBAL name)
+    read them back from the blob; findings show the preview the folded value would show.
+    Arguments longer than `INLINE_CAP` are skipped without being read (no preview).
+    """
+
+    __slots__ = ("offset", "length", "kind", "preview", "chars")
+
+    def __init__(self, offset: int, length: int, kind: str, preview: "str | bytes | None" = None,
+                 chars: int | None = None) -> None:
+        self.offset, self.length, self.kind = offset, length, kind  # kind: bytes|str|py2str|bytearray|int
+        self.preview, self.chars = preview, chars
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BigBytes) and (self.offset, self.length, self.kind) == \
+            (other.offset, other.length, other.kind)
+
+    def __hash__(self) -> int:
+        return hash((self.offset, self.length, self.kind))
 
     def __repr__(self) -> str:
         return f"<{self.kind} of {self.length} bytes at offset {self.offset}>"
+
+    @property
+    def is_text(self) -> bool:
+        """What the loader holds is a str (UTF-8, or an ASCII Python 2 string)."""
+        return self.kind == "str" or (self.kind == "py2str" and isinstance(self.preview, str))
+
+    def folded(self, max_text: int) -> str:
+        """The text `values.fold` gives the value this span stands for."""
+        if self.preview is None:
+            return repr(self)
+        if isinstance(self.preview, str):
+            chars = self.chars if self.chars is not None else self.length
+            return self.preview if chars <= max_text else self.preview[:max_text] + f"...<{chars} chars>"
+        return repr(bytes(self.preview[:max_text])) + f"...<{self.length} bytes>"
+
+
+PREVIEW_TEXT = 200  # characters of preview a span keeps (values.MAX_TEXT)
+
+
+def span(data: bytes, offset: int, kind: str, where: int) -> BigBytes:
+    """A validated span for argument bytes `data` found at blob `offset` (the opcode at `where`)."""
+    if kind == "str":
+        text = _utf8(data, where)
+        return BigBytes(offset, len(data), kind, text[:PREVIEW_TEXT], len(text))
+    if kind == "py2str":
+        value = _py2str(data)
+        if isinstance(value, str):
+            return BigBytes(offset, len(data), kind, value[:PREVIEW_TEXT], len(value))
+    return BigBytes(offset, len(data), kind, bytes(data[:PREVIEW_TEXT]))
 
 
 class Reader:
     """Buffered positioned reads over a blob window [pos, end)."""
 
     WINDOW = 1 << 20
+    FIRST_WINDOW = 1 << 12  # grows to WINDOW: many tiny concatenated streams must not read 1 MiB each
     eof_lines = True  # a last line without newline is read as pickle._Unpickler reads it
 
-    def __init__(self, blob: Blob, pos: int, end: int) -> None:
+    def __init__(self, blob: Blob, pos: int, end: int, window: int | None = None) -> None:
         self.blob, self.pos, self.end = blob, pos, end
         self.buf = b""
         self.buf_start = pos
+        self.grow = window is None  # a window given (short re-reads) keeps its size
+        self.window = window or min(self.FIRST_WINDOW, self.WINDOW)
 
     def _fill(self, n: int) -> None:
-        want = max(n, self.WINDOW)
+        want = max(n, self.window)
+        if self.grow:
+            self.window = min(self.window * 4, self.WINDOW)
         self.buf = self.blob.read_at(self.pos, min(want, self.end - self.pos))
         self.buf_start = self.pos
 
@@ -299,6 +354,8 @@ def _sized(r: Reader, n: int, kind: str, offset: int) -> Any:
         r.skip(n, into=kind in ("bytes", "bytearray"))
         return BigBytes(r.pos - n, n, kind)
     data = r.read_into(n) if kind in ("bytes", "bytearray") else r.read(n)
+    if n > SPAN_CAP:
+        return span(data, r.pos - n, kind, offset)
     if kind == "str":
         return _utf8(data, offset)
     if kind == "py2str":
@@ -321,7 +378,6 @@ def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one bran
     if desc == "uint8":
         return _int(r.read(8), False)
     if desc == "float8":
-        import struct
         return struct.unpack(">d", r.read(8))[0]
     if desc == "long1":
         return _int(r.read(r.read(1)[0]), True)
@@ -381,3 +437,74 @@ def read_arg(r: Reader, desc: str, offset: int) -> Any:  # noqa: C901 - one bran
     if desc == "unicodestring8":
         return _sized(r, _int(r.read(8), False), "str", offset)
     raise PickleError(f"no reader for argument type {desc}", offset)  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------- buffer readers
+# The same argument rules as `read_arg`, reading a bytes window `buf` directly (the VM's fast
+# path): `reader(buf, p, base, where)` -> (argument, position after it), or None when the window
+# does not hold the whole argument or the argument is invalid (the caller then takes the `Reader`
+# path, which refills, or raises the loader's error with the loader's position).
+# `base` is the blob offset of buf[0], `where` the opcode's offset (for errors).
+_U16, _I32, _U32, _U64, _F64 = (struct.Struct(f).unpack_from for f in ("<H", "<i", "<I", "<Q", ">d"))
+BufferReader = Callable[[bytes, int, int, int], Optional[tuple[Any, int]]]
+
+
+def _counted(kind: str, width: int, unpack: Callable[[bytes, int], tuple[int]] | None) -> BufferReader:
+    def reader(buf: bytes, p: int, base: int, where: int) -> tuple[Any, int] | None:
+        if p + width > len(buf):
+            return None
+        n = buf[p] if unpack is None else unpack(buf, p)[0]
+        start = p + width
+        end = start + n
+        if end > len(buf) or n > INLINE_CAP or (kind == "py2str" and n >= 1 << 31):
+            return None
+        data = buf[start:end]
+        try:
+            if n > SPAN_CAP:
+                return span(data, base + start, kind, where), end
+            if kind == "str":
+                return data.decode("utf-8", "surrogatepass"), end
+        except (UnicodeDecodeError, PickleError):
+            return None  # the Reader path raises the loader's error, at the loader's position
+        if kind == "py2str":
+            return _py2str(data), end
+        if kind == "bytearray":
+            return bytearray(data), end
+        return data, end
+    return reader
+
+
+def _fixed(width: int, convert: Callable[[bytes, int], Any]) -> BufferReader:
+    def reader(buf: bytes, p: int, base: int, where: int) -> tuple[Any, int] | None:
+        if p + width > len(buf):
+            return None
+        return convert(buf, p), p + width
+    return reader
+
+
+def _long1(buf: bytes, p: int, base: int, where: int) -> tuple[Any, int] | None:
+    if p >= len(buf) or p + 1 + buf[p] > len(buf):
+        return None
+    n = buf[p]
+    return int.from_bytes(buf[p + 1:p + 1 + n], "little", signed=True), p + 1 + n
+
+
+BUFFER_READERS: dict[str, BufferReader] = {
+    "uint1": _fixed(1, lambda b, p: b[p]),
+    "uint2": _fixed(2, lambda b, p: _U16(b, p)[0]),
+    "int4": _fixed(4, lambda b, p: _I32(b, p)[0]),
+    "uint4": _fixed(4, lambda b, p: _U32(b, p)[0]),
+    "uint8": _fixed(8, lambda b, p: _U64(b, p)[0]),
+    "float8": _fixed(8, lambda b, p: _F64(b, p)[0]),
+    "long1": _long1,
+    "string1": _counted("py2str", 1, None),
+    "string4": _counted("py2str", 4, _U32),
+    "bytes1": _counted("bytes", 1, None),
+    "bytes4": _counted("bytes", 4, _U32),
+    "bytes8": _counted("bytes", 8, _U64),
+    "bytearray8": _counted("bytearray", 8, _U64),
+    "unicodestring1": _counted("str", 1, None),
+    "unicodestring4": _counted("str", 4, _U32),
+    "unicodestring8": _counted("str", 8, _U64),
+}
+# Text arguments (lines), long4 and anything else go through `read_arg`.

@@ -1,7 +1,7 @@
 """Turning VM events into findings: one finding per (rule, callable, stream), sites counted.
 
 The first site of each (rule, callable) in a stream is the finding's location; later sites of the
-same pair only extend `evidence["sites"]` (bounded) and `evidence["occurrences"]`, so a model
+same pair only extend the finding's `sites` (bounded) and `occurrences`, so a model
 with 500 instances of one user class gives one finding per rule, not 500.
 """
 from __future__ import annotations
@@ -30,11 +30,9 @@ class Reporter:
         ident = (rule_id, callable if key is None else key, stream, tuple(self.ctx.members))
         found = self.seen.get(ident)
         if found is not None:
-            ev = found.evidence
-            ev["occurrences"] = ev.get("occurrences", 1) + 1
-            sites = ev.setdefault("sites", [found.location.offset])
-            if len(sites) < MAX_SITES:
-                sites.append(offset)
+            found.occurrences += 1
+            if len(found.sites) < MAX_SITES:
+                found.sites.append(self.ctx.loc(offset, position, stream))
             return found
         kw: dict[str, Any] = dict(evidence)
         if callable is not None:

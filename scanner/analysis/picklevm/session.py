@@ -49,6 +49,8 @@ class Session:
                          key="empty")
             return
         while pos < limit and (max_streams is None or count < max_streams):
+            if count >= self.ctx.budgets.max_streams:
+                raise BudgetExceeded("max_streams", self.ctx.budgets.max_streams)
             out = self.stream(pos, limit)
             count += 1
             if out.error is not None:
@@ -66,7 +68,8 @@ class Session:
         self.next_stream += 1
         machine = Machine(self.blob, pos, end, ctx=self.ctx, reporter=self.rep, stream=index,
                           flavour=self.flavour, on_call=self.on_call,
-                          on_array=self.on_array if self.flavour == "joblib" else None, c_stream=self.c_stream)
+                          on_array=self.on_array if self.flavour == "joblib" else None, c_stream=self.c_stream,
+                          on_pid=lambda pid, offset, position: self.check_pid(pid, offset, position, index))
         self.result.streams.append((pos, pos))
         slot = len(self.result.streams) - 1
         self.result.stream_globals.append(machine.out.globals)
@@ -126,17 +129,21 @@ class Session:
     # ------------------------------------------------------------ persistent ids
     def check_pids(self, out: StreamOutcome, index: int) -> None:
         for pid, offset, position in out.pids:
-            if len(self.result.persistent_ids) < MAX_PIDS:
-                self.result.persistent_ids.append(V.fold(pid))
-            if self.flavour in TORCH_FLAVOURS:
-                ok = isinstance(pid, tuple) and pid and pid[0] in (
-                    ("storage",) if self.flavour != "torch-legacy" else ("storage", "module"))
-                if not ok:
-                    self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid-odd",
-                                 pid=V.fold(pid), why="torch's persistent_load expects a ('storage', ...) tuple")
-            else:
-                self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid",
-                             pid=V.fold(pid), why="pickle.load has no persistent_load and stops here")
+            self.check_pid(pid, offset, position, index)
+
+    def check_pid(self, pid: Any, offset: int, position: int, index: int) -> None:
+        """One persistent id: what the loader's persistent_load makes of it."""
+        if len(self.result.persistent_ids) < MAX_PIDS:
+            self.result.persistent_ids.append(V.fold(pid))
+        if self.flavour in TORCH_FLAVOURS:
+            ok = isinstance(pid, tuple) and pid and pid[0] in (
+                ("storage",) if self.flavour != "torch-legacy" else ("storage", "module"))
+            if not ok:
+                self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid-odd",
+                             pid=V.fold(pid), why="torch's persistent_load expects a ('storage', ...) tuple")
+        else:
+            self.rep.add("MS-PKL-010", stream=index, offset=offset, position=position, key="pid",
+                         pid=V.fold(pid), why="pickle.load has no persistent_load and stops here")
 
     # ------------------------------------------------------------ nested payloads
     def on_call(self, machine: Machine, call: V.Call, offset: int) -> None:
@@ -198,6 +205,8 @@ class Session:
         shape = state.get("shape")
         dtype = state.get("dtype")
         info = dtype_info(dtype)
+        if V.is_compact(shape):  # a shape the memo no longer holds in full: not knowable
+            info = None
         if info is None or not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
             raise PickleError("joblib array wrapper with an unreadable shape or dtype", machine.op_offset)
         itemsize, hasobject = info
@@ -237,7 +246,7 @@ def dtype_info(dtype: Any, depth: int = 0) -> tuple[int, bool] | None:
         return None
     parsed = _numpy_dtype(descr)
     state = dtype.state if isinstance(dtype.state, tuple) else ()
-    from_state = _state_has_objects(state, depth)
+    from_state = _state_has_objects(state, depth) or V.is_compact(state)
     hasobject = bool(OBJECT_TEXT.search(descr)) or bool(parsed and parsed[1]) or from_state
     size = _itemsize(descr, parsed, state)
     return None if size is None else (size, hasobject)
@@ -260,6 +269,8 @@ def _state_has_objects(state: tuple[Any, ...], depth: int) -> bool:
         hasobject = True
     fields = state[4] if len(state) > 4 else None
     if isinstance(fields, V.PDict):
+        if not fields.keys_known:
+            hasobject = True  # fields not all known: assume the worst
         for _, spec in fields.pairs:
             if isinstance(spec, tuple) and spec:
                 sub = dtype_info(spec[0], depth + 1)
