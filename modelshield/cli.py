@@ -57,12 +57,16 @@ def progress_printer(quiet: bool) -> tuple[Any, Callable[[str, str, int], None] 
     tasks: dict[str, TaskID] = {}
 
     def on_event(event: str, what: str, n: int) -> None:
+        # targets overlap when their files share the workers: "done" names the target it ends
         if event == "start":
-            tasks["current"] = bar.add_task(f"scanning {markup(shown(what))}", total=n or None)
+            tasks[what] = tasks["current"] = bar.add_task(f"scanning {markup(shown(what))}", total=n or None)
         elif event == "advance" and "current" in tasks:
             bar.update(tasks["current"], advance=n, description=markup(shown(what)[-40:]))
-        elif event == "done" and "current" in tasks:
-            bar.remove_task(tasks.pop("current"))
+        elif event == "done" and what in tasks:
+            task = tasks.pop(what)
+            if tasks.get("current") == task:
+                del tasks["current"]
+            bar.remove_task(task)
 
     return bar, on_event
 
@@ -89,9 +93,29 @@ def use_color(output: Optional[Path]) -> bool:
     return (output is None or str(output) == "-") and sys.stdout.isatty() and color_allowed()
 
 
+class Executor(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
+def _ray_executor() -> Any:
+    from modelshield.scanner.errors import RayUnavailable
+    from modelshield.scanner.ray_executor import RayExecutor
+
+    try:
+        return RayExecutor()
+    except RayUnavailable as exc:
+        fail(str(exc))
+
+
 @app.command(epilog=SCAN_EXAMPLES)
 def scan(
-    targets: list[str] = typer.Argument(..., metavar="TARGET", help="Files, folders, hf://org/name[@rev], hf://datasets/..., HF cache folders, or https:// URLs."),
+    targets: list[str] = typer.Argument(None, metavar="TARGET", show_default=False, help="Files, folders, hf://org/name[@rev], hf://datasets/..., HF cache folders, or https:// URLs."),
+    from_file: Optional[Path] = typer.Option(None, "--from", metavar="FILE", help="Also scan the targets listed in FILE, one a line ('#' comments; '-' reads stdin)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=0, metavar="N", help="Analysis processes (each under the hard limits) [default: 2, or 1 on one core; 0: in this process]."),
+    store: Optional[str] = typer.Option(None, "--store", metavar="PATH|URL", help="Result store: reuse analyses of bytes seen before (a sqlite file or postgresql:// URL) [default: results.sqlite in the user cache dir, or MODELSHIELD_STORE]."),
+    no_store: bool = typer.Option(False, "--no-store", help="Neither read nor write the result store."),
+    executor: Executor = typer.Option(Executor.local, "--executor", help="Where files are analysed: worker processes here, or Ray tasks on the cluster in RAY_ADDRESS (pip install \"modelshield[ray]\")."),
     format: list[Format] = typer.Option([], "--format", "-f", help="Output format [default: text] (columns: the text report as a table; gitlab: GitLab's SAST security report). Repeat with -o to write several reports from one scan."),
     output: list[Path] = typer.Option([], "--output", "-o", metavar="FILE", help="Write the report of the matching --format here (default: stdout; '-' is stdout)."),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", case_sensitive=False, help="Exit 1 on findings at or above this severity [default: high, or the policy's]."),
@@ -120,6 +144,11 @@ def scan(
     from modelshield import scan as api_scan
     from modelshield.scanner import output as renderers
 
+    from modelshield.store_cli import open_for_scan, read_targets, store_summary, warn
+
+    targets = list(targets or []) + (read_targets(from_file) if from_file is not None else [])
+    if not targets:
+        fail("give at least one TARGET (or --from FILE)")
     pol = load_policy(policy, fail_on, no_policy)
     apply_trust(pol, trust, require_signature)
     options = source_options(include, exclude, max_download, offline, cache_dir, include_vcs)
@@ -130,11 +159,24 @@ def scan(
     if quiet or not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # noqa: TID251 - silences the Hub client's own bars
     bar, on_event = progress_printer(quiet)
-    if bar is not None:
-        with bar:
-            report = api_scan(targets, policy=pol, progress=on_event, options=options)
-    else:
-        report = api_scan(targets, policy=pol, options=options)
+    result_store = open_for_scan(store, no_store)
+    ray = _ray_executor() if executor is Executor.ray else None
+    try:
+        if bar is not None:
+            with bar:
+                report = api_scan(targets, policy=pol, progress=on_event, options=options, workers=jobs,
+                                  store=result_store, warn=warn, executor=ray)
+        else:
+            report = api_scan(targets, policy=pol, options=options, workers=jobs, store=result_store, warn=warn,
+                              executor=ray)
+    finally:
+        if result_store is not None:
+            result_store.close()
+    if result_store is not None and not quiet:
+        store_summary(report)
+    if ray is not None and not quiet:
+        for line in ray.describe():
+            typer.echo(f"modelshield: {line}", err=True)
     from modelshield.advisories_cli import attach_advisories
 
     attach_advisories(report, pol, requirements, python, ignore_vuln, quiet)
@@ -197,6 +239,9 @@ def _register_optional_commands() -> None:
     from modelshield.advisories_cli import app as advisories_app
 
     app.add_typer(advisories_app, name="advisories")
+    from modelshield.store_cli import app as store_app
+
+    app.add_typer(store_app, name="store")
 
 
 _register_optional_commands()

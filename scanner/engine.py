@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import datetime as _dt
 import os
 from dataclasses import dataclass
@@ -17,12 +18,18 @@ from .findings import Artefact, Location, Report, Status, TargetResult
 from .policy import Policy
 from .rules import load_rules
 from .sources import SourceOptions, resolve
+from .sources.interface import Resolved
 from .errors import NotRegular
 from .special import open_regular, special_file
 from .worker import Job, WorkerPool
+from .reuse import Reuse
+from .store import ResultStore
 
 
 Progress = Callable[[str, str, int], None]  # (event "start"/"advance"/"done", path or "", bytes)
+# Where the files of a target are analysed instead of this process's worker pool (ray_executor.py):
+# (entries as scan_files takes them, policy, progress) -> their artefacts, in order
+Executor = Callable[[Iterable["tuple[str, str, int] | Artefact"], Policy, "Progress | None"], Iterator[Artefact]]
 
 
 def analyse_open_file(source: int | bytes | memoryview, relpath: str, policy: Policy,
@@ -233,22 +240,54 @@ def _in_order(files: Iterable[tuple[str, str, int]], result: TargetResult) -> It
 
 
 def scan_target(target: str, policy: Policy, progress: Progress | None = None,
-                options: SourceOptions | None = None, pool: WorkerPool | None = None) -> TargetResult:
-    """Resolve a target (path, hf://, URL) to files, scan each, then run repo-level checks."""
+                options: SourceOptions | None = None, pool: WorkerPool | None = None,
+                reuse: Reuse | None = None, executor: Executor | None = None) -> TargetResult:
+    """Resolve a target (path, hf://, URL) to files, scan each, then run repo-level checks.
+
+    With `reuse` (a result store), files whose analysis is stored are not analysed again and
+    the analyses made here are stored."""
+    return next(scan_targets([target], policy, progress, options, pool, reuse, executor))
+
+
+@dataclass
+class _Opened:
+    """A target resolved and being scanned (between `_open_target` and `_finish_target`)."""
+
+    target: str
+    result: TargetResult
+    resolved: Resolved | None = None  # None: resolving failed (result.error says why)
+    before: list[Artefact] = dataclasses.field(default_factory=list)
+    total: int = 0
+
+
+def _open_target(target: str, progress: Progress | None, options: SourceOptions | None,
+          reuse: Reuse | None) -> tuple[_Opened, Iterator[tuple[str, str, int] | Artefact]]:
+    if reuse is not None:
+        options = dataclasses.replace(options or SourceOptions(), reuse=reuse.published)
     resolved = resolve(target, options)
     result = resolved.result
     if result.error:
-        return result
+        return _Opened(target, result), iter(())
     files = resolved.files
-    if isinstance(files, list):
-        total = sum(size for _, _, size in files)
-    else:
-        total = resolved.total_bytes or 0
+    total = sum(size for _, _, size in files) if isinstance(files, list) else resolved.total_bytes or 0
     if progress:
         progress("start", target, total)
-    before, result.artefacts = result.artefacts, []
-    scanned = list(scan_files(_in_order(files, result), policy, progress, pool))
-    result.artefacts = before + scanned + result.artefacts
+    opened = _Opened(target, result, resolved, result.artefacts, total)
+    result.artefacts = []
+    entries: Iterator[tuple[str, str, int] | Artefact] = _in_order(files, result)
+    if reuse:
+        entries = reuse.lookups(entries, progress)
+    return opened, entries
+
+
+def _finish_target(opened: _Opened, scanned: list[Artefact], policy: Policy, progress: Progress | None,
+           reuse: Reuse | None) -> TargetResult:
+    result, resolved = opened.result, opened.resolved
+    if resolved is None:
+        return result
+    if reuse:
+        reuse.record(scanned)
+    result.artefacts = opened.before + scanned + result.artefacts
     if resolved.finish:
         resolved.finish(result)
     from .signatures.scan import check_target as check_signature
@@ -259,10 +298,42 @@ def scan_target(target: str, policy: Policy, progress: Progress | None = None,
         policy.apply_suppressions(artefact.findings, artefact.path)
     policy.apply_suppressions(result.findings, ".")
     if progress:
-        progress("done", target, total)
+        progress("done", opened.target, opened.total)
     if not result.error and not any(a.status is not Status.SKIPPED for a in result.artefacts):
         result.error = nothing_scanned(result)
     return result
+
+
+def scan_targets(targets: Iterable[str], policy: Policy, progress: Progress | None = None,
+                 options: SourceOptions | None = None, pool: WorkerPool | None = None,
+                 reuse: Reuse | None = None, executor: Executor | None = None) -> Iterator[TargetResult]:
+    """The results of `targets`, in order. The files of all targets go through one stream to the
+    workers (or the executor), so that many small targets keep every worker busy; a target is
+    finished (repo checks, signatures) as soon as the last of its files is back."""
+    opened: list[_Opened] = []
+    owners: collections.deque[int] = collections.deque()  # target index of each entry sent, in order
+
+    def stream() -> Iterator[tuple[str, str, int] | Artefact]:
+        for index, target in enumerate(targets):
+            one, entries = _open_target(target, progress, options, reuse)
+            opened.append(one)
+            for entry in entries:
+                owners.append(index)
+                yield entry
+
+    scanned: dict[int, list[Artefact]] = collections.defaultdict(list)
+    closed = 0
+    results = executor(stream(), policy, progress) if executor is not None else \
+        scan_files(stream(), policy, progress, pool)
+    for artefact in results:
+        index = owners.popleft()
+        scanned[index].append(artefact)
+        while closed < index:  # every file of the targets before this one is back
+            yield _finish_target(opened[closed], scanned.pop(closed, []), policy, progress, reuse)
+            closed += 1
+    while closed < len(opened):
+        yield _finish_target(opened[closed], scanned.pop(closed, []), policy, progress, reuse)
+        closed += 1
 
 
 def nothing_scanned(result: TargetResult) -> str:
@@ -288,12 +359,16 @@ def unique_targets(targets: Iterable[str]) -> list[str]:
 
 def scan(targets: Iterable[str] | str, policy: Policy | None = None,
          progress: Progress | None = None, options: SourceOptions | None = None,
-         workers: int | None = None) -> Report:
+         workers: int | None = None, store: ResultStore | None = None,
+         warn: Callable[[str], None] | None = None, executor: Executor | None = None) -> Report:
     """Scan one or more targets and return the report (the public entry point's engine).
 
     `workers`: analysis processes under hard memory and time limits (scanner/worker); None for
     the default (two, or one on a single core), 0 to analyse in this process, bounded only by the
     in-code budgets (debugging; the reference of bench/bench_small_files.py).
+    `store`: a result store (scanner/store) to read analyses from and write them to; `warn` is
+    told once if it fails during the scan (the scan then goes on without it). `executor`: where the
+    files are analysed instead of the local worker pool (`ray_executor.RayExecutor`).
     """
     from . import __version__
     from . import worker
@@ -306,13 +381,14 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
     size = default_workers() if workers is None else workers
     with contextlib.ExitStack() as stack:
         pool = None
-        if size > 0 and worker.available():
+        if executor is None and size > 0 and worker.available():
             pool = stack.enter_context(WorkerPool(policy, analyse_open_file, size))
             pool.start()
         else:
             SPILL.reset(policy.budgets.max_spill)
-        for target in unique_targets(os.fspath(t) for t in targets):
-            report.targets.append(scan_target(target, policy, progress, options, pool))
+        reuse = Reuse(store, policy, warn or (lambda message: None)) if store is not None else None
+        report.targets.extend(scan_targets(unique_targets(os.fspath(t) for t in targets), policy, progress, options,
+                                           pool, reuse, executor))
     report.finished = _now()
     report.policy = policy.describe([f for _, _, f in report.all_findings()])
     return report

@@ -8,6 +8,7 @@ scans. Malformed values fall back to the default (a setting never turns into a t
 | SOURCE_DATE_EPOCH | reproducible time stamps of reports and BOMs: whole seconds since 1970-01-01 UTC |
 | MODELSHIELD_DOWNLOAD_TIMEOUT | seconds a URL download may go without bringing data |
 | MODELSHIELD_CACHE | folder of the local advisory index and the result store (default: the platform's user cache) |
+| RAY_ADDRESS | `--executor ray`: the cluster to use (read here for the reachability check; Ray reads it too) |
 | MODELSHIELD_STORE | the result store: a sqlite path or postgresql:// URL; `off` disables it (as `--no-store`) |
 | MODELSHIELD_KEY_PASSWORD | password of the private key `modelshield sign` uses |
 | NO_COLOR, TERM | no ANSI colour in text output when NO_COLOR is set (https://no-color.org) or TERM=dumb |
@@ -44,6 +45,11 @@ def download_timeout(default: float) -> float:
 def cache_dir() -> str | None:
     """MODELSHIELD_CACHE, or None when unset or blank."""
     return os.environ.get("MODELSHIELD_CACHE", "").strip() or None
+
+
+def ray_address() -> str | None:
+    """RAY_ADDRESS, or None when unset or blank."""
+    return os.environ.get("RAY_ADDRESS", "").strip() or None
 
 
 def store() -> str | None:

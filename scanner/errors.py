@@ -100,6 +100,10 @@ class SigningError(ValueError):
     """Signing cannot proceed; the message is the one-line reason."""
 
 
+class RayUnavailable(Exception):
+    """`--executor ray`: Ray is not installed or the cluster cannot be reached (one-line message)."""
+
+
 class StoreError(Exception):
     """The result store cannot be used (missing, corrupt, locked, unreachable); one-line message."""
 

@@ -243,6 +243,9 @@ class Artefact:
     members: list[str] = field(default_factory=list)  # container members seen
     properties: ArtefactProperties = field(default_factory=lambda: ArtefactProperties())  # facts for the BOM
     absolute_path: str | None = None  # where it was read from on disk (not rendered in JSON by default)
+    # set when the analysis came from the result store: {"store", "analysed" (when), "verified" (how
+    # the bytes were matched)}; rendered in JSON only then
+    from_store: dict[str, str] | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -488,6 +491,8 @@ def to_dict(obj: Any, artefacts: Callable[[int, "TargetResult"], Any] | None = N
     if isinstance(obj, Artefact):
         d = _fields(obj)
         d.pop("absolute_path", None)
+        if d.get("from_store") is None:
+            d.pop("from_store", None)
         d["verdict"] = obj.verdict.value
         return d
     return _plain(obj)

@@ -6,6 +6,9 @@ import sys
 import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+# Scans in tests neither read nor write the user's result store (a hit would hide what a test
+# checks); the store's own tests name a store explicitly (tests/store).
+os.environ.setdefault("MODELSHIELD_STORE", "off")
 
 # The suite starts a few hundred Python subprocesses (the CLI as users run it, loader proofs,
 # fixture builders). With PYTHONDONTWRITEBYTECODE set (as in many containers) each one recompiles

@@ -112,6 +112,13 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
             if result.error:
                 return
             size = rec.get("size")
+            published = rec.get("lfs_sha256")
+            if options.reuse is not None and published:
+                stored = options.reuse(rec["path"], published, size)
+                if stored is not None:  # analysed before: the download is skipped altogether
+                    rec["downloaded"] = True  # (verified below against the same published hash)
+                    result.artefacts.append(stored)
+                    continue
             try:
                 with hub_guard.guarded(endpoint, timeout) as guard:
                     guard.commit, guard.published = commit, records

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..findings import TargetResult
+from ..findings import Artefact, TargetResult
 
 
 @dataclass
@@ -17,6 +17,9 @@ class SourceOptions:
     cache_dir: str | None = None  # default: the standard HF cache / a temp folder for URLs
     offline: bool | None = None  # None: follow HF_HUB_OFFLINE
     include_vcs: bool = False  # local folders: also scan .git/, .hg/... (skipped by default)
+    # the result store, for sources that know a file's SHA-256 before fetching it (the Hub's LFS
+    # files): (path, sha256, size) -> the stored analysis of those bytes, or None (set by the engine)
+    reuse: Callable[[str, str, int | None], Artefact | None] | None = None
 
 
 @dataclass

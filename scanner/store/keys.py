@@ -18,10 +18,11 @@ _SUFFIXES = (".py", ".toml", ".json", ".txt")
 
 
 class StoreKey(NamedTuple):
-    """(SHA-256 of the bytes, file name, engine digest, analysis-policy digest).
+    """(SHA-256 of the bytes, path in the target, engine digest, analysis-policy digest).
 
-    The file name is part of it because identification reads it (`config.json` is a Hugging Face
-    config whose `auto_map` runs code, the same bytes as `data.json` are data)."""
+    The path is part of it because analyses read it: identification reads the name (`config.json`
+    is a Hugging Face config whose `auto_map` runs code, the same bytes as `data.json` are data),
+    a config's folder decides what it refers to, and messages name it."""
 
     sha256: str
     name: str
@@ -63,14 +64,11 @@ def analysis_digest(policy: Policy) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def key_for(sha256: str, name: str, policy: Policy) -> StoreKey:
-    """The key of file `name` (its base name is what identification reads) with these bytes."""
-    return StoreKey(sha256.lower(), os.path.basename(name), engine_digest(), analysis_digest(policy))
-
-
 # Findings that say something about the moment (a wall-clock or memory limit, a failed read, a
 # killed worker) rather than the bytes: an artefact carrying one is analysed again next time.
 _MOMENTARY_BUDGETS = {"max_seconds", "memory"}
+# Formats whose analysis reads other files next to this one (ONNX external data): not its bytes alone.
+_READS_NEIGHBOURS = {"onnx"}
 
 
 def storable(artefact: Artefact) -> bool:
@@ -78,6 +76,8 @@ def storable(artefact: Artefact) -> bool:
     from ..findings import Status
 
     if artefact.status is Status.SKIPPED or not artefact.sha256:
+        return False
+    if artefact.format in _READS_NEIGHBOURS:
         return False
     for f in artefact.findings:
         if f.rule_id.startswith("MS-LIM-") or f.rule_id == "MS-GEN-003":
