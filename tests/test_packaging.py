@@ -1,6 +1,7 @@
 """The wheel installs the card folders under the modelshield namespace, never as top-level packages."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -14,8 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """The wheel, built from a copy of the tree: setuptools writes build/ and *.egg-info beside the
+    sources, which must not change under the tests running in parallel (nor be left in the checkout)."""
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+    src = tmp_path_factory.mktemp("src") / "modelshield"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "tests"))
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     [whl] = out.glob("modelshield-*.whl")
