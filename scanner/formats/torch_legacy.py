@@ -121,7 +121,7 @@ def _records(blob: "Blob", ctx: "ScanContext", storages: bool) -> None:
             pos += 8 + 16 * ndim + 8
         if pos > blob.size:
             raise FormatError("record runs past the end of the member", pos)
-    if storages:  # storage_views = pickle.load(f), right after the records
+    if storages:  # torch unpickles the storage views from the stream right after the records
         analyse_pickle(blob, ctx, start=pos, flavour="torch-legacy", max_streams=1)
 
 
