@@ -28,9 +28,9 @@ class ResultStore(abc.ABC):
 
     location: str  # for messages: the file path, or the URL without its password
 
-    @abc.abstractmethod
     def get(self, key: StoreKey) -> Entry | None:
         """The entry for `key`, or None; marks it used."""
+        return self.get_many([key]).get(key)
 
     @abc.abstractmethod
     def get_many(self, keys: list[StoreKey]) -> dict[StoreKey, Entry]:
@@ -75,6 +75,14 @@ class ResultStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def by_engine_and_policy(keys: list[StoreKey]) -> dict[tuple[str, str], list[str]]:
+    """The keys' distinct hashes (sorted) per (engine, policy): one query per group."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for k in keys:
+        groups.setdefault((k.engine, k.policy), set()).add(k.sha256)
+    return {group: sorted(hashes) for group, hashes in groups.items()}
 
 
 def _iso(t: float) -> str:

@@ -14,7 +14,7 @@ import zlib
 from typing import Any, Iterator
 
 from ..errors import StoreError
-from .interface import Entry, ResultStore
+from .interface import Entry, ResultStore, by_engine_and_policy
 from .keys import StoreKey
 
 CONNECT_TIMEOUT = 10  # seconds
@@ -49,18 +49,11 @@ class PostgresStore(ResultStore):
         except psycopg.Error as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
 
-    def get(self, key: StoreKey) -> Entry | None:
-        return self.get_many([key]).get(key)
-
     def get_many(self, keys: list[StoreKey]) -> dict[StoreKey, Entry]:
         found: dict[StoreKey, Entry] = {}
         wanted = set(keys)
-        groups: dict[tuple[str, str], set[str]] = {}
-        for k in keys:
-            groups.setdefault((k.engine, k.policy), set()).add(k.sha256)
         try:
-            for (engine, policy), distinct in groups.items():
-                hashes = sorted(distinct)
+            for (engine, policy), hashes in by_engine_and_policy(keys).items():
                 rows = self.db.execute(
                     "SELECT sha256, name, size, payload, created, used FROM modelshield_results "
                     "WHERE engine = %s AND policy = %s AND sha256 = ANY(%s)", (engine, policy, hashes)).fetchall()

@@ -15,7 +15,7 @@ import zlib
 from typing import Any, Iterator
 
 from ..errors import StoreError
-from .interface import Entry, ResultStore
+from .interface import Entry, ResultStore, by_engine_and_policy
 from .keys import StoreKey
 
 TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
@@ -84,18 +84,11 @@ class SqliteStore(ResultStore):
             raise sqlite3.DatabaseError(f"not a {SCHEMA} store (schema {row[0] if row else 'missing'})")
 
     # ------------------------------------------------------------------ lookups
-    def get(self, key: StoreKey) -> Entry | None:
-        return self.get_many([key]).get(key)
-
     def get_many(self, keys: list[StoreKey]) -> dict[StoreKey, Entry]:
         found: dict[StoreKey, Entry] = {}
         wanted = set(keys)
-        groups: dict[tuple[str, str], set[str]] = {}
-        for k in keys:
-            groups.setdefault((k.engine, k.policy), set()).add(k.sha256)
         try:
-            for (engine, policy), distinct in groups.items():
-                hashes = sorted(distinct)
+            for (engine, policy), hashes in by_engine_and_policy(keys).items():
                 for i in range(0, len(hashes), _CHUNK):
                     part = hashes[i:i + _CHUNK]
                     rows = self.db.execute(
