@@ -2,7 +2,7 @@
 
 Each builder returns file bytes whose payload only creates the file named by the environment
 variable MODELSHIELD_MARKER (`os.system('touch "$MODELSHIELD_MARKER"')`). Nothing here loads a
-pickle; `redteam_loaders.py` does that in a throw-away subprocess to prove each fixture runs.
+pickle; `tests/helpers/real_loaders.py` does that in a throw-away subprocess to prove each fixture runs.
 """
 from __future__ import annotations
 

@@ -4,9 +4,7 @@ One loader subprocess per loader family proves the fixtures execute; one CLI run
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.cli import scan_json_process  # noqa: E402
+from helpers.loaders import run_real_loaders  # noqa: E402
 from redteam_attacks import ATTACKS, IMPORT_MODULE, IMPORT_MODULE_SOURCE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -38,19 +37,7 @@ def planted(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def loader_results(corpus, planted, tmp_path_factory) -> dict[str, dict]:
-    scratch = tmp_path_factory.mktemp("redteam_run")
-    results: dict[str, dict] = {}
-    for family in sorted({a.loader for a in ATTACKS}):
-        items = [[str(corpus / a.file), str(scratch / f"{a.id}.marker")] for a in ATTACKS if a.loader == family]
-        proc = subprocess.run([sys.executable, str(HERE / "redteam_loaders.py"), family, json.dumps(items)],
-                              cwd=scratch, env={**os.environ, **planted}, capture_output=True, text=True,
-                              timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-        for a in ATTACKS:
-            if a.loader == family:
-                results[a.id] = out[str(corpus / a.file)]
-    return results
+    return run_real_loaders(ATTACKS, corpus, tmp_path_factory.mktemp("redteam_run"), env={**os.environ, **planted})
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,6 @@ h5py/tar builders check that the container side is real too (the other loader op
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -17,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from fixtures.loader_views import CASES, build_all  # noqa: E402
 from helpers.cli import scan_json  # noqa: E402
+from helpers.loaders import run_real_loaders  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BLOCKING = {"high", "critical"}
@@ -32,18 +31,7 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loader_results(corpus, tmp_path_factory) -> dict[str, dict]:
-    scratch = tmp_path_factory.mktemp("loader_views_run")
-    results: dict[str, dict] = {}
-    for family in sorted({c.loader for c in CASES}):
-        items = [[str(corpus / c.file), str(scratch / f"{c.id}.marker")] for c in CASES if c.loader == family]
-        proc = subprocess.run([sys.executable, str(HERE / "views_loaders.py"), family, json.dumps(items)],
-                              cwd=scratch, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-        for c in CASES:
-            if c.loader == family:
-                results[c.id] = out[str(corpus / c.file)]
-    return results
+    return run_real_loaders(CASES, corpus, tmp_path_factory.mktemp("loader_views_run"))
 
 
 @pytest.fixture(scope="module")

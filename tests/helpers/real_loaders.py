@@ -1,9 +1,12 @@
-"""TEST HARNESS ONLY: run the REAL loaders on loader-view fixtures in this (throw-away) process.
+"""TEST HARNESS ONLY: run the REAL loaders on fixtures (loader views, red team) in this (throw-away) process.
 
-    python views_loaders.py FAMILY JSON_LIST_OF_[file, marker]
+    python real_loaders.py FAMILY JSON_LIST_OF_[file, marker]
+    (FAMILY: pickle pypickle joblib numpy pandas torch torch-bytesio)
 
 Prints {file: {"marker": bool, "error": str | null}} as JSON. The fixtures' payloads only create
 the marker file named by MODELSHIELD_MARKER; the caller runs this in a subprocess and a scratch dir.
+Modules planted on PYTHONPATH by the caller (`ms_redteam_*`) stand for any module whose import
+runs code (a repository's own .py, stdlib `antigravity`); they are forgotten after each load.
 """
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import os
 import signal
 import sys
 import time
-import warnings
 
 
 def load(family: str, path: str) -> None:
@@ -20,20 +22,28 @@ def load(family: str, path: str) -> None:
         import pickle
         with open(path, "rb") as fh:
             pickle.load(fh)  # the point of this harness: prove the fixture executes
+    elif family == "pypickle":
+        import pickle
+        with open(path, "rb") as fh:
+            pickle._load(fh)
     elif family == "joblib":
         import joblib
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            joblib.load(path)
+        joblib.load(path)
     elif family == "numpy":
         import numpy
         numpy.load(path, allow_pickle=True)
     elif family == "pandas":
         import pandas
-        pandas.read_pickle(path)
+        pandas.read_pickle(path)  # compression inferred from the name
     elif family == "torch":
         import torch
         torch.load(path, weights_only=False)
+    elif family == "torch-bytesio":  # bytes already in memory (downloaded, read from an archive)
+        import io
+
+        import torch
+        with open(path, "rb") as fh:
+            torch.load(io.BytesIO(fh.read()), weights_only=False)
     else:
         raise ValueError(family)
 
@@ -41,8 +51,12 @@ def load(family: str, path: str) -> None:
 def main() -> None:
     signal.alarm(120)
     family, items = sys.argv[1], json.loads(sys.argv[2])
+    known = set(sys.modules)
     results = {}
     for path, marker in items:
+        for name in set(sys.modules) - known:
+            if name.startswith("ms_redteam_"):
+                del sys.modules[name]  # imported again (and run again) by the next fixture
         os.environ["MODELSHIELD_MARKER"] = marker
         error = None
         try:
