@@ -37,6 +37,7 @@ from modelshield.scanner.analysis.picklevm import memo as memo_module
 from modelshield.scanner.analysis.picklevm import values as V
 from modelshield.scanner.analysis.picklevm.machine import Machine
 from modelshield.scanner.analysis.picklevm.opcodes import Reader
+from helpers.mutations import mutations  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "corpus"))
@@ -130,25 +131,8 @@ SEEDS = [
 ]
 
 
-@st.composite
-def mutated(draw):
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 5))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 4))]
-        elif op == "truncate":
-            del data[pos:]
-    return bytes(data)
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated(), st.sampled_from(["plain", "joblib", "torch-legacy"]))
+@given(mutations(SEEDS, 0, 5), st.sampled_from(["plain", "joblib", "torch-legacy"]))
 def test_fast_loop_gives_what_the_reference_path_gives(data, flavour):
     both_paths(data, flavour)
 

@@ -12,6 +12,7 @@ from pickle_vm_helpers import call, glob, prog, run_vm, s
 
 from modelshield.scanner.budgets import Budgets
 from modelshield.scanner.errors import BudgetExceeded
+from helpers.mutations import mutations  # noqa: E402
 
 SEEDS = [
     pickle.dumps({"a": [1, 2.5, "x", b"y", None, True], "od": collections.OrderedDict(k=(1, 2))}, protocol=p)
@@ -19,25 +20,8 @@ SEEDS = [
 ] + [prog(call(glob("os", "system"), s("id"))), prog(s("os") + b"\x94" + s("system") + b"\x94\x93)R")]
 
 
-@st.composite
-def mutated(draw):
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 4))]
-        elif op == "truncate":
-            del data[pos:]
-    return bytes(data)
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated())
+@given(mutations(SEEDS, 1, 6))
 def test_mutated_pickles_never_crash_or_hang(data):
     start = time.monotonic()
     try:
