@@ -116,8 +116,8 @@ class Opaque:
         self.what = what
 
 
-class PList:
-    """A list: its first KEEP items, `size` counts all of them."""
+class _Bounded:
+    """A sequence of items kept up to KEEP; `size` counts all of them."""
 
     __slots__ = ("items", "size")
     compact = False
@@ -137,6 +137,12 @@ class PList:
     @property
     def truncated(self) -> bool:
         return self.compact or self.size > len(self.items)
+
+
+class PList(_Bounded):
+    """A list: its first KEEP items, `size` counts all of them."""
+
+    __slots__ = ()
 
 
 class PDict:
@@ -225,28 +231,14 @@ OVER_KEYS = 4096
 LOST = "\0" * (MAX_TEXT + 1)  # a key `over` never stores (too long): marks keys no longer all known
 
 
-class PSet:
+class PSet(_Bounded):
     """A set or frozenset: its first KEEP items, `size` counts them all."""
 
-    __slots__ = ("items", "size", "frozen")
-    compact = False
+    __slots__ = ("frozen",)
 
     def __init__(self, items: list | None = None, frozen: bool = False) -> None:
-        items = [] if items is None else items
-        self.size = len(items)
-        self.items = items if self.size <= KEEP else items[:KEEP]
+        super().__init__(items)
         self.frozen = frozen
-
-    def extend(self, items: list) -> None:
-        if not self.compact:
-            room = KEEP - len(self.items)
-            if room > 0:
-                self.items.extend(items[:room] if len(items) > room else items)
-            self.size += len(items)
-
-    @property
-    def truncated(self) -> bool:
-        return self.compact or self.size > len(self.items)
 
 
 class _CompactList(PList):
