@@ -3,7 +3,8 @@
 - The fast loop (opcodes run inline from the read window) must give exactly what the reference
   path (every opcode through the opcode table) gives: findings with their offsets, positions and
   evidence, stream spans, imports, calls, values, errors and budgets. Both run with a tiny read
-  window so that window ends, frames and hand-overs happen everywhere.
+  window, and the fast loop also with chunks of a few bytes, so that window and chunk ends,
+  frames and hand-overs happen everywhere.
 - The compact memo (past its exact region) and bounded containers may only add caution: on the
   malicious and benign corpora, squeezed to an exact region of two entries and containers of two
   items, every threat is still found and nothing becomes cleaner.
@@ -33,6 +34,7 @@ from modelshield.scanner.context import ScanContext
 from modelshield.scanner.dispatch import analyse_blob
 from modelshield.scanner.findings import Artefact, Kind
 from modelshield.scanner.policy import Policy
+from modelshield.scanner.analysis.picklevm import fastloop
 from modelshield.scanner.analysis.picklevm import memo as memo_module
 from modelshield.scanner.analysis.picklevm import values as V
 from modelshield.scanner.analysis.picklevm.machine import Machine
@@ -45,17 +47,20 @@ sys.path.insert(0, str(ROOT / "tests" / "redteam"))
 
 
 @contextlib.contextmanager
-def vm(fast: bool = True, window: int | None = None, exact: int | None = None, keep: int | None = None):
-    """Run the VM with the fast loop on/off, a read window, an exact memo region, a container size."""
-    saved = Machine.FAST, Reader.WINDOW, memo_module.EXACT_ENTRIES, V.KEEP
+def vm(fast: bool = True, window: int | None = None, exact: int | None = None, keep: int | None = None,
+       chunk: int | None = None):
+    """Run the VM with the fast loop on/off, a read window, an exact memo region, a container size, and
+    the fast loop's chunk size (a few bytes: it ends, and starts again, inside every kind of opcode)."""
+    saved = Machine.FAST, Reader.WINDOW, memo_module.EXACT_ENTRIES, V.KEEP, fastloop.CHUNK
     Machine.FAST = fast
     Reader.WINDOW = window or saved[1]
     memo_module.EXACT_ENTRIES = saved[2] if exact is None else exact
     V.KEEP = saved[3] if keep is None else keep
+    fastloop.CHUNK = chunk or saved[4]
     try:
         yield
     finally:
-        Machine.FAST, Reader.WINDOW, memo_module.EXACT_ENTRIES, V.KEEP = saved
+        Machine.FAST, Reader.WINDOW, memo_module.EXACT_ENTRIES, V.KEEP, fastloop.CHUNK = saved
 
 
 def outcome(data: bytes, flavour: str = "plain", budgets: Budgets | None = None) -> object:
@@ -78,13 +83,18 @@ def both_paths(data: bytes, flavour: str = "plain", budgets: Budgets | None = No
         fast = outcome(data, flavour, budgets)
     with vm(fast=True):
         fast_wide = outcome(data, flavour, budgets)
+    with vm(fast=True, chunk=5):
+        fast_chunks = outcome(data, flavour, budgets)
     assert fast == reference
     assert fast_wide == reference
+    assert fast_chunks == reference
     # and with the memo compact past 2 entries and containers of 3 items (the fast loop writes
     # compact memo codes itself)
     with vm(fast=False, window=48, exact=2, keep=3):
         reference = outcome(data, flavour, budgets)
     with vm(fast=True, window=48, exact=2, keep=3):
+        assert outcome(data, flavour, budgets) == reference
+    with vm(fast=True, exact=2, keep=3, chunk=11):
         assert outcome(data, flavour, budgets) == reference
 
 
@@ -123,6 +133,12 @@ SEEDS = [
     b"\x80\x02c__builtin__\nset\nq\x00]q\x01(K\x01K\x02e\x85q\x02Rq\x03.",
     _framed(pickle.dumps([{"id": i, "name": f"n{i}", "v": i * 0.5} for i in range(30)], protocol=4)),
     _framed(pickle.dumps([collections.OrderedDict(a=i) for i in range(10)], protocol=4)),
+] + [
+    # a memo GET (a dict key) and each push the fast loop runs with it, shared strings read back later
+    # (from the compact memo, when its exact region is squeezed)
+    pickle.dumps([{"k": v, "j": v} for v in (0, 300, 7, 70000, -5, 1.5, True, False, None, (), "s", b"b", "é",
+                                              "x" * 300)] + [["s", "k", "é"]], protocol=p)
+    for p in range(1, 6)
 ] + [
     # every inline opcode that pops, with 0-3 items between a MARK and it (underflow through the fence)
     prog(glob("collections", "OrderedDict") + b")R]}" + b"K\x01" * 3 + b"(" + b"K\x02" * n + op + b"N0" * 8)
@@ -227,8 +243,10 @@ def test_fast_loop_matches_on_the_corpora(corpus_and_redteam):
             reference = _summary(_scan(path))
         with vm(fast=True, window=64):
             fast = _summary(_scan(path))
-        if fast != reference:
-            mismatches.append((path.name, reference, fast))
+        with vm(fast=True, chunk=7):
+            chunked = _summary(_scan(path))
+        if fast != reference or chunked != reference:
+            mismatches.append((path.name, reference, fast, chunked))
     assert not mismatches, mismatches[:3]
 
 

@@ -129,6 +129,7 @@ class Machine:
         self.seen_globals: set[str] = set()
         self.last_code = -1  # the opcode run last (for boundary messages)
         self.last_str = self.last_str_end = -1  # offset and end of the last str/bytes push
+        self.fast_chunk: tuple[bytes, int, bytes, list[int]] | None = None  # the fast loop's (fastloop._chunk)
         # the fast loop's table: opcode byte -> (buffer reader or None, handler); text arguments
         # (lines) have no buffer reader and always take `_step`
         self.table: list[tuple[Any, Any] | None] = [None] * 256

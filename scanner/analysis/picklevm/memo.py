@@ -28,7 +28,7 @@ class Memo:
     """Memo of one stream: index -> value, exact for the first `exact` entries."""
 
     __slots__ = ("full", "tail", "tail_base", "stubs", "stub_index", "exact", "reread", "keep_call", "calls",
-                 "tuple_codes", "call_codes")
+                 "tuple_codes", "call_codes", "high")
 
     def __init__(self, exact: int = EXACT_ENTRIES, reread: Callable[[int], Any] | None = None,
                  keep_call: Callable[[V.Call], bool] | None = None) -> None:
@@ -44,6 +44,7 @@ class Memo:
         # the codes of shared placeholders, for the VM's fast loop: tuple length / id(func) -> code
         self.tuple_codes: dict[int, int] = {}
         self.call_codes: dict[int, int] = {}
+        self.high: int | None = None  # the largest index in `full` once compacting (None: not known yet)
         for stub in (V.COMPACT_DICT, V.COMPACT_LIST):  # codes -1 and -2 (the VM's fast loop writes them)
             self._stub(stub)
 
@@ -57,6 +58,15 @@ class Memo:
     def compacting(self) -> bool:
         """New entries are stored compactly (the exact region is full)."""
         return len(self.tail) > 0 or len(self.full) >= self.exact
+
+    def dense_next(self) -> bool:
+        """The next MEMOIZE index is the next entry of the dense compact tail, and no index at or past
+        the tail's start is in `full` (the VM's fast loop then appends codes to `tail` itself)."""
+        if not self.tail or len(self.full) != self.tail_base:
+            return False
+        if self.high is None:
+            self.high = max(self.full, default=-1)
+        return self.high < self.tail_base
 
     def get(self, idx: int) -> Any:
         """The value at `idx`, or MISSING."""
@@ -102,6 +112,8 @@ class Memo:
                 tail[j] = code
             return
         full[idx] = self.compact(value)  # an index outside the dense run: rare, kept in the dict
+        if self.high is not None and idx > self.high:
+            self.high = idx
 
     def _stub(self, value: Any) -> int:
         stub = self.compact(value)
