@@ -292,7 +292,9 @@ def main() -> int:
         vm, old, gen = r["vm"], r["old"], r["genops"]
         rate = r["opcodes"] / vm["cpu"] if vm.get("cpu") else 0
         speedup = old["cpu"] / vm["cpu"] if old and old.get("cpu") and vm.get("cpu") else None
-        vs_gen = gen["cpu"] / vm["cpu"] if gen.get("cpu") and vm.get("cpu") else None
+        # (a VM run ended by a budget walked only part of the file: no ratio against a full walk)
+        vs_gen = gen["cpu"] / vm["cpu"] if gen.get("cpu") and vm.get("cpu") and vm.get("outcome") == "complete" \
+            else None
         wall, rss, rc = r["scan"]
         print(f"| {r['name']} ({r['size'] / 1e6:.0f} MB) | {r['opcodes'] / 1e6:.1f} M "
               f"| {fmt(r['load']['cpu'], r['load']['rss']) if r['load'] else '-'} "

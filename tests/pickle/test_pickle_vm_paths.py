@@ -140,6 +140,10 @@ SEEDS = [
                                               "x" * 300)] + [["s", "k", "é"]], protocol=p)
     for p in range(1, 6)
 ] + [
+    # more than 256 memo entries (LONG_BINPUT / LONG_BINGET in protocols 1-3), read back in another order
+    pickle.dumps([names := [f"n{i}" for i in range(270)], [(n,) for n in names[::-3]]], protocol=p)
+    for p in range(1, 4)
+] + [
     # every inline opcode that pops, with 0-3 items between a MARK and it (underflow through the fence)
     prog(glob("collections", "OrderedDict") + b")R]}" + b"K\x01" * 3 + b"(" + b"K\x02" * n + op + b"N0" * 8)
     for op in (b"\x85", b"\x86", b"\x87", b"t", b"a", b"s", b"e", b"u", b"R", b"\x81", b"b", b"\x94", b"q\x00")
@@ -331,3 +335,14 @@ def test_memory_does_not_grow_with_the_number_of_objects():
         assert peak_large < peak_small + 100_000, (peak_small, peak_large)
     with vm(exact=1 << 30, keep=1 << 30, window=4096):  # every value kept (the VM before issue 17), for contrast
         assert _peak(large) > 4 * peak_large
+
+
+def test_compact_memo_codes_fit_the_data():
+    """Compact entries take 4 bytes while every offset fits, 8 past 2 GiB (offsets there stay exact)."""
+    for size, width in ((1000, 4), (5 << 30, 8)):
+        memo = memo_module.Memo(exact=0, reread=lambda src: ("read back", src), size=size)
+        memo.put(0, "x", src=size - 2)
+        memo.put(1, V.PDict())
+        assert memo.tail.itemsize == width
+        assert memo.get(0) == ("read back", size - 2)
+        assert memo.get(1) is V.COMPACT_DICT

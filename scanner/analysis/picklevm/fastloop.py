@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from . import values as V
 from .memo import MISSING
-from .opcodes import STR_CODES
+from .opcodes import SPAN_CAP, STR_CODES
 from .values import MAX_NAMES
 
 if TYPE_CHECKING:
@@ -326,6 +326,38 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
                             marks.append(fence)
                             p += 1
                             continue
+                        # protocols 0-3 (torch.save's default is 2): memo puts and gets with an index, and
+                        # str arguments with a 4-byte length (the exact memo region here, the rest below)
+                        if code == 0x71:  # BINPUT
+                            idx = bl[p + 1]
+                            if len(stack) > fence and (idx in full or not tail and len(full) < exact):
+                                full[idx] = stack[-1]
+                                p += 2
+                                continue
+                        if code == 0x72:  # LONG_BINPUT
+                            idx = u32(cb, p + 1)[0]
+                            if len(stack) > fence and (idx in full or not tail and len(full) < exact):
+                                full[idx] = stack[-1]
+                                p += 5
+                                continue
+                        if code == 0x58:  # BINUNICODE, up to SPAN_CAP bytes (longer: a span, by the table)
+                            end = p + 5 + u32(cb, p + 1)[0]
+                            if end <= p + 5 + SPAN_CAP:
+                                if end > cn:
+                                    raise IndexError
+                                try:
+                                    push(cb[p + 5:end].decode("utf-8", "surrogatepass"))
+                                    last_str = p
+                                    p = last_end = end
+                                    continue
+                                except UnicodeDecodeError:
+                                    pass  # (the table's reader: `_step` raises the loader's error)
+                        if code == 0x6a:  # LONG_BINGET
+                            v = full.get(u32(cb, p + 1)[0], missing)
+                            if v is not missing:
+                                push(v)
+                                p += 5
+                                continue
                         if code != 0x7d:
                             pass
                         else:  # EMPTY_DICT
@@ -723,9 +755,8 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
                         arg = None
                         if reader is not None:
                             got = reader(cb, p + 1, base, base + p)
-                            if got is None:  # past the chunk's end, or an invalid argument
+                            if got is None:  # past the chunk's end (maybe far: a long string), or invalid
                                 i -= 1
-                                ended = True
                                 break
                             arg, p = got
                         else:
@@ -733,6 +764,7 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
                         m.op_offset, m.position, r.pos = base + op_start, ops + i + extra, base + p
                         out.opcodes = ops + i + 1 + extra
                         m.last_code = code
+                        frames, window = (m.frame_end, m.c_frame_end), r.buf
                         synced = True
                         if handler(arg):
                             return True
@@ -743,8 +775,8 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
                         constrained = m.constrained
                         dense = memo.dense_next()
                         cap = max_memo - memo.tail_base
-                        if r.pos != base + p or r.buf_start + m._limit(r.buf_start, len(r.buf)) != bound:
-                            moved = True  # a handler moved the reader or opened a frame: a new chunk
+                        if r.pos != base + p or r.buf is not window or (m.frame_end, m.c_frame_end) != frames:
+                            moved = True  # a handler moved the reader, opened or left a frame: a new chunk
                             break
                     else:
                         if block > 0:

@@ -39,7 +39,7 @@ MAX_PIDS = 1 << 16  # per stream: persistent ids kept for the session's checks (
 INLINE = ("MARK", "BINGET", "LONG_BINGET", "MEMOIZE", "BINPUT", "LONG_BINPUT", "SHORT_BINUNICODE",
           "SHORT_BINBYTES", "BININT1", "BININT2", "BININT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
           "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "TUPLE1", "TUPLE2", "TUPLE3", "TUPLE",
-          "APPEND", "APPENDS", "SETITEM", "SETITEMS")
+          "APPEND", "APPENDS", "SETITEM", "SETITEMS", "BINUNICODE")
 
 
 @dataclass
@@ -109,7 +109,7 @@ class Machine:
         self.marks: list[int] = []
         self.memo = memo if memo is not None else Memo(memo_module.EXACT_ENTRIES,
                                                       reread=None if c_stream else self._reread,
-                                                      keep_call=_keeps_arguments)
+                                                      keep_call=_keeps_arguments, size=end)
         self.proto = 0
         self.out = StreamOutcome(start=start, end=start)
         self.on_call, self.on_array, self.on_pid = on_call, on_array, on_pid

@@ -3,7 +3,7 @@
 The memo must answer every GET the stream may issue, so it cannot forget an entry; but what a
 later opcode can *do* with most entries is limited (push it, hand it to a call, use it as a
 STACK_GLOBAL name). So the memo is exact for its first `EXACT_ENTRIES` entries (every real model
-pickle we know of fits) and compact after that, in 8 bytes per entry:
+pickle we know of fits) and compact after that, in 4 bytes per entry (8 past 2 GiB of data):
 
 - a str/bytes pushed by the opcode right before the PUT/MEMOIZE is stored as that opcode's offset
   and read back from the blob on GET (the same bytes, the same value: exact);
@@ -31,9 +31,11 @@ class Memo:
                  "tuple_codes", "call_codes", "high")
 
     def __init__(self, exact: int = EXACT_ENTRIES, reread: Callable[[int], Any] | None = None,
-                 keep_call: Callable[[V.Call], bool] | None = None) -> None:
+                 keep_call: Callable[[V.Call], bool] | None = None, size: int | None = None) -> None:
         self.full: dict[int, Any] = {}  # the exact region, plus indices outside the dense tail
-        self.tail = array("q")  # dense compact entries: > 0 source offset + 1, < 0 -(stub index + 1)
+        # dense compact entries: > 0 source offset + 1, < 0 -(stub index + 1); 4 bytes each when every
+        # offset of the data (`size` bytes) fits in them
+        self.tail = array("i" if size is not None and size < (1 << 31) - 2 else "q")
         self.tail_base = -1
         self.stubs: list[Any] = []
         self.stub_index: dict[int, int] = {}  # id(stub) -> index (stubs are kept alive by the list)
