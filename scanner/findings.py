@@ -523,9 +523,32 @@ def _fields(obj: Any, skip: str = "") -> dict[str, Any]:
     return {name: (None if name == skip else _plain(getattr(obj, name))) for name in names}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bool, int, float)) and not isinstance(value, enum.Enum):
+    kind = type(value)  # exact types first: a report holds hundreds of thousands of these
+    if kind in _SCALARS:
         return value
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
+    if isinstance(value, Severity):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    return value
     if isinstance(value, Severity):
         return str(value)
     if isinstance(value, enum.Enum):
