@@ -149,13 +149,14 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
             if not started and not isinstance(entry, Artefact):
                 pool.start()  # the workers' imports overlap with hashing the first files; not at all when
                 started = True  # every file came from the result store
-            opened = entry if isinstance(entry, Artefact) else _open(entry)
+            opened = _open(entry)
             if isinstance(opened, Artefact):  # recorded by the source itself (refused, skipped), or unopenable
                 flush()
                 sent.append(_Sent(None, [], opened))
                 yield from settled(False)
                 continue
             fd, size = opened
+            assert not isinstance(entry, Artefact)  # (_open passes those through)
             relpath, abspath, _ = entry
             on_bytes = (lambda n, rel=relpath: progress("advance", rel, n)) if progress else None
             item = _File(relpath, abspath, size, fd)
@@ -190,8 +191,11 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
         _close(batch)
 
 
-def _open(entry: tuple[str, str, int]) -> tuple[int, int] | Artefact:
-    """(descriptor, size) of a regular file, or the artefact saying why it is not read."""
+def _open(entry: tuple[str, str, int] | Artefact) -> tuple[int, int] | Artefact:
+    """(descriptor, size) of a regular file, or the artefact saying why it is not read (an
+    artefact the source recorded itself passes through)."""
+    if isinstance(entry, Artefact):
+        return entry
     relpath, abspath, _size = entry
     try:
         fd = open_regular(abspath)
@@ -209,11 +213,12 @@ def _scan_here(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
                progress: Progress | None) -> Iterator[Artefact]:
     """scan_files without workers: each file analysed in this process while it is hashed."""
     for entry in files:
-        opened = entry if isinstance(entry, Artefact) else _open(entry)
+        opened = _open(entry)
         if isinstance(opened, Artefact):
             yield opened
             continue
         fd, size = opened
+        assert not isinstance(entry, Artefact)  # (_open passes those through)
         relpath, abspath, _ = entry
         on_bytes = (lambda n, rel=relpath: progress("advance", rel, n)) if progress else None
         try:

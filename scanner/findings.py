@@ -303,8 +303,9 @@ class FileRecord(TypedDict, total=False):
     blob_id: str | None  # git blob id (SHA-1) the Hub lists
     lfs_sha256: str | None  # SHA-256 of the LFS content the Hub lists
     hub_scan: dict[str, Any] | None  # the Hub's own scanners' verdicts on the file
-    downloaded: bool
-    verified: str  # not-downloaded | unverifiable | verified-sha256 | verified-git-blob | mismatch...
+    downloaded: bool  # fetched by this scan
+    from_store: bool  # not fetched: its published SHA-256 keys an analysis in the result store
+    verified: str  # not-downloaded | store-sha256 | unverifiable | match | mismatch...
     _malformed: str  # transient: why a published hash is unusable (consumed by the verification)
     _reported: bool  # transient: a finding already says why the file was not scanned
 

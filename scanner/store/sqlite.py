@@ -187,8 +187,8 @@ class SqliteStore(ResultStore):
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
         return {"store": self.location, "backend": "sqlite", "entries": n, "distinct_hashes": hashes,
                 "engines": engines, "policies": policies, "analysed_bytes": analysed,
-                "stored_bytes": payload, "file_digests": files, "file_bytes": _file_size(self.location), "oldest": oldest,
-                "last_used": newest}
+                "stored_bytes": payload, "file_digests": files, "file_bytes": _file_size(self.location),
+                "oldest": oldest, "last_used": newest}
 
     def entries(self) -> Iterator[Entry]:
         try:
