@@ -59,11 +59,23 @@ def build(n: int) -> Path:
     return targets
 
 
+# as installed by pip: bytecode compiled once (this machine sets PYTHONDONTWRITEBYTECODE, which
+# would make every run compile the package again, ~0.1 s that no installed copy pays)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def compile_package() -> None:
+    import compileall
+
+    for folder in ("modelshield", "scanner", "sbom", "advisories"):
+        compileall.compile_dir(str(ROOT / folder), quiet=1)
+
+
 def scan(targets: Path, *extra: str) -> tuple[float, dict]:
     out = Path(tempfile.mkdtemp()) / "report.json"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "modelshield", "scan", "--from", str(targets), "--format", "json",
-                           "-o", str(out), "--quiet", *extra], capture_output=True, text=True, cwd=str(OUT))
+                           "-o", str(out), "--quiet", *extra], capture_output=True, text=True, cwd=str(OUT), env=ENV)
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"scan failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -82,6 +94,7 @@ def main() -> int:
     ap.add_argument("--ray", action="store_true", help="also scan on a local Ray cluster started here")
     args = ap.parse_args()
     targets = build(args.repos)
+    compile_package()
     files = sum(1 for line in targets.read_text().splitlines() for _ in Path(line).iterdir())
     size = sum(p.stat().st_size for line in targets.read_text().splitlines() for p in Path(line).iterdir())
     store = Path(tempfile.mkdtemp()) / "results.sqlite"

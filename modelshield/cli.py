@@ -1,13 +1,15 @@
 """The thin command-line layer: parse options, call the public API, render, map to an exit code."""
 from __future__ import annotations
 
+import contextlib
 import enum
 import io
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -41,12 +43,14 @@ Examples:
   modelshield scan ./model --sbom model.dev.cdx.json"""
 
 
-def progress_printer(quiet: bool) -> tuple[Any, Callable[[str, str, int], None] | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
+def progress_printer(quiet: bool, targets: int = 1) -> tuple[Any, Callable[[str, str, int], None] | None]:
+    """One rich progress bar on stderr for the whole scan, only when stderr is a terminal: bytes
+    hashed of all targets opened so far (the total grows as targets are listed), targets done,
+    the file being read."""
     if quiet or not sys.stderr.isatty():
         return None, None
     from rich.markup import escape as markup
-    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from modelshield.scanner.output.escape import text as shown
 
@@ -54,19 +58,23 @@ def progress_printer(quiet: bool) -> tuple[Any, Callable[[str, str, int], None] 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
                    TransferSpeedColumn(), transient=True,
                    console=__import__("rich.console").console.Console(stderr=True))
-    tasks: dict[str, TaskID] = {}
+    task = bar.add_task("scanning", total=None)
+    total, done = [0], [0]
+
+    def label(what: str) -> str:
+        name = markup(shown(what)[-40:])
+        return f"{done[0]}/{targets} targets  {name}" if targets > 1 else f"scanning {name}"
 
     def on_event(event: str, what: str, n: int) -> None:
-        # targets overlap when their files share the workers: "done" names the target it ends
+        # targets overlap when their files share the workers: one bar counts them all
         if event == "start":
-            tasks[what] = tasks["current"] = bar.add_task(f"scanning {markup(shown(what))}", total=n or None)
-        elif event == "advance" and "current" in tasks:
-            bar.update(tasks["current"], advance=n, description=markup(shown(what)[-40:]))
-        elif event == "done" and what in tasks:
-            task = tasks.pop(what)
-            if tasks.get("current") == task:
-                del tasks["current"]
-            bar.remove_task(task)
+            total[0] += n
+            bar.update(task, total=total[0] or None, description=label(what))
+        elif event == "advance":
+            bar.update(task, advance=n, description=label(what))
+        elif event == "done":
+            done[0] += 1
+            bar.update(task, description=label(what))
 
     return bar, on_event
 
@@ -106,6 +114,45 @@ def _ray_executor() -> Any:
         return RayExecutor()
     except RayUnavailable as exc:
         fail(str(exc))
+
+
+class _RayLines(io.TextIOBase):
+    """Where stdout points while Ray is connected: Ray's driver prints cluster messages (a worker
+    lost, a task retried) on stdout from a thread of its own, and stdout carries the report. They
+    go to stderr instead, one escaped line each."""
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        from modelshield.scanner.output import escape
+
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+            if line:
+                sys.stderr.write(f"modelshield: {escape.text(line)}\n")
+        return len(text)
+
+
+@contextlib.contextmanager
+def _ray_session(ray: Any) -> Iterator[None]:
+    """The scan with Ray connected (stdout guarded, see _RayLines); Ray shut down at the end."""
+    if ray is None:
+        yield
+        return
+    try:
+        with contextlib.redirect_stdout(_RayLines()):
+            try:
+                yield
+            finally:
+                ray.close()
+    finally:
+        sys.stdout.flush()
 
 
 @app.command(epilog=SCAN_EXAMPLES)
@@ -158,17 +205,18 @@ def scan(
     check_output_path(sbom, "--sbom")
     if quiet or not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # noqa: TID251 - silences the Hub client's own bars
-    bar, on_event = progress_printer(quiet)
+    bar, on_event = progress_printer(quiet, len(targets))
     result_store = open_for_scan(store, no_store)
     ray = _ray_executor() if executor is Executor.ray else None
     try:
-        if bar is not None:
-            with bar:
-                report = api_scan(targets, policy=pol, progress=on_event, options=options, workers=jobs,
-                                  store=result_store, warn=warn, executor=ray)
-        else:
-            report = api_scan(targets, policy=pol, options=options, workers=jobs, store=result_store, warn=warn,
-                              executor=ray)
+        with _ray_session(ray):
+            if bar is not None:
+                with bar:
+                    report = api_scan(targets, policy=pol, progress=on_event, options=options, workers=jobs,
+                                      store=result_store, warn=warn, executor=ray)
+            else:
+                report = api_scan(targets, policy=pol, options=options, workers=jobs, store=result_store,
+                                  warn=warn, executor=ray)
     finally:
         if result_store is not None:
             result_store.close()

@@ -12,7 +12,6 @@ from typing import Callable, Iterable, Iterator
 from . import env, repo_checks
 from .blob import SPILL, Blob, BytesBlob, FileBlob
 from .context import ScanContext
-from .dispatch import analyse_blob
 from .filepass import INLINE_MAX, Digests, hash_inline, hash_while, read_inline
 from .findings import Artefact, Location, Report, Status, TargetResult
 from .policy import Policy
@@ -40,6 +39,8 @@ def analyse_open_file(source: int | bytes | memoryview, relpath: str, policy: Po
     `abspath`: where the file is on disk, for formats that resolve references next to it (ONNX
     external data); the content is read from `source` only.
     """
+    from .dispatch import analyse_blob  # the formats: imported where analysis runs (workers), not to list files
+
     artefact = Artefact(path=relpath, absolute_path=abspath)
     ctx = ScanContext(artefact=artefact, policy=policy, budgets=policy.budgets, dispatcher=analyse_blob)
     name = os.path.basename(relpath)
@@ -68,13 +69,13 @@ def analyse_file(path: str, relpath: str, policy: Policy) -> Artefact:
 
 
 BATCH = 16  # small files sent to a worker as one job
-IN_FLIGHT = 4  # jobs of small files queued ahead per worker
+IN_FLIGHT = 4  # jobs submitted ahead per worker (the pool hands them out as workers have room)
 CONTENT_MAX = 64 << 10  # files up to this size travel to the worker as content, not as a descriptor
 
 
 @dataclass
-class _Small:
-    """A small file hashed here, whose analysis goes to a worker with others (one job)."""
+class _File:
+    """A file hashed here, whose analysis is a worker's job (alone, or with other small files)."""
 
     relpath: str
     abspath: str
@@ -82,6 +83,15 @@ class _Small:
     source: int | bytes  # the open file, or its whole content (up to CONTENT_MAX) read once here
     digests: Digests | None = None
     error: OSError | None = None
+
+
+@dataclass
+class _Sent:
+    """One place in the output order: a job's files, or an artefact already made here."""
+
+    job: Job | None
+    files: list[_File]
+    ready: Artefact | None = None
 
 
 def scan_file(abspath: str, relpath: str, policy: Policy, progress: Progress | None = None,
@@ -99,61 +109,58 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
     """The artefacts of `files` ((relpath, abspath, size) as sources list them), in order; an
     `Artefact` among them is passed through at its place.
 
-    With a pool, files up to INLINE_MAX bytes are hashed here and sent to the workers BATCH at a
-    time, several jobs ahead, so that thousands of small files cost no process round trip each;
-    larger files are hashed in two threads while a worker analyses them.
+    With a pool, every file is a job submitted ahead while this process hashes the next ones:
+    files up to INLINE_MAX bytes BATCH at a time (thousands of small files cost no process round
+    trip each), larger ones alone, hashed in two threads while a worker analyses them. Results
+    come back in order; at most IN_FLIGHT jobs per worker are outstanding.
     """
-    batch: list[_Small] = []
-    sent: collections.deque[tuple[Job, list[_Small]]] = collections.deque()
-    limit = IN_FLIGHT * (pool.size if pool is not None else 1)
+    if pool is None:
+        yield from _scan_here(files, policy, progress)
+        return
+    batch: list[_File] = []
+    sent: collections.deque[_Sent] = collections.deque()
+    limit = IN_FLIGHT * pool.size
 
     def flush() -> None:
         if batch:
-            assert pool is not None
-            sent.append((pool.submit_many([(item.source, item.relpath, item.abspath) for item in batch]),
-                         list(batch)))
+            sent.append(_Sent(pool.submit_many([(f.source, f.relpath, f.abspath) for f in batch]), list(batch)))
             batch.clear()
 
-    def settle(job: Job, items: list[_Small]) -> Iterator[Artefact]:
-        assert pool is not None
-        try:
-            outcomes = pool.wait_many(job)
-        finally:
-            _close(items)
-        for item, outcome in zip(items, outcomes):
-            yield _finished(outcome.artefact, item.relpath, item.abspath, item.size, item.digests, item.error,
-                            policy)
+    def settled(wait: bool) -> Iterator[Artefact]:
+        """The artefacts at the head of the order that are done (all that are over the limit, or
+        all of them, when `wait`)."""
+        while sent and (wait or len(sent) > limit or sent[0].job is None or pool.ready(sent[0].job)):
+            head = sent.popleft()
+            if head.job is None:
+                assert head.ready is not None
+                yield head.ready
+                continue
+            try:
+                outcomes = pool.wait_many(head.job)
+            finally:
+                _close(head.files)
+            for item, outcome in zip(head.files, outcomes):
+                yield _finished(outcome.artefact, item.relpath, item.abspath, item.size, item.digests, item.error,
+                                policy)
 
-    def drain() -> Iterator[Artefact]:
-        flush()
-        while sent:
-            yield from settle(*sent.popleft())
-
+    started = False
     try:
         for entry in files:
-            if isinstance(entry, Artefact):  # recorded by the source itself (refused, skipped)
-                yield from drain()
-                yield entry
+            if not started and not isinstance(entry, Artefact):
+                pool.start()  # the workers' imports overlap with hashing the first files; not at all when
+                started = True  # every file came from the result store
+            opened = _open(entry)
+            if isinstance(opened, Artefact):  # recorded by the source itself (refused, skipped), or unopenable
+                flush()
+                sent.append(_Sent(None, [], opened))
+                yield from settled(False)
                 continue
-            relpath, abspath, _size = entry
-            try:
-                fd = open_regular(abspath)
-            except OSError as exc:
-                artefact = Artefact(path=relpath, absolute_path=abspath, status=Status.SKIPPED,
-                                    reason="unreadable")
-                artefact.findings.append(load_rules().finding("MS-GEN-003", Location(path=relpath),
-                                                              error=exc.strerror or str(exc)))
-                yield from drain()
-                yield artefact
-                continue
-            except NotRegular as exc:
-                yield from drain()
-                yield special_file(relpath, exc.what, abspath)
-                continue
+            fd, size = opened
+            assert not isinstance(entry, Artefact)  # (_open passes those through)
+            relpath, abspath, _ = entry
             on_bytes = (lambda n, rel=relpath: progress("advance", rel, n)) if progress else None
-            size = os.fstat(fd).st_size
-            if pool is not None and size <= INLINE_MAX:
-                item = _Small(relpath, abspath, size, fd)
+            item = _File(relpath, abspath, size, fd)
+            if size <= INLINE_MAX:
                 batch.append(item)
                 try:
                     if size <= CONTENT_MAX:
@@ -165,22 +172,62 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
                     item.error = exc
                 if len(batch) >= BATCH:
                     flush()
-                    while len(sent) > limit:
-                        yield from settle(*sent.popleft())
-                continue
-            yield from drain()
-            try:
-                yield _scan_open(fd, size, relpath, abspath, policy, on_bytes, pool)
-            finally:
-                os.close(fd)
-        yield from drain()
+            else:
+                flush()
+                job = pool.submit(fd, relpath, abspath)
+                sent.append(_Sent(job, [item]))
+                try:
+                    with hash_while(fd, on_bytes) as item.digests:
+                        while not item.digests.hashed.wait(0):
+                            pool.pump(0.05)  # keep the workers fed while this file is hashed
+                except OSError as exc:
+                    item.digests, item.error = None, exc
+            yield from settled(False)
+        flush()
+        yield from settled(True)
     finally:
-        for _job, items in sent:
-            _close(items)
+        for rest in sent:
+            _close(rest.files)
         _close(batch)
 
 
-def _close(items: list[_Small]) -> None:
+def _open(entry: tuple[str, str, int] | Artefact) -> tuple[int, int] | Artefact:
+    """(descriptor, size) of a regular file, or the artefact saying why it is not read (an
+    artefact the source recorded itself passes through)."""
+    if isinstance(entry, Artefact):
+        return entry
+    relpath, abspath, _size = entry
+    try:
+        fd = open_regular(abspath)
+    except OSError as exc:
+        artefact = Artefact(path=relpath, absolute_path=abspath, status=Status.SKIPPED, reason="unreadable")
+        artefact.findings.append(load_rules().finding("MS-GEN-003", Location(path=relpath),
+                                                      error=exc.strerror or str(exc)))
+        return artefact
+    except NotRegular as exc:
+        return special_file(relpath, exc.what, abspath)
+    return fd, os.fstat(fd).st_size
+
+
+def _scan_here(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
+               progress: Progress | None) -> Iterator[Artefact]:
+    """scan_files without workers: each file analysed in this process while it is hashed."""
+    for entry in files:
+        opened = _open(entry)
+        if isinstance(opened, Artefact):
+            yield opened
+            continue
+        fd, size = opened
+        assert not isinstance(entry, Artefact)  # (_open passes those through)
+        relpath, abspath, _ = entry
+        on_bytes = (lambda n, rel=relpath: progress("advance", rel, n)) if progress else None
+        try:
+            yield _scan_open(fd, size, relpath, abspath, policy, on_bytes)
+        finally:
+            os.close(fd)
+
+
+def _close(items: list[_File]) -> None:
     for item in items:
         if isinstance(item.source, int):
             os.close(item.source)
@@ -188,22 +235,21 @@ def _close(items: list[_Small]) -> None:
 
 
 def _scan_open(fd: int, size: int, relpath: str, abspath: str, policy: Policy,
-               on_bytes: Callable[[int], None] | None, pool: WorkerPool | None) -> Artefact:
-    """A file analysed while this process hashes it (threads for large files)."""
+               on_bytes: Callable[[int], None] | None) -> Artefact:
+    """A file analysed in this process while it is hashed (in threads for large files)."""
     digests: Digests | None = None
     error: OSError | None = None
-    job = pool.submit(fd, relpath, abspath) if pool is not None else None
+    artefact = None
     try:
         if size <= INLINE_MAX:
             digests = hash_inline(fd, on_bytes)
-            artefact = _analysed(fd, relpath, abspath, policy, pool, job)
+            artefact = analyse_open_file(fd, relpath, policy, abspath)
         else:
             with hash_while(fd, on_bytes) as digests:
-                artefact = _analysed(fd, relpath, abspath, policy, pool, job)
+                artefact = analyse_open_file(fd, relpath, policy, abspath)
     except OSError as exc:
-        artefact = pool.wait(job).artefact if job is not None and pool is not None else Artefact(path=relpath)
         digests, error = None, exc
-    return _finished(artefact, relpath, abspath, size, digests, error, policy)
+    return _finished(artefact or Artefact(path=relpath), relpath, abspath, size, digests, error, policy)
 
 
 def _finished(artefact: Artefact, relpath: str, abspath: str, size: int, digests: Digests | None,
@@ -217,13 +263,6 @@ def _finished(artefact: Artefact, relpath: str, abspath: str, size: int, digests
         artefact.sha256, artefact.sha512 = digests.sha256, digests.sha512
     policy.apply_suppressions(artefact.findings, relpath)
     return artefact
-
-
-def _analysed(fd: int, relpath: str, abspath: str, policy: Policy, pool: WorkerPool | None,
-              job: Job | None) -> Artefact:
-    if pool is not None and job is not None:
-        return pool.wait(job).artefact
-    return analyse_open_file(fd, relpath, policy, abspath)
 
 
 def _in_order(files: Iterable[tuple[str, str, int]], result: TargetResult) -> Iterator[tuple[str, str, int] | Artefact]:
@@ -383,7 +422,6 @@ def scan(targets: Iterable[str] | str, policy: Policy | None = None,
         pool = None
         if executor is None and size > 0 and worker.available():
             pool = stack.enter_context(WorkerPool(policy, analyse_open_file, size))
-            pool.start()
         else:
             SPILL.reset(policy.budgets.max_spill)
         reuse = Reuse(store, policy, warn or (lambda message: None)) if store is not None else None

@@ -13,7 +13,7 @@ import hashlib
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 CHUNK = 8 << 20
@@ -24,6 +24,8 @@ QUEUE_DEPTH = 4
 class Digests:
     sha256: str | None = None
     sha512: str | None = None
+    # hash_while: set once both threads are done (the caller may do other work until then)
+    hashed: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
 @contextlib.contextmanager
@@ -41,6 +43,7 @@ def hash_while(fd: int, on_bytes: Callable[[int], None] | None = None) -> Iterat
     def hash512() -> None:
         while (chunk := chunks.get()) is not None:
             sha512.update(chunk)
+        out.hashed.set()  # the reader's end marker came last
 
     def read() -> None:
         offset = 0

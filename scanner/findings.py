@@ -303,8 +303,9 @@ class FileRecord(TypedDict, total=False):
     blob_id: str | None  # git blob id (SHA-1) the Hub lists
     lfs_sha256: str | None  # SHA-256 of the LFS content the Hub lists
     hub_scan: dict[str, Any] | None  # the Hub's own scanners' verdicts on the file
-    downloaded: bool
-    verified: str  # not-downloaded | unverifiable | verified-sha256 | verified-git-blob | mismatch...
+    downloaded: bool  # fetched by this scan
+    from_store: bool  # not fetched: its published SHA-256 keys an analysis in the result store
+    verified: str  # not-downloaded | store-sha256 | unverifiable | match | mismatch...
     _malformed: str  # transient: why a published hash is unusable (consumed by the verification)
     _reported: bool  # transient: a finding already says why the file was not scanned
 
@@ -523,9 +524,32 @@ def _fields(obj: Any, skip: str = "") -> dict[str, Any]:
     return {name: (None if name == skip else _plain(getattr(obj, name))) for name in names}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bool, int, float)) and not isinstance(value, enum.Enum):
+    kind = type(value)  # exact types first: a report holds hundreds of thousands of these
+    if kind in _SCALARS:
         return value
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
+    if isinstance(value, Severity):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    return value
     if isinstance(value, Severity):
         return str(value)
     if isinstance(value, enum.Enum):

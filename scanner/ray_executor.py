@@ -123,6 +123,13 @@ class RayExecutor:
         while queue:
             yield from settle()
 
+    def close(self) -> None:
+        """Disconnect from the cluster (its threads in this process stop printing)."""
+        try:
+            self.ray.shutdown()
+        except Exception:  # noqa: BLE001 - a cluster gone at the end changes nothing scanned
+            pass
+
     def describe(self) -> list[str]:
         """One line per node: files, bytes and the rates its tasks reached."""
         lines = []

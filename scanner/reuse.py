@@ -1,7 +1,8 @@
 """The result store inside a scan: a file whose analysis is stored is not analysed again.
 
-`Reuse.lookups` sits between a source's file list and `engine.scan_files`: it hashes each regular
-file (SHA-256, one read), asks the store for a batch at once, and replaces every hit by the
+`Reuse.lookups` sits between a source's file list and `engine.scan_files`: it finds each regular
+file's SHA-256 (recorded in the store for the file's unchanged stat identity, else one read that
+is recorded when the file was quiet), asks the store for a batch at once, and replaces every hit by the
 stored artefact (moved to this file's path, the policy's suppressions applied for that path,
 `from_store` saying where it came from). Misses go on to the scan; `Reuse.record` stores their
 analyses afterwards (only those that depend on the bytes alone: `store.storable`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import stat
 import time
 from typing import Callable, Iterable, Iterator
@@ -21,12 +23,18 @@ from .errors import StoreError
 from .findings import Artefact
 from .policy import Policy
 from .store import Entry, ResultStore, StoreKey, storable
+from .store.keys import FileId
 from .store.keys import analysis_digest, engine_digest
 from .worker.codec import decode_artefact, encode_artefact
 
 FileEntry = tuple[str, str, int]  # (relpath, abspath, size) as sources list them
 BATCH = 64  # files hashed per store round trip
 _CHUNK = 8 << 20
+QUIET_NS = 2_000_000_000  # a file changed this recently is hashed again next time (timestamps are coarse)
+HOST = socket.gethostname()  # digests recorded by file identity are this machine's
+READ = "sha256 of the bytes read now"
+UNREAD = ("sha256 recorded for this file when it had the same device, inode, size, modification and "
+          "change times (not read again)")
 
 
 class Reuse:
@@ -62,15 +70,25 @@ class Reuse:
     def _resolve(self, pending: list[FileEntry | Artefact],
                  progress: Callable[[str, str, int], None] | None) -> Iterator[FileEntry | Artefact]:
         keys: dict[int, StoreKey] = {}
+        unread: set[int] = set()  # files whose SHA-256 the store recorded for their unchanged identity
         if not self.failed:
-            for i, entry in enumerate(pending):
-                if isinstance(entry, Artefact):
-                    continue
-                digest = _sha256(entry[1])
+            files = {i: (entry[0], fid) for i, entry in enumerate(pending)
+                     if not isinstance(entry, Artefact) and (fid := _identity(entry[1])) is not None}
+            known = self._known([fid for _, fid in files.values()])
+            fresh: list[tuple[FileId, str]] = []
+            for i, (relpath, fid) in files.items():
+                digest = known.get(fid)
                 if digest is not None:
-                    keys[i] = self.key(digest, entry[0])
+                    unread.add(i)
+                else:
+                    digest, quiet = _sha256(fid)
+                    if digest is not None and quiet:
+                        fresh.append((fid, digest))
+                if digest is not None:
+                    keys[i] = self.key(digest, relpath)
+            self._remember(fresh)
         found: dict[StoreKey, Entry] = {}
-        if keys:
+        if keys and not self.failed:
             try:
                 found = self.store.get_many(list(keys.values()))
             except StoreError as exc:
@@ -78,8 +96,9 @@ class Reuse:
         for i, entry in enumerate(pending):
             key = keys.get(i)
             hit = found.get(key) if key is not None else None
-            artefact = self.restore(hit, entry[0], entry[1]) if hit is not None and not isinstance(entry, Artefact) \
-                else None
+            artefact = None
+            if hit is not None and not isinstance(entry, Artefact):
+                artefact = self.restore(hit, entry[0], entry[1], UNREAD if i in unread else READ)
             if artefact is not None:
                 self.hits += 1
                 if progress:
@@ -90,6 +109,22 @@ class Reuse:
                 self.keys[entry[1]] = key
                 self.misses += 1
             yield entry
+
+    def _known(self, files: list[FileId]) -> dict[FileId, str]:
+        if not files or self.failed:
+            return {}
+        try:
+            return self.store.known_digests(HOST, files)
+        except StoreError as exc:
+            self._fail(exc)
+            return {}
+
+    def _remember(self, digests: list[tuple[FileId, str]]) -> None:
+        if digests and not self.failed:
+            try:
+                self.store.remember_digests(HOST, digests)
+            except StoreError as exc:
+                self._fail(exc)
 
     def published(self, relpath: str, sha256: str, size: int | None) -> Artefact | None:
         """The stored analysis of a file a source has not fetched yet, by the SHA-256 it publishes."""
@@ -108,8 +143,7 @@ class Reuse:
         self.hits += 1
         return artefact
 
-    def restore(self, hit: Entry, relpath: str, abspath: str | None, how: str = "sha256 of the bytes read now"
-                ) -> Artefact | None:
+    def restore(self, hit: Entry, relpath: str, abspath: str | None, how: str = READ) -> Artefact | None:
         """The stored artefact as the one at `relpath` (None when the payload does not decode)."""
         try:
             artefact = decode_artefact(hit.payload)
@@ -146,25 +180,44 @@ class Reuse:
             self._fail(exc)
 
 
-def _sha256(path: str) -> str | None:
-    """SHA-256 of a regular file (None for anything else or an error: the scan reports those)."""
+def _identity(path: str) -> FileId | None:
+    """The regular file at `path` as stat sees it (None for anything else: the scan reports those)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
+        st = os.stat(path)
+    except (OSError, ValueError):
         return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileId(os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _sha256(fid: FileId) -> tuple[str | None, bool]:
+    """(SHA-256 of the file, whether it was quiet while read): quiet means the same identity
+    before and after the read, and no change for QUIET_NS before it, so that a write racing the
+    read within one timestamp tick cannot leave a digest recorded for bytes that are not there."""
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+        fd = os.open(fid.path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None, False
+    try:
+        start = time.time_ns()
+        if _fid(fid.path, os.fstat(fd)) != fid:
+            return None, False  # replaced since it was listed: the scan reads it afresh
         h = hashlib.sha256()
         offset = 0
         while chunk := os.pread(fd, _CHUNK, offset):
             h.update(chunk)
             offset += len(chunk)
-        return h.hexdigest()
+        quiet = _fid(fid.path, os.fstat(fd)) == fid and max(fid.mtime_ns, fid.ctime_ns) < start - QUIET_NS
+        return h.hexdigest(), quiet
     except OSError:
-        return None
+        return None, False
     finally:
         os.close(fd)
+
+
+def _fid(path: str, st: os.stat_result) -> FileId:
+    return FileId(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _iso(t: float) -> str:

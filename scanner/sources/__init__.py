@@ -10,11 +10,18 @@ from types import ModuleType
 from .interface import Resolved, SourceOptions
 
 
+# (module, the target prefixes it takes, or () when it decides by looking at the target), in order
+_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (("hf", ("hf://",)), ("url", ("https://", "http://")),
+                                                     ("hf_cache", ()))
+
+
 def resolve(target: str, options: SourceOptions | None = None) -> Resolved:
     """Turn a target string into files to scan (errors become `result.error`, never exceptions)."""
     from . import local
 
-    for name in ("hf", "url", "hf_cache"):
+    for name, prefixes in _SOURCES:
+        if prefixes and not target.startswith(prefixes):
+            continue  # not imported for targets it cannot take (the Hub client is a slow import)
         module = _optional(name)
         if module is not None and module.accepts(target):
             return module.resolve(target, options or SourceOptions())

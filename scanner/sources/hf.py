@@ -116,7 +116,7 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
             if options.reuse is not None and published:
                 stored = options.reuse(rec["path"], published, size)
                 if stored is not None:  # analysed before: the download is skipped altogether
-                    rec["downloaded"] = True  # (verified below against the same published hash)
+                    rec["from_store"] = True  # downloaded stays False: these bytes were not fetched now
                     result.artefacts.append(stored)
                     continue
             try:
@@ -165,7 +165,7 @@ def resolve(target: str, options: SourceOptions) -> Resolved:
         hub_verify.verify(res, ordered, commit, strict=True)
         hub_verify.hub_scan_findings(res, ordered)
         for rec in ordered:
-            if rec.get("_reported") or rec["downloaded"]:
+            if rec.get("_reported") or rec["downloaded"] or rec.get("from_store"):
                 rec.pop("_reported", None)
                 continue
             if rec["path"] in excluded:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import abc
 import datetime as _dt
 from dataclasses import dataclass
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from ..errors import StoreError
-from .keys import StoreKey
+from .keys import FileId, StoreKey
 
 __all__ = ["Entry", "ResultStore", "StoreError"]
 
@@ -41,6 +41,14 @@ class ResultStore(abc.ABC):
         """Store `entries` (a newer analysis of the same key replaces the old one)."""
 
     @abc.abstractmethod
+    def known_digests(self, host: str, files: list[FileId]) -> dict[FileId, str]:
+        """The SHA-256 recorded on `host` for each of `files` whose identity is unchanged."""
+
+    @abc.abstractmethod
+    def remember_digests(self, host: str, digests: list[tuple[FileId, str]]) -> None:
+        """Record the SHA-256 of files hashed on `host` (replacing what was recorded for their paths)."""
+
+    @abc.abstractmethod
     def stats(self) -> dict[str, Any]:
         """Counts: entries, distinct hashes, engines, policies, payload bytes, oldest/newest."""
 
@@ -51,7 +59,7 @@ class ResultStore(abc.ABC):
     @abc.abstractmethod
     def gc(self, older_than: _dt.timedelta, engine: str | None = None) -> int:
         """Delete entries not used for `older_than` (and, given `engine`, those made by any other
-        engine); returns how many were deleted."""
+        engine), and file digests not seen for as long; returns how many entries were deleted."""
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -75,6 +83,18 @@ class ResultStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unchanged(files: list[FileId], rows: Iterable[tuple[Any, ...]]) -> dict[FileId, str]:
+    """The recorded digests of `files` from rows (path, dev, ino, size, mtime_ns, ctime_ns, sha256)
+    whose identity matches the file's now."""
+    wanted = set(files)
+    out = {}
+    for *identity, sha256 in rows:
+        fid = FileId(*identity)
+        if fid in wanted:
+            out[fid] = sha256
+    return out
 
 
 def by_engine_and_policy(keys: list[StoreKey]) -> dict[tuple[str, str], list[str]]:

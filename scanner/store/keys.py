@@ -17,6 +17,21 @@ _NOT_ANALYSIS = {"output", "store", "__pycache__"}
 _SUFFIXES = (".py", ".toml", ".json", ".txt")
 
 
+class FileId(NamedTuple):
+    """A file as `stat` sees it: a SHA-256 recorded for the same identity is that file's, unread.
+
+    Any write changes the change time (`ctime`, which no user call can set back), a replaced
+    file has another inode: a match on all of these means the bytes hashed then are the bytes
+    there now, provided the file was quiet when it was hashed (see `reuse.py`)."""
+
+    path: str  # absolute
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
 class StoreKey(NamedTuple):
     """(SHA-256 of the bytes, path in the target, engine digest, analysis-policy digest).
 

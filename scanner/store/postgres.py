@@ -14,8 +14,8 @@ import zlib
 from typing import Any, Iterator
 
 from ..errors import StoreError
-from .interface import Entry, ResultStore, by_engine_and_policy
-from .keys import StoreKey
+from .interface import Entry, ResultStore, by_engine_and_policy, unchanged
+from .keys import FileId, StoreKey
 
 CONNECT_TIMEOUT = 10  # seconds
 TOUCH_AFTER = 86400.0
@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS modelshield_results (
     size BIGINT NOT NULL, payload BYTEA NOT NULL, created DOUBLE PRECISION NOT NULL,
     used DOUBLE PRECISION NOT NULL, PRIMARY KEY (sha256, name, engine, policy));
 CREATE INDEX IF NOT EXISTS modelshield_results_used ON modelshield_results (used);
+CREATE TABLE IF NOT EXISTS modelshield_file_digests (
+    host TEXT NOT NULL, path TEXT NOT NULL, dev BIGINT NOT NULL, ino NUMERIC NOT NULL, size BIGINT NOT NULL,
+    mtime_ns NUMERIC NOT NULL, ctime_ns NUMERIC NOT NULL, sha256 TEXT NOT NULL, seen DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (host, path));
 """
 
 
@@ -85,6 +89,30 @@ class PostgresStore(ResultStore):
         except self._errors as exc:
             raise StoreError(f"result store {self.location}: cannot write: {_reason(exc)}") from None
 
+    def known_digests(self, host: str, files: list[FileId]) -> dict[FileId, str]:
+        try:
+            rows = self.db.execute(
+                "SELECT path, dev, ino, size, mtime_ns, ctime_ns, sha256 FROM modelshield_file_digests "
+                "WHERE host = %s AND path = ANY(%s)", (host, sorted({f.path for f in files}))).fetchall()
+        except self._errors as exc:
+            raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
+        return unchanged(files, [(p, int(d), int(i), int(s), int(m), int(c), h) for p, d, i, s, m, c, h in rows])
+
+    def remember_digests(self, host: str, digests: list[tuple[FileId, str]]) -> None:
+        if not digests:
+            return
+        now = time.time()
+        try:
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO modelshield_file_digests VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (host, path) DO UPDATE SET dev = EXCLUDED.dev, ino = EXCLUDED.ino, "
+                    "size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, ctime_ns = EXCLUDED.ctime_ns, "
+                    "sha256 = EXCLUDED.sha256, seen = EXCLUDED.seen",
+                    [(host, *fid, sha256, now) for fid, sha256 in digests])
+        except self._errors as exc:
+            raise StoreError(f"result store {self.location}: cannot write: {_reason(exc)}") from None
+
     def stats(self) -> dict[str, Any]:
         try:
             row = self.db.execute(
@@ -114,7 +142,9 @@ class PostgresStore(ResultStore):
         try:
             cur = self.db.execute("DELETE FROM modelshield_results WHERE used < %s" +
                                   (" OR engine != %s" if engine else ""), (cutoff, engine) if engine else (cutoff,))
-            return cur.rowcount
+            deleted = cur.rowcount
+            self.db.execute("DELETE FROM modelshield_file_digests WHERE seen < %s", (cutoff,))
+            return deleted
         except self._errors as exc:
             raise StoreError(f"result store {self.location}: cannot delete: {_reason(exc)}") from None
 

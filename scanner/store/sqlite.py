@@ -15,8 +15,8 @@ import zlib
 from typing import Any, Iterator
 
 from ..errors import StoreError
-from .interface import Entry, ResultStore, by_engine_and_policy
-from .keys import StoreKey
+from .interface import Entry, ResultStore, by_engine_and_policy, unchanged
+from .keys import FileId, StoreKey
 
 TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
 SCHEMA = "modelshield-results/1"
@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS results (
     size INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL, used REAL NOT NULL,
     PRIMARY KEY (sha256, name, engine, policy)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS results_used ON results (used);
+"""
+_CREATE_DIGESTS = """
+CREATE TABLE IF NOT EXISTS file_digests (
+    host TEXT NOT NULL, path TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, seen REAL NOT NULL,
+    PRIMARY KEY (host, path)) WITHOUT ROWID
 """
 
 
@@ -82,6 +88,8 @@ class SqliteStore(ResultStore):
         row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
         if row is None or row[0] != SCHEMA:
             raise sqlite3.DatabaseError(f"not a {SCHEMA} store (schema {row[0] if row else 'missing'})")
+        if "file_digests" not in tables:
+            db.execute(_CREATE_DIGESTS)
 
     # ------------------------------------------------------------------ lookups
     def get_many(self, keys: list[StoreKey]) -> dict[StoreKey, Entry]:
@@ -137,6 +145,36 @@ class SqliteStore(ResultStore):
         except sqlite3.Error as exc:
             raise StoreError(f"result store {self.location}: cannot write: {_reason(exc)}") from None
 
+    def known_digests(self, host: str, files: list[FileId]) -> dict[FileId, str]:
+        rows: list[tuple[Any, ...]] = []
+        paths = sorted({f.path for f in files})
+        try:
+            for i in range(0, len(paths), _CHUNK):
+                part = paths[i:i + _CHUNK]
+                rows += self.db.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, sha256 FROM file_digests "
+                    f"WHERE host = ? AND path IN ({','.join('?' * len(part))})", (host, *part)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
+        return unchanged(files, rows)
+
+    def remember_digests(self, host: str, digests: list[tuple[FileId, str]]) -> None:
+        if not digests:
+            return
+        now = time.time()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    [(host, *fid, sha256, now) for fid, sha256 in digests])
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"result store {self.location}: cannot write: {_reason(exc)}") from None
+
     # ------------------------------------------------------------------ maintenance
     def stats(self) -> dict[str, Any]:
         try:
@@ -144,12 +182,13 @@ class SqliteStore(ResultStore):
                 "SELECT COUNT(*), COUNT(DISTINCT sha256), COUNT(DISTINCT engine), COUNT(DISTINCT policy), "
                 "COALESCE(SUM(LENGTH(payload)), 0), MIN(created), MAX(used) FROM results").fetchone()
             analysed = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM results").fetchone()[0]
+            files = self.db.execute("SELECT COUNT(*) FROM file_digests").fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
         return {"store": self.location, "backend": "sqlite", "entries": n, "distinct_hashes": hashes,
                 "engines": engines, "policies": policies, "analysed_bytes": analysed,
-                "stored_bytes": payload, "file_bytes": _file_size(self.location), "oldest": oldest,
-                "last_used": newest}
+                "stored_bytes": payload, "file_digests": files, "file_bytes": _file_size(self.location),
+                "oldest": oldest, "last_used": newest}
 
     def entries(self) -> Iterator[Entry]:
         try:
@@ -165,7 +204,9 @@ class SqliteStore(ResultStore):
         try:
             cur = self.db.execute("DELETE FROM results WHERE used < ?" + (" OR engine != ?" if engine else ""),
                                   (cutoff, engine) if engine else (cutoff,))
-            return cur.rowcount
+            deleted = cur.rowcount
+            self.db.execute("DELETE FROM file_digests WHERE seen < ?", (cutoff,))
+            return deleted
         except sqlite3.Error as exc:
             raise StoreError(f"result store {self.location}: cannot delete: {_reason(exc)}") from None
 

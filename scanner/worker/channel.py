@@ -9,6 +9,7 @@ are never attributed to the message before theirs; others read ahead in 1 MiB ch
 from __future__ import annotations
 
 import array
+import collections
 import os
 import select
 import socket
@@ -35,6 +36,7 @@ class Channel:
         self._view = memoryview(self._chunk)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        self._out: collections.deque[tuple[memoryview, list[int]]] = collections.deque()  # posted, not yet sent
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -48,6 +50,53 @@ class Channel:
         sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         if sent < len(data):
             self.sock.sendall(data[sent:])
+
+    def post(self, kind: bytes, payload: bytes = b"", fds: list[int] | tuple[int, ...] = ()) -> None:
+        """Queue one message and send as much of the queue as the socket takes now, never blocking
+        (`flush` sends the rest once the socket is writable): a parent feeding several workers must
+        not wait on one busy worker's full socket while another one is idle."""
+        self._out.append((memoryview(_HEAD.pack(len(payload) + 1) + kind + payload), list(fds)))
+        self.flush()
+
+    @property
+    def unsent(self) -> bool:
+        """Whether posted messages are still (partly) waiting to be sent."""
+        return bool(self._out)
+
+    def flush(self) -> None:
+        """Send posted messages as far as the socket takes them without blocking. A peer that is
+        gone drops them (its end of file is what the next `recv` reports)."""
+        while self._out:
+            data, fds = self._out[0]
+            try:
+                if fds:
+                    n = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
+                                          socket.MSG_DONTWAIT)
+                else:
+                    n = self.sock.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._out.clear()
+                return
+            if n < len(data):
+                self._out[0] = (data[n:], [])  # the descriptors went with the first byte
+                return
+            self._out.popleft()
+
+    def ready(self) -> list[tuple[bytes, bytes, list[int]]]:
+        """The messages complete after at most one read (call when poll says readable, or to
+        collect what an earlier read buffered): never blocks on a readable socket."""
+        messages = []
+        while (message := self._take()) is not None:
+            messages.append(message)
+        if messages:
+            return messages
+        if self._poll.poll(0):
+            self._fill()
+        while (message := self._take()) is not None:
+            messages.append(message)
+        return messages
 
     def recv(self, timeout: float | None = None) -> tuple[bytes, bytes, list[int]] | None:
         """(kind, payload, fds) of the next message; None when `timeout` seconds passed first.

@@ -2,7 +2,9 @@
 
 `submit(fd, path)` passes an open file to a worker; `submit_many([(fd, path), ...])` passes
 several small files as one job (one message each way for all of them: thousands of small files
-then cost no process round trip each). Jobs queue several deep per worker. `wait(job)` returns
+then cost no process round trip each). Submitted jobs wait in the pool and go to the first worker
+with room (DEPTH each, sent without ever blocking on a busy worker's socket); `pump` moves them
+along while the caller does other work, `ready(job)` asks without waiting. `wait(job)` returns
 the `Outcome`s, killing the worker when the job's time runs out (`max_seconds`, or
 `max_native_seconds` while a native parser call runs). A worker that dies or is killed while on a
 one-file job yields an artefact with one inconclusive finding naming the limit that was hit; a
@@ -17,6 +19,7 @@ import collections
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 GRACE = 2.0  # seconds past the artefact's own max_seconds check before the parent kills
 MAX_RESULT = 256 << 20  # bytes of one encoded result (aggregated findings stay far below)
+DEPTH = 2  # jobs sent to one worker at a time: the one it runs and the next, so it never waits on us
 NEAR_CAP = 0.75  # a worker killed by a signal past this share of max_memory ran out of memory
 _EXIT_MEMORY = 86  # child.EXIT_MEMORY (not imported: the parent never needs the child module)
 
@@ -105,6 +109,7 @@ class WorkerPool:
         self._policy_json = encode_policy(policy)
         self._policy_id = hashlib.sha256(self._policy_json).hexdigest()[:24]
         self._workers: list[_Worker] = []
+        self._pending: collections.deque[Job] = collections.deque()  # submitted, not yet handed to a worker
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -141,18 +146,37 @@ class WorkerPool:
             if job.singles is not None:
                 job.outcomes = [self.wait(single) for single in job.singles]
                 break
-            assert job.worker is not None
-            self._step(job.worker)
+            self.pump()
         return job.outcomes
 
+    def ready(self, job: Job) -> bool:
+        """Whether `wait_many(job)` would return without waiting (after reading what has arrived)."""
+        self.pump(0)
+        return job.outcomes is not None or (job.singles is not None and all(s.outcomes is not None
+                                                                            for s in job.singles))
+
     def _send(self, job: Job) -> None:
-        idle = [w for w in self._workers if not w.queue]
-        if idle:
-            worker = idle[0]
-        elif len(self._workers) < self.size:
-            worker = self._spawn()
-        else:
-            worker = min(self._workers, key=lambda w: len(w.queue))
+        self._pending.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand queued jobs to workers as they have room: an idle worker first, then a new one (up
+        to `size`), then one whose queue is short. Jobs are handed out when a worker can take them,
+        not all at submission, so a worker slowed by a large file does not hold work another one
+        could do."""
+        while self._pending:
+            idle = [w for w in self._workers if not w.queue]
+            if idle:
+                worker = idle[0]
+            elif len(self._workers) < self.size:
+                worker = self._spawn()
+            else:
+                worker = min(self._workers, key=lambda w: len(w.queue))
+                if len(worker.queue) >= DEPTH:
+                    return
+            self._assign(worker, self._pending.popleft())
+
+    def _assign(self, worker: _Worker, job: Job) -> None:
         job.worker, job.sent, job.native = worker, time.monotonic(), None
         job.started = job.sent if not worker.queue else None
         worker.queue.append(job)
@@ -162,43 +186,71 @@ class WorkerPool:
                              "spill": max(0, self.budgets.max_spill - self.spill_used)},
                             ensure_ascii=False).encode("utf-8", "surrogatepass")
         payload = b"".join([header, b"\n", *(src for src, _, _ in job.files if isinstance(src, bytes))])
-        try:
-            if self._policy_id not in worker.policies:
-                worker.chan.send(b"C", self._policy_id.encode() + b"\n" + self._policy_json)
-                worker.policies.add(self._policy_id)
-            worker.chan.send(b"J", payload, fds=[src for src, _, _ in job.files if isinstance(src, int)])
-        except OSError:
-            pass  # it died; the next read of its socket says so
+        if self._policy_id not in worker.policies:
+            worker.chan.post(b"C", self._policy_id.encode() + b"\n" + self._policy_json)
+            worker.policies.add(self._policy_id)
+        worker.chan.post(b"J", payload, fds=[src for src, _, _ in job.files if isinstance(src, int)])
 
-    def _step(self, worker: _Worker) -> None:
-        """Read one message from `worker` (or time its head job out) and settle what it says."""
-        head = worker.queue[0]
-        deadline = (head.started or head.sent) + self.budgets.max_seconds + GRACE
-        until = deadline if head.native is None else min(deadline, head.native[1])
+    def pump(self, timeout: float | None = None) -> None:
+        """Make progress without a particular job in mind: settle what the workers have answered,
+        send what their sockets take, kill a worker past its head job's deadline, hand out queued
+        jobs. Waits up to `timeout` seconds (None: until something happens) when nothing has."""
+        busy = [w for w in self._workers if w.queue]
+        now = time.monotonic()
+        until = None
+        for worker in busy:
+            head = worker.queue[0]
+            deadline = (head.started or head.sent) + self.budgets.max_seconds + GRACE
+            end = deadline if head.native is None else min(deadline, head.native[1])
+            if end <= now:
+                limit = "native-time" if head.native is not None and head.native[1] <= deadline else "time"
+                self._kill(worker)
+                self._lost(worker, limit)
+                self._dispatch()
+                return
+            until = end if until is None else min(until, end)
+        poller = select.poll()
+        for worker in busy:
+            poller.register(worker.chan.fileno(), select.POLLIN | (select.POLLOUT if worker.chan.unsent else 0))
+        wait = until - now if until is not None else None
+        if timeout is not None:
+            wait = timeout if wait is None else min(wait, timeout)
+        events = dict(poller.poll(None if wait is None else max(0, int(wait * 1000) + 1))) if busy else {}
+        if not busy and self._pending:
+            self._dispatch()
+        for worker in busy:
+            if worker not in self._workers:
+                continue
+            event = events.get(worker.chan.fileno(), 0)
+            if event & select.POLLOUT:
+                worker.chan.flush()
+            self._read(worker)
+        self._dispatch()
+
+    def _read(self, worker: _Worker) -> None:
+        """Settle every message `worker` has sent (one socket read at most)."""
         try:
-            message = worker.chan.recv(timeout=max(0.0, until - time.monotonic()))
+            messages = worker.chan.ready()
         except (ChannelClosed, MessageTooLarge, OSError) as exc:
             self._lost(worker, None, str(exc))
             return
-        if message is None:
-            limit = "native-time" if head.native is not None and head.native[1] <= deadline else "time"
-            self._kill(worker)
-            self._lost(worker, limit)
-            return
-        kind, payload, fds = message
-        for fd in fds:
-            os.close(fd)
-        if kind == b"N":
-            try:
-                parser, seconds = json.loads(payload)
-            except (ValueError, TypeError):
-                self._kill(worker)
-                self._lost(worker, None, "malformed message")
+        for kind, payload, fds in messages:
+            for fd in fds:
+                os.close(fd)
+            if worker not in self._workers or not worker.queue:
                 return
-            head.native = (str(parser), time.monotonic() + float(seconds)) if parser else None
-            head.parser = str(parser) if parser else head.parser
-        elif kind == b"R":
-            self._answered(worker, payload)
+            head = worker.queue[0]
+            if kind == b"N":
+                try:
+                    parser, seconds = json.loads(payload)
+                except (ValueError, TypeError):
+                    self._kill(worker)
+                    self._lost(worker, None, "malformed message")
+                    return
+                head.native = (str(parser), time.monotonic() + float(seconds)) if parser else None
+                head.parser = str(parser) if parser else head.parser
+            elif kind == b"R":
+                self._answered(worker, payload)
 
     def _answered(self, worker: _Worker, payload: bytes) -> None:
         head = worker.queue[0]
@@ -287,6 +339,7 @@ class WorkerPool:
 
     def close(self) -> None:
         """Give the idle workers back to the process's idle set (others are killed)."""
+        self._pending.clear()
         for worker in self._workers:
             _SHARED.release(worker)
         self._workers.clear()

@@ -283,3 +283,17 @@ def test_fixture_scripts_fail_with_one_line_on_an_unknown_family(tmp_path: Path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "unknown family" in proc.stderr
     assert "test extras" in (ROOT / "fixtures" / script).read_text()
+
+
+def test_one_progress_bar_for_all_targets(tmp_path: Path):
+    """`--from` with several targets: one bar counting targets done (not one bar per target)."""
+    listing = tmp_path / "targets.txt"
+    names = []
+    for i in range(3):
+        (tmp_path / f"t{i}").mkdir()
+        (tmp_path / f"t{i}" / "weights.bin").write_bytes(b"\x00" * 2_000_000)
+        names.append(str(tmp_path / f"t{i}"))
+    listing.write_text("\n".join(names) + "\n")
+    screen = _on_a_tty(["scan", "--from", str(listing)], {"TERM": "xterm", "NO_COLOR": "1"}, stderr=True)
+    assert "/3 targets" in screen, screen[-2000:]
+    assert "scanning " + names[1] not in screen  # no bar of its own per target

@@ -3,9 +3,13 @@ local scan, per-node throughput, and a failed task reported inconclusive (issue 
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +76,55 @@ def test_unreachable_cluster_is_exit_2_with_one_line(tmp_path):
                            "--executor", "ray", "--no-store"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"modelshield: error: Ray cluster 127.0.0.1:{port}: Connection refused"]
+
+
+def _task_processes() -> set[int]:
+    """Ray worker processes running our task now (Ray titles them `ray::<function>`)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(b"ray::_analyse_batch"):
+                        pids.add(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_task_lost_on_every_try_is_retried_then_inconclusive_never_dropped(cluster, tmp_path):
+    """The Ray worker running the task is SIGKILLed on each try (a lost worker, as on a lost node):
+    Ray runs it again twice, then every file of the batch is inconclusive (MS-GEN-006), exit 2."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "rows.pkl").write_bytes(pickle.dumps([{"id": i, "name": f"n{i}"} for i in range(400_000)], protocol=4))
+    (repo / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    killed: list[int] = []
+    done = threading.Event()
+
+    def killer() -> None:
+        while not done.is_set() and len(killed) < 3:
+            for pid in _task_processes() - set(killed):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "modelshield", "scan", str(repo), "--format", "json",
+                               "--no-store", "--executor", "ray"], capture_output=True, text=True, env=cluster.env,
+                              timeout=600)
+    finally:
+        done.set()
+        thread.join(5)
+    assert "Traceback" not in proc.stderr and "\x1b" not in proc.stderr, proc.stderr[-3000:]
+    assert len(killed) == 3, killed  # the first try and both retries each ran (in a new process)
+    report = json.loads(proc.stdout)
+    arts = {a["path"]: a for t in report["targets"] for a in t["artefacts"]}
+    assert set(arts) == {"rows.pkl", "config.json"}  # never dropped
+    for artefact in arts.values():
+        assert artefact["verdict"] == "inconclusive", artefact
+        [finding] = artefact["findings"]
+        assert finding["rule_id"] == "MS-GEN-006" and "after 3 tries" in finding["message"], finding
+    assert proc.returncode == 2

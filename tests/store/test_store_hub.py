@@ -53,7 +53,10 @@ def test_a_new_revision_downloads_only_the_changed_file(tmp_path):
     assert "not downloaded" in arts["model.safetensors"]["from_store"]["verified"]
     assert "from_store" not in arts["features.pkl"]
     records = {r["path"]: r for r in second["provenance"]["files"]}
-    assert records["model.safetensors"]["verified"] not in ("mismatch", "unverifiable", "not-downloaded")
+    assert records["model.safetensors"]["verified"] == "store-sha256"
+    assert records["model.safetensors"]["downloaded"] is False and records["model.safetensors"]["from_store"] is True
+    assert records["features.pkl"]["downloaded"] is True and "from_store" not in records["features.pkl"]
+    assert records["features.pkl"]["verified"] == "match"
     before = {a["path"]: sorted(f["rule_id"] for f in a["findings"]) for a in first["artefacts"]}
     after = {a["path"]: sorted(f["rule_id"] for f in a["findings"]) for a in second["artefacts"]}
     assert after["pytorch_model.bin"] == before["pytorch_model.bin"]

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -162,3 +164,44 @@ def test_suppressions_apply_to_the_path_of_the_hit(tmp_path):
     evil = next(a for a in report.artefacts if a.path == "evil.pkl")
     assert evil.from_store is not None and evil.findings and all(f.suppressed for f in evil.findings
                                                                  if f.rule_id.startswith("MS-PKL"))
+
+
+def test_unchanged_files_are_not_read_again_and_a_same_size_rewrite_is(tmp_path):
+    """The second pass finds each file's SHA-256 by its stat identity (no read); a file rewritten in
+    place with a threat of the same size and its old mtime put back is read and analysed again
+    (the change time moved). A file changed within QUIET_NS of its hashing is never recorded."""
+    from modelshield.scanner import reuse
+
+    target = tmp_path / "r"
+    target.mkdir()
+    benign = b"\x80\x02X" + (len(EVIL) - 8).to_bytes(4, "little") + b"a" * (len(EVIL) - 8) + b"."
+    assert len(benign) == len(EVIL)
+    (target / "weights.pkl").write_bytes(benign)
+    (target / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    path = str(tmp_path / "s.sqlite")
+
+    def run() -> dict:
+        with open_store(path) as store:
+            report = scan(str(target), store=store, workers=1)
+        return {a.path: a for a in report.artefacts}
+
+    def recorded() -> int:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT COUNT(*) FROM file_digests").fetchone()[0]
+
+    first = run()
+    assert not any(a.from_store for a in first.values()) and recorded() == 0  # just written: not quiet
+    time.sleep(reuse.QUIET_NS / 1e9 + 0.2)
+    second = run()
+    assert all(a.from_store["verified"] == reuse.READ for a in second.values()) and recorded() == 2
+    third = run()
+    assert all(a.from_store["verified"] == reuse.UNREAD for a in third.values())
+    assert third["weights.pkl"].verdict.value == "clean"
+    st = os.stat(target / "weights.pkl")
+    with open(target / "weights.pkl", "r+b") as f:  # same inode, same size
+        f.write(EVIL)
+    os.utime(target / "weights.pkl", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(target / "weights.pkl").st_mtime_ns == st.st_mtime_ns
+    fourth = run()
+    assert fourth["weights.pkl"].from_store is None and fourth["weights.pkl"].verdict.value == "unsafe"
+    assert fourth["config.json"].from_store["verified"] == reuse.UNREAD
