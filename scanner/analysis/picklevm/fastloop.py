@@ -326,38 +326,6 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
                             marks.append(fence)
                             p += 1
                             continue
-                        # protocols 0-3 (torch.save's default is 2): memo puts and gets with an index, and
-                        # str arguments with a 4-byte length (the exact memo region here, the rest below)
-                        if code == 0x71:  # BINPUT
-                            idx = bl[p + 1]
-                            if len(stack) > fence and (idx in full or not tail and len(full) < exact):
-                                full[idx] = stack[-1]
-                                p += 2
-                                continue
-                        if code == 0x72:  # LONG_BINPUT
-                            idx = u32(cb, p + 1)[0]
-                            if len(stack) > fence and (idx in full or not tail and len(full) < exact):
-                                full[idx] = stack[-1]
-                                p += 5
-                                continue
-                        if code == 0x58:  # BINUNICODE, up to SPAN_CAP bytes (longer: a span, by the table)
-                            end = p + 5 + u32(cb, p + 1)[0]
-                            if end <= p + 5 + SPAN_CAP:
-                                if end > cn:
-                                    raise IndexError
-                                try:
-                                    push(cb[p + 5:end].decode("utf-8", "surrogatepass"))
-                                    last_str = p
-                                    p = last_end = end
-                                    continue
-                                except UnicodeDecodeError:
-                                    pass  # (the table's reader: `_step` raises the loader's error)
-                        if code == 0x6a:  # LONG_BINGET
-                            v = full.get(u32(cb, p + 1)[0], missing)
-                            if v is not missing:
-                                push(v)
-                                p += 5
-                                continue
                         if code != 0x7d:
                             pass
                         else:  # EMPTY_DICT
@@ -504,6 +472,38 @@ def run(m: "Machine") -> bool:  # noqa: C901 - see the module docstring
                             push(None)
                             p += 1
                             continue
+                        # protocols 0-3 (torch.save's default is 2): memo puts and gets with an index, and
+                        # str arguments with a 4-byte length (the exact memo region here, the rest below)
+                        if code == 0x71:  # BINPUT
+                            idx = bl[p + 1]
+                            if len(stack) > fence and (idx in full or not tail and len(full) < exact):
+                                full[idx] = stack[-1]
+                                p += 2
+                                continue
+                        if code == 0x72:  # LONG_BINPUT
+                            idx = u32(cb, p + 1)[0]
+                            if len(stack) > fence and (idx in full or not tail and len(full) < exact):
+                                full[idx] = stack[-1]
+                                p += 5
+                                continue
+                        if code == 0x58:  # BINUNICODE, up to SPAN_CAP bytes (longer: a span, by the table)
+                            end = p + 5 + u32(cb, p + 1)[0]
+                            if end <= p + 5 + SPAN_CAP:
+                                if end > cn:
+                                    raise IndexError
+                                try:
+                                    push(cb[p + 5:end].decode("utf-8", "surrogatepass"))
+                                    last_str = p
+                                    p = last_end = end
+                                    continue
+                                except UnicodeDecodeError:
+                                    pass  # (the table's reader: `_step` raises the loader's error)
+                        if code == 0x6a:  # LONG_BINGET
+                            v = full.get(u32(cb, p + 1)[0], missing)
+                            if v is not missing:
+                                push(v)
+                                p += 5
+                                continue
                         if code != 0x5d:
                             pass
                         else:  # EMPTY_LIST
