@@ -11,9 +11,10 @@ Then runs, each in its own process, `modelshield scan --from targets.txt --forma
   store: second pass   the same command again (every file a lookup)
 
 and prints wall times, files/s and the ratios (goals: jobs 2 >= 1.7x jobs 1 on 2 cores; second
-pass >= 20x faster than the first). Verdicts and findings of all runs must agree.
+pass >= 20x faster than the first). Verdicts and findings of all runs must agree. Each scan runs
+with bytecode compiled (as pip installs it) and its peak RSS (any process of the scan) is printed.
 
-    python bench/bench_store.py [--repos 200] [--ray]
+    python bench/bench_store.py [--repos 200] [--rounds 2] [--ray]
 """
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repos", type=int, default=200)
     ap.add_argument("--ray", action="store_true", help="also scan on a local Ray cluster started here")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="jobs 1 and jobs 2 run alternately this many times; the best of each is kept")
     args = ap.parse_args()
     targets = build(args.repos)
     compile_package()
@@ -114,7 +117,14 @@ def main() -> int:
         "store: first pass (jobs 2)": ("--jobs", "2", "--store", str(store)),
         "store: second pass (jobs 2)": ("--jobs", "2", "--store", str(store)),
     }
-    results = {name: scan(targets, *extra) for name, extra in runs.items()}
+    results: dict[str, tuple[float, dict, float]] = {}
+    for _ in range(max(1, args.rounds)):  # alternating, so that a burst of load elsewhere hits both
+        for name in ("jobs 1, no store", "jobs 2, no store"):
+            run = scan(targets, *runs[name])
+            if name not in results or run[0] < results[name][0]:
+                results[name] = run
+    for name in ("store: first pass (jobs 2)", "store: second pass (jobs 2)"):
+        results[name] = scan(targets, *runs[name])
     reference = outcome(results["jobs 1, no store"][1])
     print(f"\n{args.repos} repositories, {files} files, {size / 1e6:.1f} MB; cpu count {os.cpu_count()}\n")
     print("| run | wall | files/s | MB/s | peak RSS (any process) | same findings as jobs 1 |")
