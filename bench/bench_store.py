@@ -2,8 +2,8 @@
 result store against the first, on the same 200 small repositories, in one run.
 
 Builds (once, under bench/out/store/, git-ignored) 200 folders, each a small model repository
-written by the real libraries: a pickle of Python objects (`pickle.dumps`, 20-200 KB), a
-safetensors file (`safetensors.numpy.save_file`, 64-512 KB), a `config.json`, a tokenizer JSON.
+written by the real libraries: a pickle of 5-20k Python dicts (`pickle.dumps`, 0.23-0.96 MB), a
+safetensors file (`safetensors.numpy.save_file`, 68-256 KB), a `config.json`, a tokenizer JSON.
 Then runs, each in its own process, `modelshield scan --from targets.txt --format json`:
 
   jobs 1 / jobs 2      --no-store, analysis in 1 or 2 worker processes
