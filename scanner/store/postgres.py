@@ -119,12 +119,13 @@ class PostgresStore(ResultStore):
                 "SELECT COUNT(*), COUNT(DISTINCT sha256), COUNT(DISTINCT engine), COUNT(DISTINCT policy), "
                 "COALESCE(SUM(LENGTH(payload)), 0), COALESCE(SUM(size), 0), MIN(created), MAX(used) "
                 "FROM modelshield_results").fetchone()
+            files = self.db.execute("SELECT COUNT(*) FROM modelshield_file_digests").fetchone()[0]
         except self._errors as exc:
             raise StoreError(f"result store {self.location}: {_reason(exc)}") from None
         n, hashes, engines, policies, payload, analysed, oldest, newest = row
         return {"store": self.location, "backend": "postgres", "entries": n, "distinct_hashes": hashes,
                 "engines": engines, "policies": policies, "analysed_bytes": int(analysed),
-                "stored_bytes": int(payload), "oldest": oldest, "last_used": newest}
+                "stored_bytes": int(payload), "file_digests": files, "oldest": oldest, "last_used": newest}
 
     def entries(self) -> Iterator[Entry]:
         try:

@@ -65,3 +65,20 @@ def test_unreachable_server_is_one_line(tmp_path):
     with pytest.raises(StoreError) as err:
         open_store(f"postgresql://scanner:secret@127.0.0.1:{free_port()}/postgres")
     assert "\n" not in str(err.value) and "secret" not in str(err.value)
+
+
+def test_file_digests_match_only_an_unchanged_identity_on_both_backends(server, tmp_path):
+    from modelshield.scanner.store.keys import FileId
+
+    a = FileId("/data/model.pkl", 2049, 2**40 + 7, 123, 1_700_000_000_123_456_789, 1_700_000_000_987_654_321)
+    b = FileId("/data/config.json", 2049, 12, 9, 1, 2)
+    for spec in (server.url, str(tmp_path / "s.sqlite")):
+        with open_store(spec) as store:
+            store.remember_digests("h1", [(a, "aa" * 32), (b, "bb" * 32)])
+            assert store.known_digests("h1", [a, b]) == {a: "aa" * 32, b: "bb" * 32}
+            assert store.known_digests("h2", [a]) == {}  # another machine's paths are not ours
+            assert store.known_digests("h1", [a._replace(ctime_ns=a.ctime_ns + 1)]) == {}  # written since
+            assert store.known_digests("h1", [b._replace(ino=13)]) == {}  # replaced by another file
+            store.remember_digests("h1", [(a._replace(size=124), "cc" * 32)])  # the path's new identity
+            assert store.known_digests("h1", [a]) == {}
+            assert store.stats()["file_digests"] == 2
