@@ -346,3 +346,21 @@ def test_compact_memo_codes_fit_the_data():
         assert memo.tail.itemsize == width
         assert memo.get(0) == ("read back", size - 2)
         assert memo.get(1) is V.COMPACT_DICT
+
+
+def test_strings_past_the_exact_region_are_read_back_once_and_exactly():
+    """Dict keys memoised past the exact region are fetched by every later record: each GET gives the
+    string the exact memo gives (read back from the file once, then kept in a bounded cache)."""
+    keys = [f"key{i}" for i in range(40)]
+    data = pickle.dumps([{k: i for k in keys[i % 7::7]} for i in range(60)] + [keys], protocol=4)
+    exact = run_vm(data).result.values
+    with vm(exact=3):
+        squeezed = run_vm(data)
+    assert squeezed.result.values == exact
+    saved = memo_module.REREAD_CACHE
+    memo_module.REREAD_CACHE = 2  # (cleared again and again: the same values)
+    try:
+        with vm(exact=3):
+            assert run_vm(data).result.values == exact
+    finally:
+        memo_module.REREAD_CACHE = saved

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from . import values as V
 
 EXACT_ENTRIES = 1 << 17
+REREAD_CACHE = 4096  # strings (at most SPAN_CAP bytes each, longer ones are spans) kept after a read back
 MISSING = object()
 
 
@@ -28,7 +29,7 @@ class Memo:
     """Memo of one stream: index -> value, exact for the first `exact` entries."""
 
     __slots__ = ("full", "tail", "tail_base", "stubs", "stub_index", "exact", "reread", "keep_call", "calls",
-                 "tuple_codes", "call_codes", "high")
+                 "tuple_codes", "call_codes", "high", "reread_cache")
 
     def __init__(self, exact: int = EXACT_ENTRIES, reread: Callable[[int], Any] | None = None,
                  keep_call: Callable[[V.Call], bool] | None = None, size: int | None = None) -> None:
@@ -47,6 +48,9 @@ class Memo:
         self.tuple_codes: dict[int, int] = {}
         self.call_codes: dict[int, int] = {}
         self.high: int | None = None  # the largest index in `full` once compacting (None: not known yet)
+        # strings read back lately, by code (dict keys are fetched again and again): one object per
+        # entry, as the loader's memo holds, without a read of the file per GET
+        self.reread_cache: dict[int, Any] = {}
         for stub in (V.COMPACT_DICT, V.COMPACT_LIST):  # codes -1 and -2 (the VM's fast loop writes them)
             self._stub(stub)
 
@@ -81,7 +85,13 @@ class Memo:
         code = self.tail[j]
         if code > 0:
             assert self.reread is not None
-            return self.reread(code - 1)
+            cache = self.reread_cache
+            value = cache.get(code, MISSING)
+            if value is MISSING:
+                if len(cache) >= REREAD_CACHE:
+                    cache.clear()
+                value = cache[code] = self.reread(code - 1)
+            return value
         return self.stubs[-code - 1]
 
     def put(self, idx: int, value: Any, src: int | None = None) -> None:
