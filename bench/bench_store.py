@@ -8,7 +8,7 @@ Then runs, each in its own process, `modelshield scan --from targets.txt --forma
 
   jobs 1 / jobs 2      --no-store, analysis in 1 or 2 worker processes
   store: first pass    --store FRESH.sqlite --jobs 2 (every file analysed and stored)
-  store: second pass   the same command again (every file a lookup)
+  store: second pass   the same command again (every file a lookup; best of --rounds)
 
 and prints wall times, files/s and the ratios (goals: jobs 2 >= 1.7x jobs 1 on 2 cores; second
 pass >= 20x faster than the first). Verdicts and findings of all runs must agree. Each scan runs
@@ -123,8 +123,9 @@ def main() -> int:
             run = scan(targets, *runs[name])
             if name not in results or run[0] < results[name][0]:
                 results[name] = run
-    for name in ("store: first pass (jobs 2)", "store: second pass (jobs 2)"):
-        results[name] = scan(targets, *runs[name])
+    results["store: first pass (jobs 2)"] = scan(targets, *runs["store: first pass (jobs 2)"])
+    second = [scan(targets, *runs["store: second pass (jobs 2)"]) for _ in range(max(1, args.rounds))]
+    results["store: second pass (jobs 2)"] = min(second, key=lambda run: run[0])
     reference = outcome(results["jobs 1, no store"][1])
     print(f"\n{args.repos} repositories, {files} files, {size / 1e6:.1f} MB; cpu count {os.cpu_count()}\n")
     print("| run | wall | files/s | MB/s | peak RSS (any process) | same findings as jobs 1 |")
@@ -159,10 +160,10 @@ def ray_run(targets: Path, files: int, size: int, reference: list) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="msray-"))
     env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_AUTH_MODE": "disabled"}
-    ray = Path(sys.executable).with_name("ray")
     log = open(tmp / "head.log", "wb")
-    head = subprocess.Popen([str(ray), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
-                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+    # this interpreter's Ray, so that the workers import the modelshield under test
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+                             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
                              f"--temp-dir={tmp}"], stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     try:
@@ -182,6 +183,8 @@ def ray_run(targets: Path, files: int, size: int, reference: list) -> None:
         for line in proc.stderr.splitlines():
             if "ray node" in line:
                 print("  " + line.removeprefix("modelshield: "))
+        if not same:
+            print(f"  exit {proc.returncode}; stderr: {proc.stderr[-1500:]}")
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(60)

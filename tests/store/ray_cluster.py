@@ -25,8 +25,8 @@ class Cluster:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 180) -> None:
-        ray = Path(sys.executable).with_name("ray")
-        cmd = [str(ray) if ray.exists() else "ray", "start", "--head", "--block", f"--port={self.port}",
+        # this interpreter's Ray (not a `ray` found on PATH): the workers then import this modelshield
+        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={self.port}",
                "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
                f"--temp-dir={self.tmp}"]
         log = open(self.tmp / "head.log", "wb")
