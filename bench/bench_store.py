@@ -162,10 +162,10 @@ def ray_run(targets: Path, files: int, size: int, reference: list) -> None:
            "RAY_AUTH_MODE": "disabled"}
     log = open(tmp / "head.log", "wb")
     # this interpreter's Ray, so that the workers import the modelshield under test
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-                             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--temp-dir={tmp}"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp}"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         for _ in range(360):
             if b"block forever" in (tmp / "head.log").read_bytes():
