@@ -42,8 +42,16 @@ def matches(names: list[str]) -> bool:
         any(rest == "data.pkl" for _, rest in records)
 
 
+# the loaders read the storages a pickle names from the folder named like it: `data.pkl` from
+# `data/<key>` (torch.load, torch.jit.load), `constants.pkl` from `constants/<key>` (torch.jit.load's
+# readArchive("constants")); raw tensor bytes, never unpickled, so never sniffed (a uint8 constant
+# may hold any bytes, a pickle's among them)
+_STORAGE_DIRS = ("data", "constants")
+
+
 def _is_storage(rest: str) -> bool:
-    return rest.startswith("data/") and "/" not in rest[5:]
+    folder, sep, key = rest.partition("/")
+    return bool(sep) and folder in _STORAGE_DIRS and bool(key) and "/" not in key
 
 
 def analyse_archive(archive: "Archive", ctx: "ScanContext") -> None:
