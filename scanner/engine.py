@@ -178,8 +178,11 @@ def scan_files(files: Iterable[tuple[str, str, int] | Artefact], policy: Policy,
                 sent.append(_Sent(job, [item]))
                 try:
                     with hash_while(fd, on_bytes) as item.digests:
-                        while not item.digests.hashed.wait(0):
-                            pool.pump(0.05)  # keep the workers fed while this file is hashed
+                        while not item.digests.hashed.is_set():  # keep the workers fed meanwhile
+                            if pool.busy:
+                                pool.pump(0.05)
+                            else:  # nothing can arrive: do not spin against the hashing threads
+                                item.digests.hashed.wait(0.05)
                 except OSError as exc:
                     item.digests, item.error = None, exc
             yield from settled(False)

@@ -149,6 +149,11 @@ class WorkerPool:
             self.pump()
         return job.outcomes
 
+    @property
+    def busy(self) -> bool:
+        """Whether any job is submitted and not answered yet."""
+        return bool(self._pending) or any(w.queue for w in self._workers)
+
     def ready(self, job: Job) -> bool:
         """Whether `wait_many(job)` would return without waiting (after reading what has arrived)."""
         self.pump(0)
