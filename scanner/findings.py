@@ -550,16 +550,3 @@ def _plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return _fields(value)
     return value
-    if isinstance(value, Severity):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if is_dataclass(value) and not isinstance(value, type):
-        return _fields(value)
-    return value

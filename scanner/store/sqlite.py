@@ -129,14 +129,17 @@ class SqliteStore(ResultStore):
             return
         now = time.time()
         rows = [(*e.key, e.size, zlib.compress(e.payload, 6), e.created or now, now) for e in entries]
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.executemany(
-                    "INSERT INTO results (sha256, name, engine, policy, size, payload, created, used) "
+        self._write("INSERT INTO results (sha256, name, engine, policy, size, payload, created, used) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256, name, engine, policy) DO UPDATE SET "
                     "size = excluded.size, payload = excluded.payload, created = excluded.created, "
                     "used = excluded.used", rows)
+
+    def _write(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """`statement` for every row in one write transaction (taken at once: no upgrade deadlock)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(statement, rows)
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
@@ -162,18 +165,8 @@ class SqliteStore(ResultStore):
         if not digests:
             return
         now = time.time()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.executemany("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                    [(host, *fid, sha256, now) for fid, sha256 in digests])
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"result store {self.location}: cannot write: {_reason(exc)}") from None
+        self._write("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(host, *fid, sha256, now) for fid, sha256 in digests])
 
     # ------------------------------------------------------------------ maintenance
     def stats(self) -> dict[str, Any]:
