@@ -44,8 +44,6 @@ class Reuse:
         self.store, self.policy, self.warn = store, policy, warn
         self.engine, self.policy_digest = engine_digest(), analysis_digest(policy)
         self.failed = False
-        self.hits = self.misses = self.saved = 0
-        self.keys: dict[str, StoreKey] = {}  # abspath -> key of a file looked up and missed
 
     def key(self, sha256: str, relpath: str) -> StoreKey:
         return StoreKey(sha256.lower(), relpath.replace("\\", "/"), self.engine, self.policy_digest)
@@ -100,14 +98,10 @@ class Reuse:
             if hit is not None and not isinstance(entry, Artefact):
                 artefact = self.restore(hit, entry[0], entry[1], UNREAD if i in unread else READ)
             if artefact is not None:
-                self.hits += 1
                 if progress:
                     progress("advance", artefact.path, artefact.size)
                 yield artefact
                 continue
-            if key is not None and not isinstance(entry, Artefact):
-                self.keys[entry[1]] = key
-                self.misses += 1
             yield entry
 
     def _known(self, files: list[FileId]) -> dict[FileId, str]:
@@ -140,7 +134,6 @@ class Reuse:
             if hit is not None else None
         if artefact is None or (size is not None and artefact.size != size):
             return None
-        self.hits += 1
         return artefact
 
     def restore(self, hit: Entry, relpath: str, abspath: str | None, how: str = READ) -> Artefact | None:
@@ -175,7 +168,6 @@ class Reuse:
         try:
             for i in range(0, len(entries), 500):
                 self.store.put(entries[i:i + 500])
-                self.saved += len(entries[i:i + 500])
         except StoreError as exc:
             self._fail(exc)
 
